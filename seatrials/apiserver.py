@@ -1,0 +1,285 @@
+"""The apiserver's front-proxy (requestheader) settings, and the
+apiserver-requestheader-allowed-names check.
+
+Field report 2.4: kube-apiserver ran with --requestheader-allowed-names=aggregator
+while --requestheader-client-ca-file was the CA that also signed the nodes'
+client certificates. The requestheader authenticator runs before the plain
+client-certificate one, so every kubelet request was first tried as a front
+proxy and refused ("x509: subject with cn=system:node:<ip> is not in the
+allowed list: [aggregator]").
+
+Signals: the kube-system/extension-apiserver-authentication ConfigMap (the
+apiserver publishes its authentication settings there; primary), the static
+pod's flags, the apiserver's log, and aggregated APIServices refused on
+authentication. Current kube-apiservers log the refusal only when no later
+authenticator accepts the request (apiserver pkg/authentication/request/union),
+so a clean log is never proof of health.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from kubernetes.client.rest import ApiException
+
+from seatrials import causes
+from seatrials.causes import Verdict
+from seatrials.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
+
+CAUSE = "apiserver-requestheader-allowed-names"
+AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
+NOT_ALLOWED = re.compile(r"x509: subject with cn=(?P<cn>.*?) is not in the allowed list(?:: \[(?P<allowed>[^\]]*)\])?")
+# kube-aggregator's discovery check (remote_available_controller.go) reports
+# "bad status from <url>: <code>"; a TLS alert from the extension apiserver
+# means it refused the aggregator's proxy client certificate.
+AUTH_REFUSAL = re.compile(r"bad status from \S+: (401|403)\b"
+                          r"|remote error: tls: (bad certificate|unknown certificate authority|certificate required)")
+NOT_PROOF = ("current kube-apiservers log it only for requests no other authenticator accepts, "
+             "so a clean log does not clear the ConfigMap and flags")
+
+
+def front_proxy_verdict(cluster, topology) -> Verdict:
+    verdict = Verdict(CAUSE)
+    configmap_signal(verdict, cluster)
+    try:
+        pods = apiserver_pods(cluster)
+    except Unreadable as exc:
+        pods = []
+        verdict.add("apiserver flags", "unreadable", str(exc))
+    else:
+        if not pods:
+            verdict.add("apiserver flags", "unreadable", "apiserver does not run as a pod here")
+        for pod in pods:
+            name, container = pod.metadata.name, apiserver_container(pod)
+            verdict.add(f"apiserver flags ({name})", *judge_flags(flags_of(container)))
+    sources = log_sources(cluster, pods, topology.masters)
+    if not sources:
+        verdict.add("apiserver log", "unreadable", "no apiserver pod and no master node to read the log from")
+    for signal, read in sources:
+        try:
+            verdict.add(signal, *judge_log(read()))
+        except Unreadable as exc:
+            verdict.add(signal, "unreadable", str(exc))
+    try:
+        states = aggregated_apis(cluster)
+    except Unreadable as exc:
+        verdict.add("aggregated APIServices", "unreadable", str(exc))
+    else:
+        refused = [s for s in states if s.refused_authentication]
+        for s in refused:
+            verdict.add(f"APIService {s.name}", "fault",
+                        f"not Available: {s.reason}: {s.message} (the extension apiserver {s.service} refused the "
+                        "aggregator's front-proxy client certificate, --proxy-client-cert-file)")
+        if not refused:
+            verdict.add("aggregated APIServices", "ok",
+                        f"{len(states)} aggregated, none refused on authentication")
+    return verdict
+
+
+def configmap_signal(verdict: Verdict, cluster) -> None:
+    namespace, name = AUTH_CONFIGMAP
+    signal = f"ConfigMap {namespace}/{name}"
+    try:
+        data = cluster.core.read_namespaced_config_map(name, namespace).data or {}
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        verdict.add(signal, "unreadable", read_failure(exc))
+        return
+    verdict.add(signal, *judge_authentication_config(data))
+
+
+def judge_authentication_config(data: dict) -> tuple[str, str]:
+    """State and detail for the extension-apiserver-authentication ConfigMap's data."""
+    requestheader_bundle = data.get("requestheader-client-ca-file")
+    if not requestheader_bundle:
+        return "ok", "no requestheader-client-ca-file: front-proxy authentication is off"
+    try:
+        allowed = json.loads(data.get("requestheader-allowed-names") or "[]")
+    except ValueError:
+        return "unreadable", "requestheader-allowed-names is not the JSON list the apiserver writes"
+    try:
+        requestheader_cas = ca_bundle(requestheader_bundle, "requestheader-client-ca-file")
+        client_cas = ca_bundle(data.get("client-ca-file") or "", "client-ca-file")
+    except ValueError as exc:
+        return "unreadable", str(exc)
+    shared = [ca for ca in requestheader_cas if any(same_ca(ca, other) for other in client_cas)]
+    listed = f"[{', '.join(map(str, allowed))}]"
+    if not shared:
+        return "ok", (f"requestheader CA ({names(requestheader_cas)}) is separate from the client CA "
+                      f"({names(client_cas) or 'none'}), allowed names {listed}")
+    if allowed:
+        return "fault", (f"requestheader CA == client CA ({names(shared)}), allowed names {listed}: every client "
+                         "certificate of that CA is first tried as a front proxy and rejected unless its CN is "
+                         "in the list")
+    return "ok", (f"requestheader CA == client CA ({names(shared)}) with no allowed names, so no certificate is "
+                  "refused as a front proxy (but every client certificate of that CA may then assert any user "
+                  "in X-Remote-User; a separate front-proxy CA, the kubeadm layout, is safer)")
+
+
+def ca_bundle(pem: str, key: str) -> list[x509.Certificate]:
+    if not pem.strip():
+        return []
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise ValueError(f"{key} is not a PEM certificate bundle") from None
+
+
+def same_ca(a: x509.Certificate, b: x509.Certificate) -> bool:
+    """Same certificate, or the same subject and key (a re-issued CA verifies the same client certificates)."""
+    if a == b:
+        return True
+    der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return a.subject == b.subject and a.public_key().public_bytes(*der) == b.public_key().public_bytes(*der)
+
+
+def names(cas: list[x509.Certificate]) -> str:
+    return "; ".join(ca.subject.rfc4514_string() for ca in cas)
+
+
+def apiserver_pods(cluster) -> list:
+    """kube-system pods of the apiserver (static pods: component=kube-apiserver or kube-apiserver-<node>)."""
+    try:
+        pods = cluster.core.list_namespaced_pod("kube-system").items
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        raise Unreadable(f"pods in kube-system: {read_failure(exc)}") from None
+    return [p for p in pods if (p.metadata.labels or {}).get("component") == "kube-apiserver"
+            or p.metadata.name.startswith("kube-apiserver-")]
+
+
+def apiserver_container(pod):
+    containers = pod.spec.containers
+    return next((c for c in containers if c.name == "kube-apiserver"), None) or next(
+        (c for c in containers if "kube-apiserver" in " ".join((c.command or []) + (c.args or []))), containers[0])
+
+
+def flags_of(container) -> dict[str, str]:
+    """--name=value and --name value flags of a container's command line (also inside `sh -c "..."`)."""
+    words = [w for item in (container.command or []) + (container.args or []) for w in split_words(item)]
+    flags = {}
+    for i, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        name, eq, value = word[2:].partition("=")
+        if not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            value = words[i + 1]
+        flags[name] = value
+    return flags
+
+
+def split_words(item: str) -> list[str]:
+    try:
+        return shlex.split(item)
+    except ValueError:  # unbalanced quotes: still read the flags around them
+        return item.split()
+
+
+def judge_flags(flags: dict[str, str]) -> tuple[str, str]:
+    allowed = [n for n in flags.get("requestheader-allowed-names", "").split(",") if n]
+    requestheader_ca = flags.get("requestheader-client-ca-file")
+    client_ca = flags.get("client-ca-file")
+    shown = (f"--requestheader-allowed-names={','.join(allowed)} "
+             f"--requestheader-client-ca-file={requestheader_ca or '(not set)'} "
+             f"--client-ca-file={client_ca or '(not set)'} "
+             f"--proxy-client-cert-file={flags.get('proxy-client-cert-file') or '(not set)'}")
+    if allowed and requestheader_ca and requestheader_ca == client_ca:
+        return "fault", (f"{shown}: the requestheader CA is the client CA file, so every client certificate "
+                         f"is first tried as a front proxy and refused unless its CN is in [{', '.join(allowed)}]")
+    return "ok", shown
+
+
+def log_sources(cluster, pods: list, masters: list) -> list[tuple[str, Callable[[], LogTail]]]:
+    """(signal, reader) for each apiserver pod's log, else for each master's node log; readers raise Unreadable."""
+    def pod_log(pod) -> LogTail:
+        try:
+            text = cluster.core.read_namespaced_pod_log(pod.metadata.name, pod.metadata.namespace,
+                                                        container=apiserver_container(pod).name,
+                                                        tail_lines=TAIL_LINES)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise Unreadable(read_failure(exc)) from None
+        return LogTail(f"pod {pod.metadata.name} log", tail(text))
+
+    def node_log(master) -> LogTail:
+        return service_log(cluster, master.name, "kube-apiserver", ("kube-apiserver.log",))
+
+    if pods:
+        return [(f"apiserver log ({p.metadata.name})", partial(pod_log, p)) for p in pods]
+    return [(f"apiserver log ({m.name})", partial(node_log, m)) for m in masters]
+
+
+def judge_log(log: LogTail) -> tuple[str, str]:
+    lines, started = log.since_start()
+    since = f" since the apiserver's last start ({started})" if started else ""
+    matches = [m for m in map(NOT_ALLOWED.search, lines) if m]
+    if not matches:
+        return "ok", f"no 'x509: subject with cn=... is not in the allowed list' line{since} ({log.describe()}); " \
+                     + NOT_PROOF
+    cns = ", ".join(f"cn={cn} x{n}" for cn, n in Counter(m.group("cn") for m in matches).most_common(5))
+    allowed = sorted({m.group("allowed") for m in matches if m.group("allowed") is not None})
+    listed = f"; allowed list [{'], ['.join(allowed)}]" if allowed else ""
+    return "fault", (f"{len(matches)} 'x509: subject with cn=... is not in the allowed list' lines{since}: "
+                     f"{cns}{listed} ({log.describe()})")
+
+
+@dataclass(frozen=True)
+class ApiServiceState:
+    name: str
+    service: str  # namespace/name of the extension apiserver's Service
+    available: bool
+    reason: str
+    message: str
+
+    @property
+    def refused_authentication(self) -> bool:
+        return not self.available and bool(AUTH_REFUSAL.search(self.message))
+
+
+def aggregated_apis(cluster) -> list[ApiServiceState]:
+    """Every APIService served by an extension apiserver (spec.service set) and its Available condition."""
+    try:
+        items = cluster.apiregistration.list_api_service().items
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        raise Unreadable(f"APIServices: {read_failure(exc)}") from None
+    states = []
+    for item in items:
+        service = item.spec.service
+        if not service:
+            continue
+        conditions = (item.status.conditions if item.status else None) or []
+        available = next((c for c in conditions if c.type == "Available"), None)
+        states.append(ApiServiceState(
+            item.metadata.name, f"{service.namespace}/{service.name}",
+            available is not None and available.status == "True",
+            (available.reason if available else None) or "no Available condition",
+            (available.message if available else None) or ""))
+    return states
+
+
+def check_aggregated_apis(cluster) -> None:
+    """Fail (cause unknown) on an aggregated API that is not Available for a reason other than authentication.
+
+    Authentication refusals belong to front_proxy_verdict; everything else
+    (no endpoints, timeouts, a wrong caBundle) has no documented cause.
+    """
+    try:
+        states = aggregated_apis(cluster)
+    except Unreadable as exc:
+        pytest.skip(f"not checked: {exc}")
+    if not states:
+        pytest.skip("no aggregated APIService (spec.service) in this cluster")
+    failing = [s for s in states if not s.available and not s.refused_authentication]
+    if failing:
+        causes.fail(causes.UNKNOWN, [f"APIService {s.name} (service {s.service}) not Available: {s.reason}: "
+                                     f"{s.message}" for s in failing],
+                    hint="MissingEndpoints/ServiceNotFound: the extension apiserver is not running; a timeout or "
+                         "'no route to host': the path from the apiserver to the service's pods (see the pod "
+                         "network checks); an x509 error: the APIService's caBundle")

@@ -1,0 +1,366 @@
+"""What EC2 says about the nodes: source/destination check and security groups.
+
+Read-only: only Describe* calls, all of them batched (one describe_instances
+for every node, one describe_security_groups, one describe_network_acls) plus
+one describe_instance_attribute per node for the source/destination check, so
+the call count grows with nodes, never with pairs. The packet evaluation itself
+is in aws_rules.py. docs/aws.md lists the IAM policy these calls need.
+
+Credentials and region come from boto3's usual chain; AWS_ENDPOINT_URL points
+it at another endpoint (the lab's moto server). Without credentials, or when
+AWS refuses them or cannot be reached, every AWS check is "not checked" with a
+one-line reason, never failed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from seatrials import aws_rules
+from seatrials.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
+from seatrials.causes import Verdict
+from seatrials.topology import Node, Topology
+
+SOURCE_DEST = "ec2-source-dest-check"
+APISERVER = "sg-node-to-apiserver"
+CNI = "sg-master-inbound-from-nodes"
+
+NO_CREDENTIALS = ("not checked: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY; an instance profile is used only when nodes have aws:// "
+                  "providerIDs)")
+NO_REGION = "not checked: no AWS region (set --aws-region or AWS_REGION)"
+FILTER_VALUES_MAX = 200  # values one describe filter accepts
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
+PROVIDER_ID = re.compile(r"^aws://[^?]*/(i-[0-9a-zA-Z]+)$")  # aws:///<az>/<instance-id>
+ZONE = re.compile(r"^aws:///([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]/")
+
+CALICO_BGP = tcp(179)
+CALICO_VXLAN = udp(4789)
+FLANNEL_VXLAN = udp(8472)
+
+
+class Unavailable(Exception):
+    """AWS cannot be read; str(self) is the one "not checked: ..." line to show."""
+
+
+def refusal(exc: Exception) -> str:
+    """One line naming what went wrong talking to AWS, without a traceback."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"AWS refused {exc.operation_name} ({error.get('Code', '?')}: {error.get('Message', '')})"
+    return f"AWS not reachable or not configured ({type(exc).__name__}: {exc})"
+
+
+# ---- where the nodes are --------------------------------------------------------
+
+def on_ec2(topology: Topology) -> bool:
+    return any((n.provider_id or "").startswith("aws://") for n in topology.nodes)
+
+
+def instance_id(provider_id: str | None) -> str | None:
+    match = PROVIDER_ID.match(provider_id or "")
+    return match.group(1) if match else None
+
+
+def connect(settings, topology: Topology):
+    """An EC2 client, or Unavailable with the reason."""
+    try:
+        core = botocore.session.get_session()
+        if not on_ec2(topology):
+            # The nodes do not say they are EC2 instances: do not ask this machine's
+            # instance metadata service for credentials (off EC2 that leaves the host).
+            core.get_component("credential_provider").remove("iam-role")
+        session = boto3.Session(botocore_session=core)
+        if session.get_credentials() is None:
+            raise Unavailable(NO_CREDENTIALS)
+        zones = (ZONE.match(n.provider_id or "") for n in topology.nodes)
+        region = settings.aws_region or session.region_name or next((z.group(1) for z in zones if z), None)
+        if not region:
+            raise Unavailable(NO_REGION)
+        return session.client("ec2", region_name=region, config=CLIENT_CONFIG)
+    except BotoCoreError as exc:
+        raise Unavailable(f"not checked: {refusal(exc)}") from None
+
+
+def _describe(client, operation: str, key: str, name: str, values: list[str], *extra: dict) -> list[dict]:
+    """Everything a describe call returns for `values` of one filter, page by page."""
+    items = []
+    values = sorted(set(values))
+    for start in range(0, len(values), FILTER_VALUES_MAX):
+        filters = [{"Name": name, "Values": values[start:start + FILTER_VALUES_MAX]}, *extra]
+        for page in client.get_paginator(operation).paginate(Filters=filters):
+            items += page[key]
+    return items
+
+
+def _instances(client, name: str, values: list[str]) -> list[dict]:
+    live = {"Name": "instance-state-name", "Values": LIVE_STATES}
+    reservations = _describe(client, "describe_instances", "Reservations", name, values, live)
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def primary_interface(instance: dict) -> dict | None:
+    return next((eni for eni in instance.get("NetworkInterfaces", [])
+                 if eni.get("Attachment", {}).get("DeviceIndex") == 0), None)
+
+
+def host_of(node_name: str, instance: dict) -> Host:
+    eni = primary_interface(instance) or {}
+    ips = {a["PrivateIpAddress"] for a in eni.get("PrivateIpAddresses", [])} | {instance["PrivateIpAddress"]}
+    # Instance.SecurityGroups, not the interface's Groups: AWS keeps them equal, and
+    # moto leaves stale groups on the interface after modify_instance_attribute(Groups).
+    groups = tuple(g["GroupId"] for g in instance.get("SecurityGroups", []))
+    return Host(node_name, instance["InstanceId"], instance["PrivateIpAddress"], frozenset(ips), groups,
+                instance.get("SubnetId"))
+
+
+@dataclass
+class Inventory:
+    """The describe outputs about the cluster's nodes, read once."""
+
+    client: Any
+    calls: list[str] = field(default_factory=list)  # the operations botocore really sent
+    hosts: dict[str, Host] = field(default_factory=dict)  # node name -> its instance
+    matched_by: dict[str, str] = field(default_factory=dict)  # node name -> how it was found
+    unmatched: dict[str, str] = field(default_factory=dict)  # node name -> why none was found
+    interfaces: dict[str, dict] = field(default_factory=dict)  # node name -> primary interface
+    groups: dict[str, dict] = field(default_factory=dict)  # group id -> security group
+    acls: dict[str, dict] = field(default_factory=dict)  # subnet id -> its network ACL
+
+    def evaluate(self, src: Host, dst: Host, traffic: Traffic, src_addr=None, dst_addr=None):
+        return aws_rules.evaluate(src, dst, traffic, self.groups, self.acls, src_addr, dst_addr)
+
+
+def apiserver_hosts(topology: Topology) -> list[Node]:
+    """The machines behind the apiserver endpoints: their nodes, or a stand-in
+    named by IP when an endpoint is not a node's InternalIP."""
+    by_ip = {n.internal_ip: n for n in topology.nodes}
+    ips = sorted({ip for ip, _ in topology.apiserver_endpoints})
+    return [by_ip.get(ip) or Node(ip, "master", ip) for ip in ips]
+
+
+def _find_instances(client, nodes: list[Node]) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
+    """Node name -> instance, by providerID, else by private IP, in two describe
+    calls; also how each was found, and why none was for the rest."""
+    wanted = {n.name: instance_id(n.provider_id) for n in nodes}
+    by_id = {i["InstanceId"]: i for i in _instances(client, "instance-id", [v for v in wanted.values() if v])}
+    matched = {n.name: by_id[wanted[n.name]] for n in nodes if wanted[n.name] in by_id}
+    how = {name: f"providerID {i['InstanceId']}" for name, i in matched.items()}
+    rest = [n for n in nodes if n.name not in matched]
+    by_ip: dict[str, list[dict]] = {}
+    for i in _instances(client, "private-ip-address", [n.internal_ip for n in rest if n.internal_ip]):
+        by_ip.setdefault(i["PrivateIpAddress"], []).append(i)
+    vpcs = {i["VpcId"] for i in matched.values()}
+    why = {}
+    for node in rest:
+        candidates = by_ip.get(node.internal_ip, [])
+        if len(candidates) > 1:  # the same private IP in several VPCs: prefer the cluster's
+            candidates = [i for i in candidates if i["VpcId"] in vpcs] or candidates
+        if len(candidates) == 1:
+            matched[node.name], how[node.name] = candidates[0], f"private IP {node.internal_ip}"
+            continue
+        ambiguous = f" (ambiguous: {', '.join(i['InstanceId'] for i in candidates)})" if candidates else ""
+        why[node.name] = (f"node {node.name} has no EC2 instance with providerID "
+                          f"{node.provider_id or '(none)'} or private IP {node.internal_ip or '(none)'}"
+                          f"{ambiguous}")
+    return matched, how, why
+
+
+def inventory(settings, topology: Topology) -> Inventory:
+    """Map every node (and apiserver endpoint) to its instance and read its
+    groups and network ACLs. Raises Unavailable when AWS cannot be read."""
+    client = connect(settings, topology)
+    inv = Inventory(client)
+    client.meta.events.register("before-call.ec2", lambda model, **_: inv.calls.append(model.name))
+    nodes = list({n.name: n for n in [*topology.nodes, *apiserver_hosts(topology)]}.values())
+    try:
+        instances, inv.matched_by, inv.unmatched = _find_instances(client, nodes)
+        for name, instance in instances.items():
+            inv.hosts[name] = host_of(name, instance)
+            inv.interfaces[name] = primary_interface(instance) or {}
+        group_ids = [g for h in inv.hosts.values() for g in h.groups]
+        for group in _describe(client, "describe_security_groups", "SecurityGroups", "group-id", group_ids):
+            inv.groups[group["GroupId"]] = group
+        subnets = [h.subnet for h in inv.hosts.values() if h.subnet]
+        acls = _describe(client, "describe_network_acls", "NetworkAcls", "association.subnet-id", subnets)
+        for acl in acls:
+            for assoc in acl.get("Associations", []):
+                inv.acls[assoc["SubnetId"]] = acl
+    except (ClientError, BotoCoreError) as exc:
+        raise Unavailable(f"not checked: {refusal(exc)}") from None
+    return inv
+
+
+# ---- how the CNI moves pod traffic ------------------------------------------------
+
+def _mode(pool: dict, key: str) -> str:
+    return (pool.get(key) or "Never").lower()
+
+
+def routes_pod_ips_natively(cni: str, calico_pools: list[dict] | None) -> bool | None:
+    """Do pod IPs travel unencapsulated between nodes (where the EC2 source/
+    destination check drops them)? None when the CNI's routing is unknown."""
+    if cni in ("flannel", "canal"):
+        return False  # flannel's default and usual backend is VXLAN
+    if cni != "calico" or not calico_pools:
+        return None
+    return not all("always" in (_mode(p, "ipipMode"), _mode(p, "vxlanMode")) for p in calico_pools)
+
+
+def routing_note(routes_natively: bool | None) -> str:
+    return {True: "the CNI routes pod IPs natively",
+            False: "the CNI encapsulates pod traffic between nodes (IP-in-IP or VXLAN)",
+            None: "the CNI's routing is unknown: treated as native"}[routes_natively]
+
+
+def cni_traffic_needed(topology: Topology, same_subnet: bool) -> tuple[list[Traffic], bool]:
+    """What the CNI sends between two nodes: (host-to-host traffic, whether pod IPs
+    also travel natively and so need all traffic from the pod CIDRs)."""
+    if topology.cni in ("flannel", "canal"):
+        return [FLANNEL_VXLAN], False
+    if topology.cni != "calico":
+        return [], True
+    needed, native = [CALICO_BGP], not topology.calico_pools
+    for pool in topology.calico_pools or []:
+        encap = {"always": True, "crosssubnet": not same_subnet}
+        if encap.get(_mode(pool, "ipipMode")):
+            needed.append(IP_IN_IP)
+        elif encap.get(_mode(pool, "vxlanMode")):
+            needed.append(CALICO_VXLAN)
+        else:
+            native = True
+    return list(dict.fromkeys(needed)), native
+
+
+def pod_cidrs(topology: Topology, node: Node) -> list[str]:
+    """Where `node`'s pod IPs come from: its podCIDRs, else the Calico pools (IPv4)."""
+    cidrs = list(node.pod_cidrs) or [p["cidr"] for p in topology.calico_pools or [] if p.get("cidr")]
+    return [c for c in cidrs if ":" not in c]
+
+
+# ---- the checks -----------------------------------------------------------------------
+
+def _host_or_note(inv: Inventory, verdict: Verdict, node: Node) -> Host | None:
+    if node.name not in inv.hosts:
+        verdict.add("EC2 instance", "unreadable", inv.unmatched[node.name])
+    return inv.hosts.get(node.name)
+
+
+def source_dest_check(inv: Inventory, node: Node, routes_natively: bool | None) -> Verdict:
+    """Both places EC2 keeps the flag: the instance attribute and the primary interface."""
+    verdict = Verdict(SOURCE_DEST)
+    host = _host_or_note(inv, verdict, node)
+    if host is None:
+        return verdict
+    note = routing_note(routes_natively)
+    harmful = routes_natively is not False
+
+    def judge(signal: str, enabled: bool):
+        if not enabled:
+            verdict.add(signal, "ok", f"false on {node.name}")
+        elif harmful:
+            verdict.add(signal, "fault", f"true on {node.name}: the VPC drops its pod-IP packets ({note})")
+        else:
+            verdict.add(signal, "ok", f"true on {node.name}, harmless: {note}")
+
+    signal = f"instance {host.instance_id} sourceDestCheck"
+    try:
+        answer = inv.client.describe_instance_attribute(
+            InstanceId=host.instance_id, Attribute="sourceDestCheck")
+        judge(signal, answer["SourceDestCheck"]["Value"])
+    except (ClientError, BotoCoreError) as exc:
+        verdict.add(signal, "unreadable", refusal(exc))
+    eni = inv.interfaces.get(node.name, {})
+    if "SourceDestCheck" in eni:
+        judge(f"primary interface {eni['NetworkInterfaceId']} SourceDestCheck", eni["SourceDestCheck"])
+    else:
+        verdict.add("primary interface SourceDestCheck", "unreadable",
+                    f"describe_instances lists no primary interface for {host.instance_id}")
+    return verdict
+
+
+def _hosts(inv: Inventory, verdict: Verdict, source: Node, target: Node) -> tuple[Host, Host] | None:
+    """Both instances of a path between two machines, or None with the reason noted."""
+    src, dst = _host_or_note(inv, verdict, source), _host_or_note(inv, verdict, target)
+    if src and dst and src.instance_id == dst.instance_id:
+        verdict.add("path", "unreadable", f"{source.name} -> {target.name} stays inside instance "
+                    f"{src.instance_id}: no security group or network ACL is on the way")
+        return None
+    return (src, dst) if src and dst else None
+
+
+def _judge_traffic(verdict: Verdict, inv: Inventory, src: Host, dst: Host, traffic: Traffic,
+                   src_addr: str | None = None, dst_addr: str | None = None, note: str = ""):
+    decision = inv.evaluate(src, dst, traffic, src_addr, dst_addr)
+    what = traffic.label if src_addr is None else f"{traffic.label} from pod CIDR {src_addr} ({note})"
+    state = "ok" if decision.allowed else "fault"
+    verdict.add(f"{src.name}->{dst.name} {what}", state, decision.summary())
+
+
+def apiserver_port(inv: Inventory, topology: Topology, source: Node, endpoint: str) -> Verdict:
+    """TCP from the node's instance to one apiserver endpoint "ip:port" (the real
+    port from the `kubernetes` EndpointSlice, 6444 in the field report)."""
+    verdict = Verdict(APISERVER)
+    ip, _, port = endpoint.rpartition(":")
+    target = next(n for n in apiserver_hosts(topology) if n.internal_ip == ip)
+    if hosts := _hosts(inv, verdict, source, target):
+        _judge_traffic(verdict, inv, *hosts, tcp(int(port)))
+    return verdict
+
+
+def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node) -> Verdict:
+    """The CNI's own traffic from one node to another, as EC2 filters it."""
+    verdict = Verdict(CNI)
+    hosts = _hosts(inv, verdict, source, target)
+    if not hosts:
+        return verdict
+    src, dst = hosts
+    host_traffic, native = cni_traffic_needed(topology, src.subnet == dst.subnet)
+    for traffic in host_traffic:
+        _judge_traffic(verdict, inv, src, dst, traffic)
+    if native:
+        src_cidrs, dst_cidrs = pod_cidrs(topology, source), pod_cidrs(topology, target)
+        if not (src_cidrs and dst_cidrs):
+            verdict.add(f"{source.name}->{target.name} pod traffic", "unreadable",
+                        f"no pod CIDR known for {target.name if src_cidrs else source.name} "
+                        "(no spec.podCIDRs, no Calico pool)")
+        note = routing_note(routes_pod_ips_natively(topology.cni, topology.calico_pools))
+        for s in src_cidrs:
+            for d in dst_cidrs:
+                _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
+    return verdict
+
+
+# ---- for the network diagnosis ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class AwsFinding:
+    cause: str
+    subject: str  # a node, "worker-1->master-1", or "worker-1->10.240.0.11:6444" (as the test ids)
+    detail: str
+
+
+def findings(settings, topology: Topology) -> list[AwsFinding]:
+    """Every fault the AWS checks see, per node or node pair, to corroborate
+    probe failures. Empty when AWS cannot be read (the AWS checks themselves say
+    why) and for nodes without an instance (the checks report those too)."""
+    try:
+        inv = inventory(settings, topology)
+    except Unavailable:
+        return []
+    routes = routes_pod_ips_natively(topology.cni, topology.calico_pools)
+    verdicts = [(n.name, source_dest_check(inv, n, routes)) for n in topology.nodes]
+    for node in topology.nodes:
+        for endpoint in (f"{ip}:{port}" for ip, port in topology.apiserver_endpoints):
+            verdicts.append((f"{node.name}->{endpoint}", apiserver_port(inv, topology, node, endpoint)))
+    for a, b in topology.ordered_pairs():
+        verdicts.append((f"{a.name}->{b.name}", cni_traffic(inv, topology, a, b)))
+    return [AwsFinding(v.cause, subject, o.line()) for subject, v in verdicts for o in v.of_state("fault")]

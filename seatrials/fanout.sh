@@ -1,0 +1,65 @@
+# seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
+# every target is probed in parallel and only failures are retried, so a source
+# costs one API call and about one timeout, whatever the number of targets.
+#
+#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
+#   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
+#            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS
+#
+# Output: one line per target, "ST|id|exit code|tries|output" (output with tabs
+# for newlines). Busybox only: nc, ping, nslookup, timeout (wget -T crashes in
+# some static busybox builds, so HTTP is spoken through nc).
+T=$1
+R=$2
+shift 2
+
+tcp() { printf 'GET /id HTTP/1.0\r\n\r\n' | timeout $((T + 1)) nc -w "$T" "$1" "$2" 2>&1; }
+icmp() { ping -c 1 -W "$T" "$1" 2>&1; }
+dns() { timeout $((T * 2 + 1)) nslookup "$1" 2>&1; }
+
+report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-400)"; }
+
+single() {
+  id=$1 mode=$2 addr=$3 port=$4 n=0
+  while :; do
+    n=$((n + 1))
+    out=$($mode "$addr" "$port")
+    rc=$?
+    # nc exits 0 when the peer closes, even with nothing said: only an answer counts
+    [ "$mode" = tcp ] && [ $rc -eq 0 ] && [ -z "$out" ] && rc=1 && out="connected, no answer"
+    [ $rc -eq 0 ] || [ $n -gt "$R" ] && break
+  done
+  report "$id" "$rc" "$n" "$out"
+}
+
+# Ask a load-balanced address until every expected backend node has answered or
+# the deadline passes: the set of answers is the result (the e2e framework's way).
+backends() {
+  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') deadline=$(($(date +%s) + $5))
+  seen=" " errors="" n=0
+  while [ "$(date +%s)" -lt $deadline ]; do
+    for a in $addrs; do
+      n=$((n + 1))
+      out=$(printf 'GET /id HTTP/1.0\r\n\r\n' | timeout 2 nc -w 1 "$a" "$port" 2>&1)
+      node=$(printf '%s' "$out" | tail -n 1 | awk 'NF == 2 {print $2}')
+      if [ -n "$node" ]; then
+        case "$seen" in *" $node "*) ;; *) seen="$seen$node " ;; esac
+      else
+        errors="$errors $a:$(printf '%s' "$out" | tr '\r\n' '  ' | cut -c1-60);"
+      fi
+    done
+    missing=""
+    for w in $want; do case "$seen" in *" $w "*) ;; *) missing="$missing $w" ;; esac; done
+    [ -z "$missing" ] && break
+  done
+  report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
+}
+
+for t in "$@"; do
+  IFS=,
+  # shellcheck disable=SC2086
+  set -- $t
+  unset IFS
+  if [ "$2" = backends ]; then backends "$1" "$3" "$4" "$5" "$6" & else single "$1" "$2" "$3" "$4" & fi
+done
+wait

@@ -1,0 +1,292 @@
+"""Reports of a run: the terminal summary grouped by cause, allure categories,
+and the sign-off report (JSON, Markdown, HTML with the reachability matrix
+drawn as SVG). JUnit and allure results themselves are written by pytest and
+allure-pytest; the cause id rides along as a property of each failed case.
+
+Secrets never reach a report: known secret values (kubeconfig tokens and keys,
+Harbor password, AWS secret) and secret-shaped text are redacted everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seatrials import causes, network
+
+REDACTED = "[REDACTED]"
+SECRET_PATTERNS = [
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)((?:password|passwd|secret|token|client-key-data)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
+    re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),
+]
+
+
+def known_secrets(state: dict) -> list[str]:
+    values = list(state["settings"].extra_secrets)
+    cluster = state.get("cluster")
+    if cluster is not None:
+        for user in cluster.kubeconfig.get("users") or []:
+            u = user.get("user") or {}
+            values += [u[k] for k in ("token", "password", "client-key-data") if isinstance(u.get(k), str)]
+    return [v for v in values if v and len(v) >= 4]
+
+
+def redact(text: str, secrets: list[str] = ()) -> str:
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    for pattern in SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() and m.group(1) else "") + REDACTED
+                           + (m.group(2) if m.re.groups >= 2 and m.group(2) else ""), text)
+    return text
+
+
+def cause_url(cause_id: str, settings) -> str:
+    page = causes.cause(cause_id).page
+    if settings.docs_base_url:
+        return f"{settings.docs_base_url.rstrip('/')}/{Path(page).name}"
+    return (causes.DOCS_DIR / Path(page).name).as_uri()
+
+
+# ---------------------------------------------------------------- per-case records
+@dataclass
+class CheckReport:
+    nodeid: str
+    check: str  # the test function, e.g. test_pod_to_pod
+    case: str  # the parameter id, e.g. master-1->worker-2
+    outcome: str  # passed, failed, skipped, error
+    cause: str
+    message: str
+    duration: float
+
+    @classmethod
+    def of(cls, report) -> CheckReport:
+        name = report.nodeid.split("::")[-1]
+        check, _, case = name.partition("[")
+        props = dict(report.user_properties)
+        outcome = report.outcome
+        if report.when != "call" and report.outcome == "failed":
+            outcome = "error"
+        if report.skipped and isinstance(report.longrepr, tuple):
+            message = report.longrepr[2].removeprefix("Skipped: ")
+        else:
+            message = str(report.longrepr or "")
+        return cls(report.nodeid, check, case.rstrip("]"), outcome, props.get("cause", ""), message,
+                   round(report.duration, 3))
+
+
+def verdict(reports: list[CheckReport]) -> str:
+    outcomes = Counter(r.outcome for r in reports)
+    if outcomes["failed"] or outcomes["error"]:
+        return "NOT SIGNED OFF"
+    if outcomes["skipped"]:
+        return "INCOMPLETE"
+    return "SIGNED OFF" if outcomes["passed"] else "NOTHING RAN"
+
+
+def causes_found(reports: list[CheckReport]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for r in reports:
+        if r.outcome != "failed" or not r.cause:
+            continue
+        c = causes.cause(r.cause)
+        entry = found.setdefault(c.id, {"title": c.title, "fix": c.fix, "page": c.page, "cases": []})
+        entry["cases"].append(f"{r.check}[{r.case}]" if r.case else r.check)
+    return found
+
+
+def matrices(trial) -> dict[str, dict]:
+    """kind -> {sources, targets, cells[src][dst] = outcome}; the picture's data."""
+    out: dict[str, dict] = {}
+    if trial is None:
+        return out
+    for kind in network.KINDS:
+        rows = [r for r in trial.results if r.kind == kind]
+        if not rows:
+            continue
+        cells = defaultdict(dict)
+        for r in rows:
+            cells[r.source][r.target] = r.outcome
+        out[kind] = {"title": network.KINDS[kind][1], "sources": sorted({r.source for r in rows}),
+                     "targets": sorted({r.target for r in rows}), "cells": dict(cells)}
+    return out
+
+
+def api_requests(state: dict) -> int:
+    shared = state.get("shared")
+    if not shared or not Path(shared).exists():
+        return state["cluster"].requests_made if state.get("cluster") else 0
+    return sum(int(p.read_text() or 0) for p in Path(shared).glob("requests-*"))
+
+
+# ---------------------------------------------------------------- writers
+def write_all(state: dict, trial) -> dict:
+    settings = state["settings"]
+    out_dir = settings.reports_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports: list[CheckReport] = state["reports"]
+    secrets = known_secrets(state)
+    signoff = {
+        "run_id": state["run_id"],
+        "server": state["cluster"].server,
+        "context": state["cluster"].context,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["started"])),
+        "wall_seconds": round(time.time() - state["started"], 1),
+        "api_requests": api_requests(state),
+        "nodes": len(state["topology"].nodes),
+        "cluster": state["topology"].fingerprint(),
+        "verdict": verdict(reports),
+        "outcomes": dict(Counter(r.outcome for r in reports)),
+        "causes_found": causes_found(reports),
+        "checks": [asdict(r) for r in reports],
+        "matrix": matrices(trial),
+        "trial_timings": trial.timings if trial else {},
+        "probe_namespace_deleted": state.get("namespace_deleted", False),
+    }
+    text = redact(json.dumps(signoff, indent=2), secrets)
+    (out_dir / "signoff.json").write_text(text)
+    signoff = json.loads(text)
+    (out_dir / "signoff.md").write_text(markdown(signoff))
+    (out_dir / "signoff.html").write_text(html_report(signoff))
+    for kind, m in signoff["matrix"].items():
+        (out_dir / f"matrix-{kind}.svg").write_text(matrix_svg(kind, m))
+    allure_dir = getattr(settings, "allure_dir", None) or out_dir / "allure-results"
+    if Path(allure_dir).exists():
+        (Path(allure_dir) / "categories.json").write_text(json.dumps(allure_categories(), indent=2))
+    return signoff
+
+
+def allure_categories() -> list[dict]:
+    """One allure category per cause: failures are grouped by the cause their message names."""
+    cats = [{"name": f"{c.id}: {c.title}", "matchedStatuses": ["failed"],
+             "messageRegex": rf"(?s).*\[cause: {re.escape(c.id)}\].*"} for c in causes.catalog().values()]
+    cats.append({"name": "not checked (skipped)", "matchedStatuses": ["skipped"]})
+    cats.append({"name": "broken (setup or seatrials error)", "matchedStatuses": ["broken"]})
+    return cats
+
+
+def markdown(s: dict) -> str:
+    lines = [f"# seatrials sign-off: {s['verdict']}", "",
+             f"Run `{s['run_id']}` against `{s['server']}` (context `{s['context']}`), started {s['started']}, "
+             f"{s['wall_seconds']} s, {s['api_requests']} API requests, {s['nodes']} nodes.", "", "## Cluster", ""]
+    lines += [f"- **{k}**: {', '.join(v) if isinstance(v, list) else v}" for k, v in s["cluster"].items()]
+    lines += ["", "## Causes found", ""]
+    if not s["causes_found"]:
+        lines.append("None.")
+    for cid, c in s["causes_found"].items():
+        lines += [f"### `{cid}`: {c['title']} ({len(c['cases'])} failing cases)", "", f"Fix: {c['fix']}", "",
+                  f"Page: {c['page']}", "", "Cases: " + ", ".join(f"`{x}`" for x in c["cases"][:50]), ""]
+    lines += ["## Reachability", ""]
+    for kind, m in s["matrix"].items():
+        lines += [f"### {kind}: {m['title']}", "", f"![{kind}](matrix-{kind}.svg)", "",
+                  "| from \\ to | " + " | ".join(m["targets"]) + " |",
+                  "|---" * (len(m["targets"]) + 1) + "|"]
+        for src in m["sources"]:
+            row = [SYMBOL.get(m["cells"].get(src, {}).get(t, ""), " ") for t in m["targets"]]
+            lines.append(f"| {src} | " + " | ".join(row) + " |")
+        lines.append("")
+    lines += ["## Checks", "", "| check | case | outcome | cause |", "|---|---|---|---|"]
+    lines += [f"| {c['check']} | {c['case']} | {c['outcome']} | {c['cause']} |" for c in s["checks"]]
+    return "\n".join(lines) + "\n"
+
+
+SYMBOL = {"ok": "ok", "timeout": "TIMEOUT", "refused": "REFUSED", "no-route": "NO ROUTE", "error": "ERROR",
+          "not-run": "-"}
+COLOUR = {"ok": "#2e7d32", "not-run": "#9e9e9e"}
+BAD_COLOUR = "#c62828"
+
+
+def matrix_svg(kind: str, m: dict) -> str:
+    cell, label_w, top = 34, 150, 130
+    width = label_w + cell * len(m["targets"]) + 10
+    height = top + cell * len(m["sources"]) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="11"><title>{html.escape(kind)}</title>',
+             f'<text x="4" y="14" font-size="13" font-weight="bold">{html.escape(kind)}: '
+             f'{html.escape(m["title"])}</text>']
+    for j, t in enumerate(m["targets"]):
+        x = label_w + j * cell + cell / 2
+        parts.append(f'<text transform="translate({x},{top - 6}) rotate(-55)">{html.escape(t)}</text>')
+    for i, src in enumerate(m["sources"]):
+        y = top + i * cell
+        parts.append(f'<text x="4" y="{y + cell / 2 + 4}">{html.escape(src)}</text>')
+        for j, t in enumerate(m["targets"]):
+            outcome = m["cells"].get(src, {}).get(t)
+            if outcome is None:
+                continue
+            colour = COLOUR.get(outcome, BAD_COLOUR)
+            x = label_w + j * cell
+            parts.append(f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="{colour}">'
+                         f'<title>{html.escape(src)} -&gt; {html.escape(t)}: {outcome}</title></rect>')
+            if outcome != "ok":
+                parts.append(f'<text x="{x + 4}" y="{y + cell / 2 + 4}" fill="white" font-size="8">'
+                             f'{html.escape(SYMBOL.get(outcome, outcome)[:7])}</text>')
+    parts.append(f'<text x="4" y="{height - 8}">rows: from; columns: to. green ok, red failed, grey not run</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def html_report(s: dict) -> str:
+    e = html.escape
+    colour = {"SIGNED OFF": "#2e7d32", "INCOMPLETE": "#ef6c00"}.get(s["verdict"], "#c62828")
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(', '.join(v) if isinstance(v, list) else str(v))}</td></tr>"
+                   for k, v in s["cluster"].items())
+    found = "".join(f"<tr><td><code>{e(cid)}</code></td><td>{e(c['title'])}</td><td>{len(c['cases'])}</td>"
+                    f"<td>{e(c['fix'])}</td><td>{e(c['page'])}</td></tr>" for cid, c in s["causes_found"].items())
+    pictures = "".join(f"<div>{matrix_svg(kind, m)}</div>" for kind, m in s["matrix"].items())
+    checks = "".join(f"<tr class='{e(c['outcome'])}'><td>{e(c['check'])}</td><td>{e(c['case'])}</td>"
+                     f"<td>{e(c['outcome'])}</td><td>{e(c['cause'])}</td><td><pre>{e(c['message'][:2000])}</pre></td>"
+                     "</tr>" for c in s["checks"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>seatrials sign-off {e(s['run_id'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
+padding:4px;vertical-align:top;text-align:left}} .failed,.error{{background:#fdecea}} .skipped{{background:#fff8e1}}
+pre{{white-space:pre-wrap;margin:0}} .verdict{{color:white;background:{colour};padding:6px 12px;display:inline-block}}
+</style></head><body>
+<h1>seatrials sign-off <span class="verdict">{e(s['verdict'])}</span></h1>
+<p>Run <code>{e(s['run_id'])}</code> against <code>{e(s['server'])}</code> (context {e(s['context'])}), started
+{e(s['started'])}; {s['wall_seconds']} s; {s['api_requests']} API requests; {s['nodes']} nodes;
+outcomes {e(json.dumps(s['outcomes']))}.</p>
+<h2>Cluster</h2><table>{rows}</table>
+<h2>Causes found</h2><table><tr><th>cause</th><th>title</th><th>cases</th><th>fix</th><th>page</th></tr>{found}</table>
+<h2>Reachability</h2>{pictures}
+<h2>Checks</h2><table><tr><th>check</th><th>case</th><th>outcome</th><th>cause</th><th>message</th></tr>{checks}</table>
+</body></html>
+"""
+
+
+# ---------------------------------------------------------------- terminal
+def terminal_summary(tr, state: dict) -> None:
+    reports: list[CheckReport] = state["reports"]
+    tr.section("seatrials: failures by cause")
+    by_cause = defaultdict(list)
+    for r in reports:
+        if r.outcome in ("failed", "error"):
+            by_cause[r.cause or "error (no cause: setup or seatrials problem)"].append(r)
+    if not by_cause:
+        tr.write_line("no failures")
+    for cid, rs in sorted(by_cause.items(), key=lambda kv: -len(kv[1])):
+        title = causes.cause(cid).title if cid in causes.catalog() else ""
+        tr.write_line(f"[{cid}] {title}: {len(rs)} failing", red=True, bold=True)
+        for r in rs[:8]:
+            tr.write_line(f"    {r.check}[{r.case}]" if r.case else f"    {r.check}")
+        if len(rs) > 8:
+            tr.write_line(f"    ... and {len(rs) - 8} more")
+        if cid in causes.catalog():
+            tr.write_line(f"    fix: {causes.cause(cid).fix}")
+            tr.write_line(f"    page: {causes.cause(cid).page}")
+    skipped = [r for r in reports if r.outcome == "skipped"]
+    if skipped:
+        reasons = Counter(r.message.split(":", 1)[-1].strip()[:120] for r in skipped)
+        tr.write_line(f"not checked: {len(skipped)} cases")
+        for reason, n in reasons.most_common(6):
+            tr.write_line(f"    {n} x {reason}")
+    out = state["settings"].reports_dir
+    tr.write_line(f"verdict: {verdict(reports)}; sign-off report: {out / 'signoff.html'} (also .json, .md)",
+                  bold=True)

@@ -1,0 +1,44 @@
+"""What EC2 itself says about the nodes, read-only (Describe* calls only).
+
+Runs when AWS credentials and a region are found (AWS_PROFILE or
+AWS_ACCESS_KEY_ID..., --aws-region or AWS_REGION; AWS_ENDPOINT_URL for another
+endpoint); otherwise every case is "not checked" with the reason. Nodes are
+matched to instances by spec.providerID, else by private IP. The logic lives in
+seatrials/aws.py (calls) and seatrials/aws_rules.py (how EC2 filters a packet);
+docs/aws.md has the IAM policy.
+"""
+
+import pytest
+
+from seatrials import aws
+
+
+@pytest.fixture(scope="module")
+def ec2(settings, topology) -> aws.Inventory:
+    """Every node's instance, groups and network ACLs, read once for this module."""
+    try:
+        return aws.inventory(settings, topology)
+    except aws.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.cause("ec2-source-dest-check")
+def test_source_dest_check(ec2, topology, node, judge):
+    """Off on every node whose pod IPs the CNI routes natively."""
+    routes = aws.routes_pod_ips_natively(topology.cni, topology.calico_pools)
+    judge(aws.source_dest_check(ec2, node, routes))
+
+
+@pytest.mark.cause("sg-node-to-apiserver")
+def test_nodes_reach_apiserver_port(ec2, topology, endpoint_path, judge):
+    """TCP from the node's instance to the apiserver's real port (from the EndpointSlice)."""
+    source, endpoint = endpoint_path
+    judge(aws.apiserver_port(ec2, topology, source, endpoint))
+
+
+@pytest.mark.cause("sg-master-inbound-from-nodes")
+def test_cni_traffic_between_groups(ec2, topology, cross_pair, judge):
+    """The CNI's protocol (IP-in-IP, VXLAN, BGP) or, with native routing, all
+    traffic from the source's pod CIDR, admitted by the target's groups."""
+    source, target = cross_pair
+    judge(aws.cni_traffic(ec2, topology, source, target))

@@ -1,0 +1,20 @@
+"""Harbor records what is pushed to it (cause harbor-k8s-deploy-stale-ui).
+
+Runs only with --harbor-url (or SEATRIALS_HARBOR_URL); credentials come from
+HARBOR_USERNAME and HARBOR_PASSWORD. The logic lives in seatrials/harbor.py.
+"""
+
+import warnings
+
+import pytest
+
+from seatrials import harbor
+
+
+@pytest.mark.cause("harbor-k8s-deploy-stale-ui", "unknown")
+def test_harbor_push_is_listed(settings, run_id, record_property):
+    outcome = harbor.check_push_is_listed(settings, run_id)
+    for name, value in outcome.properties().items():
+        record_property(name, value)
+    for note in outcome.cleanup:
+        warnings.warn(note, stacklevel=1)

@@ -1,0 +1,76 @@
+"""fanout.sh against real busybox, inside a private network namespace the test
+creates (`unshare --net`): a listening probe, a closed port, a black hole and
+an unreachable network, all probed in parallel by one invocation."""
+
+import shutil
+import subprocess
+import time
+from importlib import resources
+
+import pytest
+
+from seatrials import network
+from seatrials.network import Target
+
+BUSYBOX = shutil.which("busybox")
+pytestmark = pytest.mark.skipif(not BUSYBOX or not shutil.which("unshare"),
+                                reason="needs busybox (Debian busybox-static) and unshare")
+
+SCRIPT = resources.files("seatrials").joinpath("fanout.sh").read_text()
+
+# Everything below runs in a fresh network namespace: 10.99.0.0/24 exists only there.
+SETUP = """
+set -e
+ip link set lo up
+ip addr add 10.99.0.1/32 dev lo
+ip route add 10.99.0.2/32 dev lo
+iptables -A INPUT -d 10.99.0.2 -j DROP
+mkdir -p {www} && echo "probe-pod-a worker-1" > {www}/id
+{bb} httpd -p 10.99.0.1:9376 -h {www}
+"""
+
+
+def fan_out(tmp_path, targets, timeout=1, retries=1):
+    www = tmp_path / "www"
+    script = SETUP.format(www=www, bb=BUSYBOX) + f'exec {BUSYBOX} sh -c "$0" "$@"'
+    args = ["unshare", "--net", "sh", "-c", script, SCRIPT, "fanout", str(timeout), str(retries),
+            *(t.arg() for t in targets)]
+    env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    (tmp_path / "bin").mkdir()
+    for applet in ("nc", "ping", "nslookup", "timeout", "date", "awk", "tail", "tr", "cut", "sleep"):
+        (tmp_path / "bin" / applet).symlink_to(BUSYBOX)  # the pod's busybox, not the machine's tools
+    started = time.monotonic()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    return out.stdout, time.monotonic() - started
+
+
+def test_every_outcome_in_one_parallel_pass(tmp_path):
+    targets = [
+        Target("pod-to-pod", "worker-1", "tcp", "10.99.0.1", "9376"),
+        Target("pod-to-pod", "closed", "tcp", "10.99.0.1", "9999"),
+        Target("pod-to-pod", "blackhole", "tcp", "10.99.0.2", "9376"),
+        Target("pod-to-pod", "nowhere", "tcp", "10.98.0.1", "9376"),
+        Target("pod-to-pod-icmp", "worker-1", "icmp", "10.99.0.1"),
+        Target("external-ip", "*", "backends", "10.99.0.1", "9376", ("worker-1+worker-9", "3")),
+    ]
+    stdout, elapsed = fan_out(tmp_path, targets)
+    results = {(r.kind, r.target): r for r in network.parse("src", "pod", targets, stdout, None)}
+    assert results[("pod-to-pod", "worker-1")].outcome == "ok"
+    assert results[("pod-to-pod", "worker-1")].detail == "answered by probe-pod-a worker-1"
+    assert results[("pod-to-pod", "closed")].outcome == "refused"
+    assert results[("pod-to-pod", "blackhole")].outcome == "timeout"
+    assert results[("pod-to-pod", "blackhole")].tries == 2  # the failure was retried, once
+    assert results[("pod-to-pod", "worker-1")].tries == 1  # the success was not
+    assert results[("pod-to-pod", "nowhere")].outcome == "no-route"
+    assert results[("pod-to-pod-icmp", "worker-1")].outcome == "ok"
+    assert results[("external-ip", "worker-1")].outcome == "ok"
+    assert results[("external-ip", "worker-9")].outcome != "ok"
+    assert "worker-9 never answered" in results[("external-ip", "worker-9")].detail
+    # parallel: the black hole's two timed-out tries and the 3 s backends deadline overlap
+    assert elapsed < 8
+
+
+def test_a_target_without_a_result_is_not_run_never_ok(tmp_path):
+    targets = [Target("pod-to-pod", "worker-1", "tcp", "10.99.0.1", "9376")]
+    results = network.parse("src", "pod", targets, "garbage\n", None)
+    assert [r.outcome for r in results] == ["not-run"]
