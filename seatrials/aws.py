@@ -45,6 +45,7 @@ ZONE = re.compile(r"^aws:///([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]/")
 CALICO_BGP = tcp(179)
 CALICO_VXLAN = udp(4789)
 FLANNEL_VXLAN = udp(8472)
+FLANNEL_UDP = udp(8285)  # flannel's old udp backend (flannel0), the field report's setup
 
 
 class Unavailable(Exception):
@@ -205,11 +206,12 @@ def _mode(pool: dict, key: str) -> str:
     return (pool.get(key) or "Never").lower()
 
 
-def routes_pod_ips_natively(cni: str, calico_pools: list[dict] | None) -> bool | None:
+def routes_pod_ips_natively(cni: str, calico_pools: list[dict] | None,
+                            flannel_backend: str | None = None) -> bool | None:
     """Do pod IPs travel unencapsulated between nodes (where the EC2 source/
     destination check drops them)? None when the CNI's routing is unknown."""
     if cni in ("flannel", "canal"):
-        return False  # flannel's default and usual backend is VXLAN
+        return flannel_backend == "host-gw"  # vxlan (the default) and udp encapsulate
     if cni != "calico" or not calico_pools:
         return None
     return not all("always" in (_mode(p, "ipipMode"), _mode(p, "vxlanMode")) for p in calico_pools)
@@ -225,7 +227,9 @@ def cni_traffic_needed(topology: Topology, same_subnet: bool) -> tuple[list[Traf
     """What the CNI sends between two nodes: (host-to-host traffic, whether pod IPs
     also travel natively and so need all traffic from the pod CIDRs)."""
     if topology.cni in ("flannel", "canal"):
-        return [FLANNEL_VXLAN], False
+        if topology.flannel_backend == "host-gw":
+            return [], True
+        return [FLANNEL_UDP if topology.flannel_backend == "udp" else FLANNEL_VXLAN], False
     if topology.cni != "calico":
         return [], True
     needed, native = [CALICO_BGP], not topology.calico_pools
@@ -332,7 +336,7 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node) 
             verdict.add(f"{source.name}->{target.name} pod traffic", "unreadable",
                         f"no pod CIDR known for {target.name if src_cidrs else source.name} "
                         "(no spec.podCIDRs, no Calico pool)")
-        note = routing_note(routes_pod_ips_natively(topology.cni, topology.calico_pools))
+        note = routing_note(routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend))
         for s in src_cidrs:
             for d in dst_cidrs:
                 _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
@@ -356,7 +360,7 @@ def findings(settings, topology: Topology) -> list[AwsFinding]:
         inv = inventory(settings, topology)
     except Unavailable:
         return []
-    routes = routes_pod_ips_natively(topology.cni, topology.calico_pools)
+    routes = routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend)
     verdicts = [(n.name, source_dest_check(inv, n, routes)) for n in topology.nodes]
     for node in topology.nodes:
         for endpoint in (f"{ip}:{port}" for ip, port in topology.apiserver_endpoints):

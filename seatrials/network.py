@@ -133,11 +133,11 @@ def answer_of(kind: str, output: str, expect: str | None) -> tuple[str, str]:
     """Outcome and detail of a successful exchange: who answered, or what DNS said."""
     lines = [line.strip() for line in output.split("\t") if line.strip()]
     if kind == "dns":
-        addresses = re.findall(r"Address(?:\s*\d*)?:\s*([0-9.]+)", output)
-        answers = [a for a in addresses if not a.endswith(".53")] or addresses
-        if expect and expect not in output:
+        # the answers follow "Name:"; what comes before is the server's own address
+        answers = re.findall(r"Address(?:\s*\d+)?:\s*([0-9.]+)", output.partition("Name:")[2])
+        if expect and expect not in answers:
             return "error", f"answered {' '.join(answers) or 'nothing'}; expected {expect}"
-        return "ok", f"resolved to {expect}"
+        return "ok", f"resolved to {' '.join(answers)}"
     if kind in ("pod-to-service", "pod-to-apiserver"):
         return "ok", "connected, TCP handshake completed"
     return "ok", f"answered by {lines[-1]}" if lines else "answered"

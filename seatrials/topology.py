@@ -7,6 +7,7 @@ behind a load balancer on 6443): never assumed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 from kubernetes.client.rest import ApiException
@@ -41,6 +42,7 @@ class Topology:
     apiserver_endpoints: list[tuple[str, int]]
     cni: str  # calico, flannel, cilium, weave, other
     calico_pools: list[dict] | None = None  # Calico IP pools (ipipMode/vxlanMode), when Calico
+    flannel_backend: str | None = None  # vxlan, udp, host-gw..., when flannel
     version: str = ""
     dns_service: tuple[str, int] | None = None  # kube-dns ClusterIP, port 53
     dns_nodes: list[str] = field(default_factory=list)  # nodes running the cluster DNS pods
@@ -67,7 +69,9 @@ class Topology:
             "workers": [f"{n.name} ({n.internal_ip})" for n in self.workers],
             "kubernetes service": "{}:{}".format(*self.api_service),
             "apiserver endpoints": [f"{ip}:{port}" for ip, port in self.apiserver_endpoints],
-            "cni": self.cni,
+            "cni": self.cni + (f" ({self.flannel_backend})" if self.flannel_backend else "") + (
+                " (pools: " + ", ".join(f"{p['cidr']} ipip={p['ipipMode']} vxlan={p['vxlanMode']}"
+                                        for p in self.calico_pools) + ")" if self.calico_pools else ""),
             "cluster dns": "{}:{}".format(*self.dns_service) if self.dns_service else "none found",
         }
 
@@ -135,12 +139,30 @@ def apiserver_endpoints(cluster) -> list[tuple[str, int]]:
     return sorted(set(found))
 
 
-def detect_cni(cluster) -> tuple[str, list[dict] | None]:
-    """Name the CNI from its DaemonSets; for Calico also read the IP pools' encapsulation."""
+def flannel_backend(cluster) -> str | None:
+    """Backend.Type of flannel's net-conf.json (vxlan when unset, as flannel defaults)."""
+    for namespace in ("kube-flannel", "kube-system"):
+        try:
+            cm = cluster.core.read_namespaced_config_map("kube-flannel-cfg", namespace)
+        except ApiException:
+            continue
+        try:
+            conf = json.loads((cm.data or {}).get("net-conf.json", "{}"))
+        except ValueError:
+            return None
+        return (conf.get("Backend") or {}).get("Type", "vxlan").lower()
+    return None
+
+
+def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None]:
+    """Name the CNI from its DaemonSets; for Calico read the IP pools' encapsulation, for
+    flannel its backend: they decide whether pod IPs travel natively between nodes."""
     names = " ".join(ds.metadata.name for ds in cluster.apps.list_daemon_set_for_all_namespaces().items)
     cni = next((name for name, marker in CNI_DAEMONSETS if marker in names), "other")
+    if cni in ("flannel", "canal"):
+        return cni, None, flannel_backend(cluster)
     if cni != "calico":
-        return cni, None
+        return cni, None, None
     pools = None
     for group in ("crd.projectcalico.org", "projectcalico.org"):
         try:
@@ -151,7 +173,7 @@ def detect_cni(cluster) -> tuple[str, list[dict] | None]:
             break
         except ApiException:
             continue
-    return cni, pools
+    return cni, pools, None
 
 
 def discover(cluster, master_selector: str | None = None, worker_selector: str | None = None) -> Topology:
@@ -168,13 +190,14 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
     except ApiException as exc:
         if exc.status != 404:
             raise
-    cni, pools = detect_cni(cluster)
+    cni, pools, backend = detect_cni(cluster)
     return Topology(
         nodes=discover_nodes(cluster, master_selector, worker_selector),
         api_service=(svc.spec.cluster_ip, https.port),
         apiserver_endpoints=apiserver_endpoints(cluster),
         cni=cni,
         calico_pools=pools,
+        flannel_backend=backend,
         version=cluster.version_api.get_code().git_version,
         dns_service=dns,
         dns_nodes=dns_nodes,

@@ -25,7 +25,7 @@ def ec2(settings, topology) -> aws.Inventory:
 @pytest.mark.cause("ec2-source-dest-check")
 def test_source_dest_check(ec2, topology, node, judge):
     """Off on every node whose pod IPs the CNI routes natively."""
-    routes = aws.routes_pod_ips_natively(topology.cni, topology.calico_pools)
+    routes = aws.routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend)
     judge(aws.source_dest_check(ec2, node, routes))
 
 

@@ -436,6 +436,8 @@ def test_routes_pod_ips_natively():
     assert aws.routes_pod_ips_natively("calico", [{**pool, "ipipMode": "Always"}, pool]) is True
     assert aws.routes_pod_ips_natively("calico", None) is None
     assert aws.routes_pod_ips_natively("flannel", None) is False
+    assert aws.routes_pod_ips_natively("flannel", None, "udp") is False
+    assert aws.routes_pod_ips_natively("flannel", None, "host-gw") is True
     assert aws.routes_pod_ips_natively("other", None) is None
 
 
