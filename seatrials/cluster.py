@@ -30,6 +30,19 @@ class SetupError(Exception):
     """The run cannot start; str(self) is the one line shown to the user."""
 
 
+class RequestCounter:
+    """Counts API requests across every client of a run (thread-safe)."""
+
+    def __init__(self):
+        self._count = itertools.count(1)
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.value = next(self._count)
+
+
 class CountingApiClient(client.ApiClient):
     """An ApiClient that counts every request, exec and log streams included.
 
@@ -37,20 +50,17 @@ class CountingApiClient(client.ApiClient):
     the number of nodes.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._count = itertools.count(1)
-        self._last = 0
-        self._lock = threading.Lock()
+    def __init__(self, configuration, counter: RequestCounter | None = None):
+        super().__init__(configuration)
+        self.counter = counter or RequestCounter()
 
     def call_api(self, *args, **kwargs):
-        with self._lock:
-            self._last = next(self._count)
+        self.counter.tick()
         return super().call_api(*args, **kwargs)
 
     @property
     def requests_made(self) -> int:
-        return self._last
+        return self.counter.value
 
 
 @dataclass
@@ -95,21 +105,26 @@ class Cluster:
         return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout)
 
     def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 60) -> ExecResult:
-        """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output."""
-        resp = stream(
-            self.core.connect_get_namespaced_pod_exec, pod, namespace, command=command,
-            stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False,
-            _request_timeout=timeout,
-        )
-        out, err = [], []
+        """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output.
+
+        Each exec gets its own ApiClient: kubernetes.stream swaps the client's
+        request function for a websocket one while it runs, which would hijack
+        every other thread's calls on a shared client.
+        """
+        api = CountingApiClient(self.api.configuration, self.api.counter)
         try:
-            resp.run_forever(timeout=timeout)
-            out.append(resp.read_stdout())
-            err.append(resp.read_stderr())
-            rc = resp.returncode
+            resp = stream(
+                client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False,
+                _request_timeout=timeout,
+            )
+            try:
+                resp.run_forever(timeout=timeout)
+                return ExecResult(resp.read_stdout(), resp.read_stderr(), resp.returncode)
+            finally:
+                resp.close()
         finally:
-            resp.close()
-        return ExecResult("".join(out), "".join(err), rc)
+            api.close()
 
 
 def read_kubeconfig(path: str | None) -> dict:
