@@ -92,17 +92,18 @@ class Cluster:
     def requests_made(self) -> int:
         return self.api.requests_made
 
-    def get(self, path: str, query: dict | None = None, timeout=30) -> str:
+    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None) -> str:
         """GET an arbitrary API path (node proxy, /version, ...) and return the body text."""
         resp = self.api.call_api(
-            path, "GET", query_params=list((query or {}).items()), auth_settings=["BearerToken"],
-            response_type="str", _preload_content=False, _request_timeout=timeout,
+            path, "GET", query_params=list((query or {}).items()), header_params=dict(headers or {}),
+            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
         )
-        return resp[0].data.decode("utf-8", "replace")
+        return resp.data.decode("utf-8", "replace")
 
-    def node_proxy(self, node: str, path: str, query: dict | None = None, timeout=30) -> str:
+    def node_proxy(self, node: str, path: str, query: dict | None = None, timeout=30,
+                   headers: dict | None = None) -> str:
         """GET /api/v1/nodes/{node}/proxy/{path}: the kubelet's own endpoints through the apiserver."""
-        return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout)
+        return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout, headers)
 
     def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 60) -> ExecResult:
         """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output.

@@ -47,9 +47,10 @@ def test_verdicts():
         return reporting.CheckReport("n", "t", "c", outcome, "", "", 0)
 
     assert reporting.verdict([r("passed")]) == "SIGNED OFF"
-    assert reporting.verdict([r("passed"), r("skipped")]) == "INCOMPLETE"
+    assert reporting.verdict([r("passed"), r("skipped")]) == "SIGNED OFF"
+    assert reporting.verdict([r("skipped")]) == "NOTHING CHECKED"
     assert reporting.verdict([r("passed"), r("failed")]) == "NOT SIGNED OFF"
-    assert reporting.verdict([]) == "NOTHING RAN"
+    assert reporting.verdict([]) == "NOTHING CHECKED"
 
 
 def test_markdown_and_html_carry_causes_and_matrix(tmp_path):

@@ -1,0 +1,205 @@
+"""What the lab deploys into the cluster: CoreDNS (kube-dns, 10.32.0.10) and a probe DaemonSet.
+
+The probe DaemonSet (namespace seatrials-lab, a busybox httpd on every node, masters
+included) is how `up` knows the cluster works: each probe pod must answer, with its node's
+name, a request made from the probe pod on the next node, which needs kubectl exec
+(apiserver -> kubelet) and cross-node pod networking.
+"""
+
+from __future__ import annotations
+
+from .images import BUSYBOX
+from .kubectl import Kubectl
+from .layout import CLUSTER_DOMAIN, DNS_SERVICE_IP
+from .shell import LabError
+
+PROBE_NAMESPACE = "seatrials-lab"
+PROBE_PORT = 8080
+DNS_LABELS = {"k8s-app": "kube-dns"}
+TOLERATE_EVERYTHING = [{"operator": "Exists"}]
+
+# cluster.local only: there is no upstream to forward to, and the lab must never reach the machine's
+# DNS. Other names get NXDOMAIN from CoreDNS itself, as an upstream would answer, so resolvers walk
+# their search list (kubernetes.default -> kubernetes.default.svc.cluster.local).
+COREFILE = f"""\
+{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
+    errors
+    health {{
+        lameduck 5s
+    }}
+    ready
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        pods insecure
+        ttl 30
+    }}
+    prometheus :9153
+    cache 30
+    loadbalance
+}}
+.:53 {{
+    errors
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+"""
+
+
+def coredns_objects(image: str) -> list[dict]:
+    namespace = "kube-system"
+    meta = {"name": "coredns", "namespace": namespace}
+    container = {
+        "name": "coredns",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["-conf", "/etc/coredns/Corefile"],
+        "ports": [
+            {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9153, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 2},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 30},
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+            "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": namespace}],
+        },
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"Corefile": COREFILE}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {**meta, "labels": DNS_LABELS},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": DNS_LABELS},
+                "template": {
+                    "metadata": {"labels": DNS_LABELS},
+                    "spec": {
+                        "serviceAccountName": "coredns",
+                        "dnsPolicy": "Default",
+                        "priorityClassName": "system-cluster-critical",
+                        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                        "containers": [container],
+                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": namespace, "labels": DNS_LABELS},
+            "spec": {
+                "clusterIP": DNS_SERVICE_IP,
+                "selector": DNS_LABELS,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                    {"name": "metrics", "port": 9153, "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+
+
+def probe_objects() -> list[dict]:
+    labels = {"app": "lab-probe"}
+    serve = (
+        f'mkdir -p /tmp/www && echo "$NODE_NAME" > /tmp/www/index.html && '
+        f'echo "lab probe on $NODE_NAME serving :{PROBE_PORT}" && exec httpd -f -p {PROBE_PORT} -h /tmp/www'
+    )
+    container = {
+        "name": "probe",
+        "image": BUSYBOX,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", serve],
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "ports": [{"containerPort": PROBE_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": PROBE_PORT}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "lab-probe", "namespace": PROBE_NAMESPACE, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "tolerations": TOLERATE_EVERYTHING,
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def probe_pods(kubectl: Kubectl) -> list[dict]:
+    """Running, ready probe pods, by node name order."""
+    pods = kubectl.json("get", "pods", "-n", PROBE_NAMESPACE, "-l", "app=lab-probe")["items"]
+    ready = [
+        p
+        for p in pods
+        if p["status"].get("podIP")
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    ]
+    return sorted(ready, key=lambda p: p["spec"]["nodeName"])
+
+
+def probes_answer(kubectl: Kubectl, nodes: list[str]) -> list[str]:
+    """Ask every probe pod, from the probe pod on the next node, for its node name; returns the failures."""
+    pods = {p["spec"]["nodeName"]: p for p in probe_pods(kubectl)}
+    failures = [f"{name}: no ready probe pod" for name in nodes if name not in pods]
+    if failures:
+        return failures
+    for i, target in enumerate(nodes):
+        source = nodes[(i + 1) % len(nodes)]
+        url = f"http://{pods[target]['status']['podIP']}:{PROBE_PORT}/"
+        try:
+            answer = kubectl(
+                "exec",
+                "-n",
+                PROBE_NAMESPACE,
+                pods[source]["metadata"]["name"],
+                "--",
+                "timeout",
+                "5",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                url,
+                timeout=20,
+            ).strip()  # fmt: skip (Debian's busybox 1.35 wget crashes on -T: `timeout` bounds it)
+        except LabError as e:
+            failures.append(f"{source} -> {target} {url}: {e}")
+            continue
+        if answer != target:
+            failures.append(f"{source} -> {target} {url}: answered {answer!r}")
+    return failures

@@ -1,0 +1,367 @@
+"""Bring the lab up, tear it down, say what runs.
+
+`up` writes what it is about to create into <run>/lab.json before creating it, and every
+kernel object it makes carries a lab prefix or lives below the lab's cgroup, so `down`
+undoes a crashed or partial `up` as well as a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import addons, aws, cgroups, control_plane, images, namespaces, net, node, processes, services
+from .kubectl import Kubectl
+from .layout import (
+    APISERVER_PORT,
+    AWS_KEY,
+    BALANCER_PORT,
+    CGROUP,
+    HARBOR_PASSWORD,
+    HARBOR_PORT,
+    HARBOR_PROJECT,
+    HARBOR_USER,
+    MOTO_PORT,
+    REGION,
+    REGISTRY_PORT,
+    Node,
+    Paths,
+    plan,
+)
+from .pki import Pki, kubeconfig
+from .shell import LabError, run, wait_for
+
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "etcd")
+BINARIES += ("coredns", "pause")
+READY_TIMEOUT = 300
+
+
+class Progress:
+    """One line per step on stderr, with the time since `up` started."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def __call__(self, message: str) -> None:
+        print(f"lab: [{self.elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts, cgroups)")
+
+
+def bin_dir(paths: Paths) -> Path:
+    directory = Path(run([str(paths.lab / "build.sh"), "--print"]).strip())
+    missing = [b for b in BINARIES if not (directory / b).is_file()]
+    if missing:
+        raise LabError(f"binaries not built ({', '.join(missing)} missing in {directory}): run lab/build.sh")
+    return directory
+
+
+def load_record(paths: Paths) -> dict | None:
+    try:
+        return json.loads(paths.record.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_record(paths: Paths, record: dict) -> None:
+    paths.record.parent.mkdir(parents=True, exist_ok=True)
+    paths.record.write_text(json.dumps(record, indent=2))
+
+
+def nodes_of(record: dict) -> list[Node]:
+    return plan(record["masters"], record["workers"])
+
+
+def lab_processes(paths: Paths) -> set[int]:
+    """Live processes in the lab's cgroups, or in one of its network or mount namespaces (zombies are
+    not counted: they hold nothing, and the machine's init reaps them)."""
+    held = [Path(net.netns_path(n)) for n in net.lab_netns()]
+    held += sorted(paths.namespaces.glob("*.mnt")) if paths.namespaces.is_dir() else []
+    inodes = set()
+    for path in held:
+        try:
+            inodes.add(path.stat().st_ino)
+        except OSError:
+            continue
+    found = set(cgroups.lab_processes())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for kind in ("net", "mnt"):
+            try:
+                if os.stat(f"/proc/{entry}/ns/{kind}").st_ino in inodes:
+                    found.add(int(entry))
+            except OSError:
+                continue
+    return {pid for pid in found if processes.alive(pid)}
+
+
+def leftovers(paths: Paths) -> list[str]:
+    """Everything of the lab still present in the machine (empty after a clean `down`)."""
+    found = [f"network namespace {n}" for n in net.lab_netns()]
+    found += [f"mount {m}" for m in namespaces.mount_points() if "seatrials" in m]
+    found += [f"cgroup {c}" for c in cgroups.existing()]
+    found += [f"link {link}" for link in net.links_in_machine()]
+    found += [f"route {r}" for r in net.routes_in_machine()]
+    found += [f"process {pid}" for pid in sorted(lab_processes(paths))]
+    return found
+
+
+def up(paths: Paths, masters: int, workers: int) -> None:
+    require_root()
+    nodes = plan(masters, workers)
+    if (existing := load_record(paths)) is not None:
+        if "ready_seconds" in existing:
+            raise LabError("the lab is already up (lab/lab status shows it; lab/lab down stops it)")
+        raise LabError("a lab is already there, not ready (an `up` is running or failed): lab/lab down removes it")
+    if found := leftovers(paths):
+        raise LabError(f"a previous lab left {found[0]} and {len(found) - 1} more: run lab/lab down first")
+    binaries = bin_dir(paths)
+    created = namespaces.missing_mountpoints()
+    record = {
+        "masters": masters,
+        "workers": workers,
+        "started": time.time(),
+        "created": [str(p) for p in created],  # mount targets that did not exist on the machine
+        "run_netns_was_mounted": namespaces.mounted(net.NETNS_DIR),
+    }
+    save_record(paths, record)
+    try:
+        _bring_up(paths, nodes, binaries, record)
+    except LabError as e:
+        raise LabError(f"{e} (lab/lab down removes the partial lab)") from e
+
+
+def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> None:
+    progress = Progress()
+    masters_ = [n for n in nodes if n.is_master]
+    namespaces.create_mountpoints([Path(p) for p in record["created"]])
+    cgroups.create(CGROUP)
+
+    aws.start_moto(paths)
+    record["instances"] = aws.populate(aws.ec2(), nodes)
+    save_record(paths, record)
+    progress(f"moto on 127.0.0.1:{MOTO_PORT}: {len(nodes)} instances")
+
+    net.create_vpc()
+    for n in nodes:
+        net.create_node(n, nodes)
+    rules = aws.sync_vpc(nodes)
+    namespaces.prepare(paths)
+    for n in nodes:
+        namespaces.create(paths, n)
+    progress(f"network and node namespaces ready; VPC filter: {rules.count(chr(10) + '-A ')} rules from moto")
+
+    pki = Pki(paths.pki)
+    built = images.build(paths, binaries)
+    for n in nodes:
+        node.write_files(paths, n, pki, record["instances"][n.name], images.PAUSE)
+        if n.is_master:
+            control_plane.write_files(paths, n, pki)
+    balancer = f"https://127.0.0.1:{BALANCER_PORT}"
+    paths.admin_kubeconfig.write_text(kubeconfig(balancer, pki.ca.pair, "kubernetes-admin", pki.admin))
+    paths.admin_kubeconfig.chmod(0o600)
+    progress("certificates, configurations and images ready")
+
+    for m in masters_:
+        control_plane.start(paths, m, masters_, binaries)
+    for n in nodes:
+        node.start_containerd(paths, n)
+    services.start_balancer(paths, masters_)
+    kubectl = Kubectl(binaries / "kubectl", paths.admin_kubeconfig)
+    wait_for("the apiserver through the load balancer", lambda: _answers(kubectl, "get", "--raw", "/readyz"), 120)
+    progress(f"control plane up ({len(masters_)} x etcd, kube-apiserver :{APISERVER_PORT}, ...), balancer :6443")
+
+    for n in nodes:
+        node.wait_containerd(paths, n)
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(lambda n: node.import_images(paths, n, built.archives), nodes))
+    for n in nodes:
+        node.start_kubelet(paths, n, binaries)
+        node.start_kube_proxy(paths, n, binaries)
+    kubectl.apply(addons.coredns_objects(built.coredns) + addons.probe_objects())
+    progress("containerd, kubelet and kube-proxy started on every node; addons applied")
+
+    services.start_registry(paths)
+    record["harbor_double"] = services.start_harbor_double(paths)
+    save_record(paths, record)
+    harbor = "Harbor double" if record["harbor_double"] else "no Harbor double (lab/harbor_double.py missing)"
+    progress(f"registry on 127.0.0.1:{REGISTRY_PORT}, {harbor}")
+
+    wait_for("every node to register", lambda: _registered(kubectl, nodes), READY_TIMEOUT)
+    for n in nodes:
+        _describe_node(kubectl, n)
+    wait_for("every node to be Ready", lambda: not _not_ready(kubectl, nodes), READY_TIMEOUT)
+    progress("all nodes Ready")
+    wait_for(
+        "a probe pod on every node to answer from the next node",
+        lambda: not addons.probes_answer(kubectl, [n.name for n in nodes]),
+        READY_TIMEOUT,
+        interval=2,
+    )
+    wait_for("CoreDNS", lambda: _answers(kubectl, "wait", "-n", "kube-system", "deploy/coredns",
+                                          "--for=condition=Available", "--timeout=1s"), 120)  # fmt: skip
+    record["ready_seconds"] = round(progress.elapsed, 1)
+    save_record(paths, record)
+    size = f"{_count(len(masters_), 'master')}, {_count(len(nodes) - len(masters_), 'worker')}"
+    progress(f'lab ready: {size} (eval "$(lab/lab env)" for the suite)')
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _answers(kubectl: Kubectl, *args: str) -> bool:
+    try:
+        kubectl(*args, timeout=20)
+    except LabError:
+        return False
+    return True
+
+
+def _node_items(kubectl: Kubectl) -> dict[str, dict]:
+    try:
+        return {n["metadata"]["name"]: n for n in kubectl.json("get", "nodes")["items"]}
+    except LabError:
+        return {}
+
+
+def _registered(kubectl: Kubectl, nodes: list[Node]) -> bool:
+    return set(_node_items(kubectl)) >= {n.name for n in nodes}
+
+
+def _not_ready(kubectl: Kubectl, nodes: list[Node]) -> list[str]:
+    items = _node_items(kubectl)
+    return [n.name for n in nodes if not _ready(items.get(n.name))]
+
+
+def _ready(item: dict | None) -> bool:
+    conditions = (item or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _describe_node(kubectl: Kubectl, n: Node) -> None:
+    """Give the node its pod /24 and its role label, as kubeadm and the node IPAM would."""
+    cidr = {"spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}}
+    if not kubectl.json("get", "node", n.name)["spec"].get("podCIDR"):
+        kubectl("patch", "node", n.name, "--type=merge", "-p", json.dumps(cidr))
+    role = "control-plane" if n.is_master else "worker"
+    kubectl("label", "node", n.name, f"node-role.kubernetes.io/{role}=", "--overwrite")
+
+
+def down(paths: Paths) -> None:
+    require_root()
+    record = load_record(paths) or {}
+    processes.kill_all(lambda: lab_processes(paths))
+    namespaces.remove(paths)
+    net.remove()
+    lab_made_run_netns = not record.get("run_netns_was_mounted", True)  # `ip netns add` mounts it on first use
+    if lab_made_run_netns and namespaces.mounted(net.NETNS_DIR) and not any(net.NETNS_DIR.iterdir()):
+        run(["umount", str(net.NETNS_DIR)])
+    cgroups.remove()
+    for created in map(Path, record.get("created", [])):
+        if created.is_file():
+            created.unlink()
+        elif created.is_dir() and not any(created.iterdir()):
+            created.rmdir()
+    shutil.rmtree(paths.run, ignore_errors=True)
+    for entry in paths.state.iterdir() if paths.state.is_dir() else []:
+        if entry == paths.pki:  # certificates are cached across labs; everything else goes
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if found := leftovers(paths):
+        raise LabError(f"down left {len(found)} things behind: {', '.join(found[:5])}")
+    # Killed daemons were orphans: the machine's init reaps them, and may take a moment.
+    try:
+        wait_for("the machine's init to reap the lab's exited processes", lambda: not cgroups.lab_processes(), 15)
+    except LabError as e:
+        print(f"lab: warning: {e} (they hold nothing; init reaps them later)", file=sys.stderr)
+
+
+def status(paths: Paths) -> tuple[str, bool]:
+    """A report of what runs, and whether everything that should run does."""
+    record = load_record(paths)
+    if record is None:
+        found = leftovers(paths)
+        return ("lab is down" + (f", but {len(found)} leftovers remain: run lab/lab down" if found else ""), False)
+    nodes = nodes_of(record)
+    kubectl = Kubectl(bin_dir(paths) / "kubectl", paths.admin_kubeconfig)
+    items = _node_items(kubectl)
+    healthy = bool(items)
+    size = f"{_count(record['masters'], 'master')}, {_count(record['workers'], 'worker')}"
+    if "ready_seconds" in record:
+        lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
+    else:
+        healthy = False
+        lines = [f"lab is not ready: {size}; `up` is still running or failed (lab/lab down cleans up)"]
+    lines.append(f"{'NODE':10} {'IP':12} {'STATUS':9} PROCESSES (! = not running)")
+    for n in nodes:
+        components = [*control_plane.COMPONENTS] if n.is_master else []
+        components += ["containerd", "kubelet", "kube-proxy"]
+        shown = []
+        for component in components:
+            running = processes.pid_of(paths, f"{n.name}.{component}") is not None
+            healthy &= running
+            shown.append(component if running else f"!{component}")
+        ready = "Ready" if _ready(items.get(n.name)) else ("NotReady" if items else "unknown")
+        healthy &= ready == "Ready"
+        lines.append(f"{n.name:10} {n.ip:12} {ready:9} {' '.join(shown)}")
+    services_ = [
+        ("moto", "moto", f"127.0.0.1:{MOTO_PORT}"),
+        ("registry", "registry", f"127.0.0.1:{REGISTRY_PORT}"),
+        ("Harbor double", "harbor-double", f"127.0.0.1:{HARBOR_PORT}"),
+        ("load balancer", "balancer", f"127.0.0.1:{BALANCER_PORT}"),
+    ]
+    for label, name, address in services_:
+        running = processes.pid_of(paths, name) is not None
+        if name == "harbor-double" and not record.get("harbor_double") and not running:
+            lines.append(f"{label:14} {address:16} not started")
+            continue
+        healthy &= running
+        lines.append(f"{label:14} {address:16} {'running' if running else 'NOT RUNNING'}")
+    memory = cgroups.memory()
+    if memory:
+        mib = {k: v // 2**20 for k, v in memory.items()}
+        lines.append(
+            f"memory: rss {mib['rss']} MiB, usage {mib['usage']} MiB, peak {mib['peak']} MiB (cgroup {CGROUP})"
+        )
+    return "\n".join(lines), healthy
+
+
+def env_lines(paths: Paths) -> list[str]:
+    values = {
+        "KUBECONFIG": str(paths.admin_kubeconfig),
+        "AWS_ENDPOINT_URL": aws.ENDPOINT,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": AWS_KEY,
+        "AWS_SECRET_ACCESS_KEY": AWS_KEY,
+        "SEATRIALS_HARBOR_URL": f"http://127.0.0.1:{HARBOR_PORT}",
+        "SEATRIALS_HARBOR_PROJECT": HARBOR_PROJECT,
+        "HARBOR_USERNAME": HARBOR_USER,
+        "HARBOR_PASSWORD": HARBOR_PASSWORD,
+    }
+    return [f"export {name}={value}" for name, value in values.items()]
+
+
+def sync_vpc(paths: Paths) -> str:
+    require_root()
+    record = load_record(paths)
+    if record is None:
+        raise LabError("the lab is down (lab/lab up first)")
+    return aws.sync_vpc(nodes_of(record))

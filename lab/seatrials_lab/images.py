@@ -1,0 +1,169 @@
+"""Container images built on this machine, since no registry can be reached.
+
+Each image is one layer, packed as an OCI image layout in a tar and imported into every
+node's containerd (`ctr images import`); pods use them with imagePullPolicy IfNotPresent.
+Layers are reproducible (fixed mtimes and owners), so an image is built once per content
+and cached under <cache>/images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .layout import Paths
+from .shell import run
+
+PAUSE = "registry.k8s.io/pause:3.10"
+BUSYBOX = "docker.io/library/busybox:1.36.1"  # the probe image the suite uses by default
+BUSYBOX_BINARY = Path("/bin/busybox")  # Debian busybox-static
+FORMAT = "1"  # bump to rebuild every cached image when the way images are made changes
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+GROUP = "root:x:0:\nnobody:x:65534:\n"
+
+
+@dataclass
+class Image:
+    ref: str
+    config: dict
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # path -> (content, mode)
+    links: dict[str, str] = field(default_factory=dict)  # path -> symlink target
+    directories: dict[str, int] = field(default_factory=dict)  # path -> mode
+
+    def digest(self) -> str:
+        h = hashlib.sha256(f"{FORMAT} {self.ref} {json.dumps(self.config, sort_keys=True)}".encode())
+        for path, (content, mode) in sorted(self.files.items()):
+            h.update(f"{path} {mode} ".encode() + hashlib.sha256(content).digest())
+        h.update(json.dumps([sorted(self.links.items()), sorted(self.directories.items())]).encode())
+        return h.hexdigest()[:16]
+
+    def layer(self) -> bytes:
+        """The uncompressed layer tar, entries in a fixed order, owned by root, mtime 0."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            entries = [(p, "dir") for p in self.directories] + [(p, "file") for p in self.files]
+            entries += [(p, "link") for p in self.links]
+            for path, kind in sorted(entries):
+                info = tarfile.TarInfo(path)
+                if kind == "dir":
+                    info.type, info.mode = tarfile.DIRTYPE, self.directories[path]
+                    tar.addfile(info)
+                elif kind == "link":
+                    info.type, info.linkname, info.mode = tarfile.SYMTYPE, self.links[path], 0o777
+                    tar.addfile(info)
+                else:
+                    content, info.mode = self.files[path]
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
+        return buffer.getvalue()
+
+
+def oci_archive(image: Image) -> bytes:
+    """An OCI image layout (oci-layout, index.json, blobs) in a tar, named for containerd's importer."""
+    layer = image.layer()
+    compressed = gzip.compress(layer, mtime=0)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": image.config,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
+    }
+    blobs: dict[str, bytes] = {}
+
+    def blob(media_type: str, data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": blob("application/vnd.oci.image.config.v1+json", json.dumps(config).encode()),
+        "layers": [blob("application/vnd.oci.image.layer.v1.tar+gzip", compressed)],
+    }
+    descriptor = blob("application/vnd.oci.image.manifest.v1+json", json.dumps(manifest).encode())
+    descriptor["platform"] = {"architecture": "amd64", "os": "linux"}
+    descriptor["annotations"] = {
+        "io.containerd.image.name": image.ref,
+        "org.opencontainers.image.ref.name": image.ref.rsplit(":", 1)[1],
+    }
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [descriptor]}
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        members = {
+            "oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(),
+            "index.json": json.dumps(index).encode(),
+        }
+        members |= {f"blobs/sha256/{digest}": data for digest, data in blobs.items()}
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def pause_image(bin_dir: Path) -> Image:
+    return Image(
+        PAUSE,
+        {"Entrypoint": ["/pause"], "User": "65535:65535", "Env": [PATH_ENV]},
+        files={"pause": ((bin_dir / "pause").read_bytes(), 0o755)},
+    )
+
+
+def busybox_image() -> Image:
+    """Debian's static busybox with a symlink per applet (sh, httpd, wget, nc, nslookup, ...)."""
+    applets = run([str(BUSYBOX_BINARY), "--list-full"]).split()
+    image = Image(
+        BUSYBOX,
+        {"Cmd": ["sh"], "Env": [PATH_ENV]},
+        files={
+            "bin/busybox": (BUSYBOX_BINARY.read_bytes(), 0o755),
+            "etc/passwd": (PASSWD.encode(), 0o644),
+            "etc/group": (GROUP.encode(), 0o644),
+        },
+        directories={"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "etc": 0o755},
+    )
+    image.directories |= {"tmp": 0o1777, "root": 0o700, "var": 0o755, "var/www": 0o755}
+    image.links = {path: "/bin/busybox" for path in applets if path != "bin/busybox"}
+    return image
+
+
+def coredns_image(bin_dir: Path) -> Image:
+    version = re.search(r"CoreDNS-(\S+)", run([str(bin_dir / "coredns"), "-version"])).group(1)
+    return Image(
+        f"registry.k8s.io/coredns/coredns:v{version}",
+        {"Entrypoint": ["/coredns"], "Env": [PATH_ENV], "ExposedPorts": {"53/udp": {}, "53/tcp": {}}},
+        files={"coredns": ((bin_dir / "coredns").read_bytes(), 0o755)},
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    archives: list[Path]
+    coredns: str  # its reference carries CoreDNS's own version
+
+
+def build(paths: Paths, bin_dir: Path) -> Built:
+    """Build (or reuse) every lab image."""
+    directory = paths.cache / "images"
+    directory.mkdir(parents=True, exist_ok=True)
+    archives = []
+    coredns = coredns_image(bin_dir)
+    for image in (pause_image(bin_dir), busybox_image(), coredns):
+        name = re.sub(r"[^a-zA-Z0-9.]+", "-", image.ref)
+        archive = directory / f"{name}-{image.digest()}.tar"
+        if not archive.exists():
+            partial = archive.with_suffix(".partial")
+            partial.write_bytes(oci_archive(image))
+            partial.rename(archive)
+        archives.append(archive)
+    return Built(archives, coredns.ref)

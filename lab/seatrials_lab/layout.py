@@ -1,0 +1,156 @@
+"""Where everything in the lab lives: nodes and their addresses, ports, directories.
+
+The addresses follow the field report's cluster ("Kubernetes the hard way"), so what
+users read in the causes is what the lab shows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE_SUBNET = "10.240.0.0/24"
+HOST_IP = "10.240.0.1"  # the machine's end of the lab veth; the load balancer also listens here for nodes
+SERVICE_CIDR = "10.32.0.0/24"
+API_SERVICE_IP = "10.32.0.1"
+DNS_SERVICE_IP = "10.32.0.10"
+POD_CIDR = "10.200.0.0/16"
+CLUSTER_DOMAIN = "cluster.local"
+
+APISERVER_PORT = 6444
+BALANCER_PORT = 6443
+KUBELET_PORT = 10250
+MOTO_PORT = 15000
+REGISTRY_PORT = 15001
+HARBOR_PORT = 15002
+
+REGION = "us-east-1"
+ZONE = "us-east-1a"
+AWS_KEY = "testing"  # moto accepts any credentials; these are its documented dummies
+HARBOR_USER = "admin"
+HARBOR_PASSWORD = "Harbor12345"  # Harbor's documented default; the double is lab-only
+HARBOR_PROJECT = "library"
+
+# Kernel objects the lab creates in the machine's namespace are named with these,
+# so `down` can find them even when a crashed `up` left no record.
+NETNS_PREFIX = "st-"
+VPC_NETNS = "st-vpc"
+VPC_BRIDGE = "vpc0"
+HOST_VETH = "st-lab"  # machine side of the lab veth (10.240.0.1/24)
+HOST_PORT = "p-host"  # its peer, a port on the VPC bridge
+CGROUP = "seatrials-lab"  # top cgroup of every lab process, in every hierarchy
+HOST_CGROUP = f"{CGROUP}/host/system.slice"  # moto, registry, Harbor double, load balancer
+
+MASTER_FIRST_IP = 11
+WORKER_FIRST_IP = 21
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str  # "master" or "worker"
+    ip: str
+
+    @property
+    def is_master(self) -> bool:
+        return self.role == "master"
+
+    @property
+    def pod_cidr(self) -> str:
+        """One /24 of 10.200.0.0/16 per node, numbered like the node IP: 10.240.0.21 -> 10.200.21.0/24."""
+        return f"10.200.{self.ip.rsplit('.', 1)[1]}.0/24"
+
+    @property
+    def netns(self) -> str:
+        return f"{NETNS_PREFIX}{self.name}"
+
+    @property
+    def port(self) -> str:
+        """Its port on the VPC bridge (the other end of its eth0)."""
+        return f"p-{self.name}"
+
+    @property
+    def cgroup(self) -> str:
+        """The kubelet's cgroupRoot: pods go below it, kubepods/..."""
+        return f"{CGROUP}/{self.name}"
+
+    @property
+    def system_cgroup(self) -> str:
+        """Where the node's daemons run (like systemd's system.slice): kubeletCgroups and runtimeCgroups."""
+        return f"{self.cgroup}/system.slice"
+
+
+def plan(masters: int, workers: int) -> list[Node]:
+    if masters not in (1, 3):
+        raise ValueError("--masters must be 1 or 3")
+    if not 0 <= workers <= 9:
+        raise ValueError("--workers must be between 0 and 9")
+    subnet = ipaddress.ip_network(NODE_SUBNET)
+    nodes = [Node(f"master-{i}", "master", str(subnet[MASTER_FIRST_IP - 1 + i])) for i in range(1, masters + 1)]
+    nodes += [Node(f"worker-{i}", "worker", str(subnet[WORKER_FIRST_IP - 1 + i])) for i in range(1, workers + 1)]
+    return nodes
+
+
+@dataclass(frozen=True)
+class Paths:
+    state: Path  # data that outlives a process: PKI, node disks, registry storage
+    run: Path  # runtime: pid files, namespace files, sockets
+    cache: Path  # built binaries and images, shared with lab/build.sh
+    lab: Path  # the lab/ directory of the checkout
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        lab = Path(__file__).resolve().parent.parent
+        return cls(
+            state=Path(os.environ.get("SEATRIALS_LAB_STATE", "/var/lib/seatrials-lab")),
+            run=Path(os.environ.get("SEATRIALS_LAB_RUN", "/run/seatrials-lab")),
+            cache=Path(os.environ.get("SEATRIALS_LAB_CACHE", Path.home() / ".cache" / "seatrials-lab")),
+            lab=lab,
+        )
+
+    @property
+    def record(self) -> Path:
+        """What `up` created, written before it creates it, so `down` can undo a partial `up`."""
+        return self.run / "lab.json"
+
+    @property
+    def pki(self) -> Path:
+        return self.state / "pki"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.state / "admin.kubeconfig"
+
+    @property
+    def logs(self) -> Path:
+        """Logs of the services in the machine's namespace (node logs are in each node's /var/log)."""
+        return self.state / "logs"
+
+    @property
+    def registry(self) -> Path:
+        return self.state / "registry"
+
+    @property
+    def namespaces(self) -> Path:
+        """Files holding each node's mount and UTS namespace open."""
+        return self.run / "ns"
+
+    @property
+    def pids(self) -> Path:
+        return self.run / "pids"
+
+    def node_disk(self, node: Node) -> Path:
+        return self.state / "nodes" / node.name
+
+    def node_run(self, node: Node) -> Path:
+        return self.run / "nodes" / node.name
+
+    def node_log(self, node: Node, component: str) -> Path:
+        """The file a node's component logs to: /var/log/<component>.log inside the node."""
+        return self.node_disk(node) / "log" / f"{component}.log"
+
+    def node_etc(self, node: Node) -> Path:
+        """The node's private /etc/kubernetes."""
+        return self.node_disk(node) / "etc-kubernetes"

@@ -1,0 +1,51 @@
+"""Locally built images: reproducible layers in an OCI layout containerd can import by name."""
+
+import io
+import json
+import shutil
+import tarfile
+
+import pytest
+from seatrials_lab.images import BUSYBOX, Image, busybox_image, oci_archive
+
+
+def small_image():
+    return Image(
+        "example.test/tool:1",
+        {"Entrypoint": ["/tool"]},
+        files={"tool": (b"#!/bin/sh\n", 0o755)},
+        links={"bin/alias": "/tool"},
+        directories={"bin": 0o755},
+    )
+
+
+def test_layers_are_reproducible():
+    assert small_image().layer() == small_image().layer()
+    assert oci_archive(small_image()) == oci_archive(small_image())
+
+
+def test_archive_is_an_oci_layout_named_for_containerd():
+    with tarfile.open(fileobj=io.BytesIO(oci_archive(small_image()))) as tar:
+        names = tar.getnames()
+        index = json.load(tar.extractfile("index.json"))
+        manifest_digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.load(tar.extractfile(f"blobs/sha256/{manifest_digest}"))
+    assert "oci-layout" in names
+    assert index["manifests"][0]["annotations"]["io.containerd.image.name"] == "example.test/tool:1"
+    assert f"blobs/sha256/{manifest['layers'][0]['digest'].split(':')[1]}" in names
+
+
+def test_layer_holds_files_links_and_directories_owned_by_root():
+    with tarfile.open(fileobj=io.BytesIO(small_image().layer())) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["tool"].mode == 0o755 and members["tool"].uid == 0 and members["tool"].mtime == 0
+    assert members["bin/alias"].issym() and members["bin/alias"].linkname == "/tool"
+
+
+@pytest.mark.skipif(not shutil.which("busybox"), reason="busybox-static is not installed")
+def test_probe_image_has_the_applets_the_suite_uses():
+    image = busybox_image()
+    assert image.ref == BUSYBOX
+    applets = {path.rsplit("/", 1)[-1] for path in image.links}
+    needed = {"sh", "httpd", "wget", "nc", "ping", "nslookup", "hostname", "sleep", "cat", "echo", "date", "mkdir"}
+    assert needed | {"timeout", "seq"} <= applets
