@@ -202,34 +202,45 @@ COLOUR = {"ok": "#2e7d32", "not-run": "#9e9e9e"}
 BAD_COLOUR = "#c62828"
 
 
-def matrix_svg(kind: str, m: dict) -> str:
-    cell, label_w, top = 34, 150, 130
-    width = label_w + cell * len(m["targets"]) + 10
-    height = top + cell * len(m["sources"]) + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             f'font-size="11"><title>{html.escape(kind)}</title>',
-             f'<text x="4" y="14" font-size="13" font-weight="bold">{html.escape(kind)}: '
-             f'{html.escape(m["title"])}</text>']
-    for j, t in enumerate(m["targets"]):
+def grid_svg(title: str, rows: list[str], cols: list[str], cells: dict[tuple[str, str], tuple[str, str]],
+             footer: str) -> str:
+    """A labelled grid picture; cells map (row, column) to (short text, colour)."""
+    cell, label_w, top = 34, 170, 140
+    width = label_w + cell * len(cols) + 10
+    height = top + cell * len(rows) + 30
+    e = html.escape
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 420)}" height="{height}" '
+             f'font-family="sans-serif" font-size="11"><title>{e(title)}</title>',
+             f'<text x="4" y="14" font-size="13" font-weight="bold">{e(title)}</text>']
+    for j, col in enumerate(cols):
         x = label_w + j * cell + cell / 2
-        parts.append(f'<text transform="translate({x},{top - 6}) rotate(-55)">{html.escape(t)}</text>')
-    for i, src in enumerate(m["sources"]):
+        parts.append(f'<text transform="translate({x},{top - 6}) rotate(-55)">{e(col)}</text>')
+    for i, row in enumerate(rows):
         y = top + i * cell
-        parts.append(f'<text x="4" y="{y + cell / 2 + 4}">{html.escape(src)}</text>')
-        for j, t in enumerate(m["targets"]):
-            outcome = m["cells"].get(src, {}).get(t)
-            if outcome is None:
+        parts.append(f'<text x="4" y="{y + cell / 2 + 4}">{e(row)}</text>')
+        for j, col in enumerate(cols):
+            if (row, col) not in cells:
                 continue
-            colour = COLOUR.get(outcome, BAD_COLOUR)
+            text, colour = cells[(row, col)]
             x = label_w + j * cell
             parts.append(f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="{colour}">'
-                         f'<title>{html.escape(src)} -&gt; {html.escape(t)}: {outcome}</title></rect>')
-            if outcome != "ok":
-                parts.append(f'<text x="{x + 4}" y="{y + cell / 2 + 4}" fill="white" font-size="8">'
-                             f'{html.escape(SYMBOL.get(outcome, outcome)[:7])}</text>')
-    parts.append(f'<text x="4" y="{height - 8}">rows: from; columns: to. green ok, red failed, grey not run</text>')
+                         f'<title>{e(row)} / {e(col)}: {e(text)}</title></rect>')
+            if text:
+                parts.append(f'<text x="{x + 3}" y="{y + cell / 2 + 3}" fill="white" font-size="7">'
+                             f'{e(text[:8])}</text>')
+    parts.append(f'<text x="4" y="{height - 8}">{e(footer)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def matrix_svg(kind: str, m: dict) -> str:
+    cells = {}
+    for src, row in m["cells"].items():
+        for dst, outcome in row.items():
+            cells[(src, dst)] = ("" if outcome == "ok" else SYMBOL.get(outcome, outcome),
+                                 COLOUR.get(outcome, BAD_COLOUR))
+    return grid_svg(f"{kind}: {m['title']}", m["sources"], m["targets"], cells,
+                    "rows: from; columns: to. green ok, red failed, grey not run")
 
 
 def html_report(s: dict) -> str:

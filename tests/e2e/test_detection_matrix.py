@@ -1,0 +1,100 @@
+"""Prove detection: every documented cause injected for real in the lab, the
+suite run as a user runs it, and the causes it names compared with the truth.
+
+Healthy lab, then each fault in turn (injected, judged, healed), then the
+healed lab again. Each fault must be caught by the checks meant for it, with
+the right cause id; nothing may fail on the healthy or healed lab; no fault may
+be blamed on another cause (or on "unknown"). The matrix is written to
+reports/detection-matrix.{md,svg,json}.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seatrials import reporting
+from tests.e2e.conftest import ROOT, lab
+
+pytestmark = pytest.mark.lab
+
+# fault -> (lab/lab fault arguments, checks that must fail naming it)
+FAULTS = {
+    "ec2-source-dest-check": (["--node", "worker-1"],
+                              {"test_pod_to_pod", "test_host_to_pod", "test_external_ip_backends",
+                               "test_source_dest_check"}),
+    "sg-node-to-apiserver": ([], {"test_pod_to_apiserver_endpoint", "test_pod_to_kubernetes_service",
+                                  "test_nodes_reach_apiserver_port"}),
+    "sg-master-inbound-from-nodes": ([], {"test_host_to_pod", "test_pod_to_pod", "test_cni_traffic_between_groups"}),
+    "kubelet-cgroups": (["--node", "worker-1"], {"test_kubelet_cgroups"}),
+    "apiserver-requestheader-allowed-names": ([], {"test_front_proxy_settings"}),
+    "client-pem-not-base64": ([], {"test_kubeconfig_credentials"}),
+    "harbor-k8s-deploy-stale-ui": ([], {"test_harbor_push_is_listed"}),
+}
+SCENARIOS = ["healthy", *FAULTS, "healed"]
+SUITE_ARGS = ("--harbor-timeout", "15")  # a stale Harbor is judged in 15 s, not the default 60
+MATRIX = ROOT / "reports" / "detection-matrix"
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    rows: dict[str, dict] = {}
+    yield rows
+    write_matrix(rows)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_detection(scenario, matrix, run_suite):
+    if scenario in FAULTS:
+        args, must_fail = FAULTS[scenario]
+        injected = lab("fault", scenario, *args, check=False)
+        assert injected.returncode == 0, injected.stdout + injected.stderr
+        try:
+            run = run_suite(*SUITE_ARGS)
+        finally:
+            healed = lab("heal", scenario, check=False)
+        assert healed.returncode == 0, healed.stdout + healed.stderr
+    else:
+        must_fail = set()
+        run = run_suite(*SUITE_ARGS)
+    failures = run.failures()
+    matrix[scenario] = {"failures": failures, "verdict": run.signoff["verdict"],
+                        "wall_seconds": run.signoff["wall_seconds"]}
+    named = {cause for _, _, cause in failures}
+    failed_checks = {check for check, _, _ in failures}
+    if scenario in FAULTS:
+        assert named == {scenario}, f"{scenario}: causes named {named}: {failures}"
+        assert must_fail <= failed_checks, f"{scenario}: not caught by {must_fail - failed_checks}"
+    else:
+        assert failures == [], f"{scenario}: {failures}"
+        assert run.returncode == 0
+
+
+def write_matrix(rows: dict[str, dict]) -> None:
+    if not rows:
+        return
+    checks = sorted({check for r in rows.values() for check, _, _ in r["failures"]} |
+                    {c for _, must in FAULTS.values() for c in must})
+    cells = {}
+    for scenario, r in rows.items():
+        for check in checks:
+            named = sorted({cause for c, _, cause in r["failures"] if c == check})
+            right = named == [scenario]
+            cells[(scenario, check)] = (",".join(named)[:8] if named else "",
+                                        "#2e7d32" if not named else "#1565c0" if right else "#c62828")
+    MATRIX.parent.mkdir(parents=True, exist_ok=True)
+    MATRIX.with_suffix(".svg").write_text(reporting.grid_svg(
+        "seatrials detection matrix", list(rows), checks, cells,
+        "rows: scenario; columns: checks. green passed, blue failed naming the injected cause, red anything else"))
+    lines = ["# Detection matrix", "", "| scenario | verdict | wall s | failed checks (cases) -> cause named |",
+             "|---|---|---|---|"]
+    for scenario, r in rows.items():
+        per_check: dict[str, set] = {}
+        counts: dict[str, int] = {}
+        for check, _, cause in r["failures"]:
+            per_check.setdefault(check, set()).add(cause)
+            counts[check] = counts.get(check, 0) + 1
+        found = "; ".join(f"{c} ({counts[c]}) -> {', '.join(sorted(v))}" for c, v in sorted(per_check.items()))
+        lines.append(f"| {scenario} | {r['verdict']} | {r['wall_seconds']} | {found or 'none'} |")
+    MATRIX.with_suffix(".md").write_text("\n".join(lines) + "\n\n![matrix](detection-matrix.svg)\n")
+    Path(MATRIX.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
