@@ -82,8 +82,14 @@ class ProbePod:
     ip: str  # pod IP; for the host-network probe this is the node's IP
 
 
+def backends_deadline(settings) -> int:
+    """Seconds a source may spend collecting every externalIPs backend: the same budget
+    as a failing single probe, so a broken cluster is judged as fast as a healthy one."""
+    return int((settings.probe_retries + 1) * settings.probe_timeout)
+
+
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
-         backends_deadline: float) -> dict[tuple[str, str], list[Target]]:
+         external_ips: bool = True) -> dict[tuple[str, str], list[Target]]:
     """Targets of every source, keyed by (side, node). Pure: no cluster access."""
     service_ip, service_port = topology.api_service
     plans: dict[tuple[str, str], list[Target]] = {}
@@ -100,14 +106,14 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
             targets.append(Target("dns", "kubernetes.default", "dns", "kubernetes.default"))
         plans[("pod", node)] = targets
     backends = "+".join(sorted(pod_probes))
-    external_ips = "+".join(sorted(h.ip for h in host_probes.values()))
+    node_ips = "+".join(sorted(h.ip for h in host_probes.values()))
     for node in host_probes:
         targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
         targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port))
                     for dst, h in host_probes.items() if dst != node]
-        if pod_probes and settings.service_port:
-            targets.append(Target("external-ip", "*", "backends", external_ips, str(settings.service_port),
-                                  (backends, str(int(backends_deadline)))))
+        if pod_probes and external_ips:
+            targets.append(Target("external-ip", "*", "backends", node_ips, str(settings.service_port),
+                                  (backends, str(backends_deadline(settings)))))
         plans[("host", node)] = targets
     return plans
 
@@ -233,10 +239,10 @@ def exec_failure(exc: BaseException) -> str:
 
 def measure(cluster, namespace: str, plans: dict[tuple[str, str], list[Target]],
             probes: dict[tuple[str, str], ProbePod], settings, expect_dns: str | None,
-            backends_deadline: float) -> tuple[list[ControlChannel], list[ProbeResult]]:
+            ) -> tuple[list[ControlChannel], list[ProbeResult]]:
     """Run every source's fan-out concurrently; one exec per source."""
     per_try = settings.probe_timeout + 1
-    deadline = per_try * (settings.probe_retries + 1) * 2 + backends_deadline + 30
+    deadline = per_try * (settings.probe_retries + 1) * 2 + backends_deadline(settings) + 30
     channels, results = [], []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, max(1, len(plans)))) as pool:
         futures = [pool.submit(run_source, cluster, namespace, probes[key], key[0], targets, settings,

@@ -22,8 +22,6 @@ from seatrials.cluster import SetupError
 from seatrials.diagnosis import Diagnosis, diagnose
 from seatrials.network import ControlChannel, ProbeResult
 
-BACKENDS_DEADLINE = 20  # seconds a source may spend collecting every externalIPs backend
-
 
 @dataclass
 class Trial:
@@ -36,11 +34,15 @@ class Trial:
     timings: dict = field(default_factory=dict)
     corroboration: list[dict] = field(default_factory=list)  # AWS findings (cause, subject, detail)
     image: str = ""  # the probe image as the pods pulled it
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._index = {(r.kind, r.source, r.target): r for r in self.results}
 
     # ------------------------------------------------------------ persistence
     def to_json(self) -> dict:
-        data = asdict(self)
-        return data
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
     @classmethod
     def from_json(cls, data: dict) -> Trial:
@@ -49,7 +51,8 @@ class Trial:
 
     # ------------------------------------------------------------ judging
     def diagnosis(self, topology) -> Diagnosis:
-        if not hasattr(self, "_diagnosis"):
+        """Computed once per process: the whole matrix explains each failed cell."""
+        if self._diagnosis is None:
             roles = {n.name: n.role for n in topology.nodes}
             self._diagnosis = diagnose(self.results, roles, topology.dns_nodes, self._corroborate)
         return self._diagnosis
@@ -68,7 +71,7 @@ class Trial:
         return next((s for s in self.statuses if s["side"] == side and s["node"] == node), None)
 
     def result(self, kind: str, source: str, target: str) -> ProbeResult | None:
-        return next((r for r in self.results if (r.kind, r.source, r.target) == (kind, source, target)), None)
+        return self._index.get((kind, source, target))
 
     def judge(self, topology, kind: str, source: str, target: str) -> ProbeResult:
         """Pass, fail with the diagnosed cause, or skip as not checked (never a silent pass)."""
@@ -128,14 +131,11 @@ def run(cluster, topology, settings, run_id: str, aws_findings=None) -> Trial:
     timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
     probes.require_pullable_image(statuses, settings.image)
     pod_probes, host_probes = probes.probe_pods(statuses, "pod"), probes.probe_pods(statuses, "host")
-    backends_deadline = BACKENDS_DEADLINE if not deployment.service_error else 0
-    plans = network.plan(topology, pod_probes, host_probes, settings, backends_deadline)
-    if deployment.service_error:
-        plans = {k: [t for t in v if t.kind != "external-ip"] for k, v in plans.items()}
+    plans = network.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
     by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
     measure_started = time.monotonic()
     channels, results = network.measure(cluster, deployment.namespace, plans, by_source, settings,
-                                        topology.api_service[0], backends_deadline)
+                                        topology.api_service[0])
     timings["measure"] = round(time.monotonic() - measure_started, 2)
     return Trial(run_id, deployment.namespace,
                  [{k: v for k, v in asdict(s).items() if k != "pull_failure_since"} for s in statuses.values()],

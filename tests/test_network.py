@@ -21,7 +21,7 @@ def cluster_of(masters, workers):
 @pytest.mark.parametrize("masters,workers", [(1, 2), (3, 2), (3, 20)])
 def test_one_exec_per_probe_covers_every_pair(masters, workers):
     topo, pods, hosts = cluster_of(masters, workers)
-    plans = network.plan(topo, pods, hosts, Settings(None, None), 20)
+    plans = network.plan(topo, pods, hosts, Settings(None, None))
     n = masters + workers
     assert len(plans) == 2 * n  # API calls for the measurement: linear in nodes
     pairs = {(t.kind, src, t.target) for (side, src), targets in plans.items() for t in targets}
@@ -39,7 +39,7 @@ def test_one_exec_per_probe_covers_every_pair(masters, workers):
 
 def test_exec_arguments_stay_small_for_a_big_cluster():
     topo, pods, hosts = cluster_of(3, 100)
-    plans = network.plan(topo, pods, hosts, Settings(None, None), 20)
+    plans = network.plan(topo, pods, hosts, Settings(None, None))
     biggest = max(len(" ".join(t.arg() for t in targets)) for targets in plans.values())
     assert biggest < 64_000  # well inside Linux's 128 KiB argument limit per string
 
