@@ -55,7 +55,7 @@ def diagnose(results: list[ProbeResult], roles: dict[str, str], dns_nodes: list[
     patterns = [p for p in (source_dest_check(by_cell, bad), master_inbound(by_cell, bad, roles),
                             apiserver_port(by_cell, bad, roles)) if p]
     patterns += kube_proxy(by_cell, bad, patterns)
-    patterns += dns(by_cell, bad, patterns, dns_nodes)
+    patterns += dns(bad, patterns, dns_nodes)
     explained = set().union(*(p.cells for p in patterns)) if patterns else set()
     leftovers = bad - explained
     if leftovers:
@@ -170,25 +170,23 @@ def kube_proxy(by_cell, bad, found: list[Pattern]) -> list[Pattern]:
                     "rules for the ClusterIP) - not the network or security groups")]
 
 
-def dns(by_cell, bad, found: list[Pattern], dns_nodes) -> list[Pattern]:
-    """Cluster DNS failing from a node because that node's pods cannot reach the DNS pods."""
+def dns(bad, found: list[Pattern], dns_nodes) -> list[Pattern]:
+    """Cluster DNS failing as a consequence of a pattern already found: the node cannot reach
+    the DNS pods by pod IP, or the nodes running them cannot reach the apiserver."""
+    failures = {c for c in bad if c[0] == "dns"}
     out = []
-    for pattern in list(found):
-        if pattern.cause == UNKNOWN:
+    for p in found:
+        if p.cause == UNKNOWN:
             continue
-        cells = set()
-        for cell in bad:
-            if cell[0] != "dns":
-                continue
-            src = cell[1]
-            paths = [("pod-to-pod", src, d) for d in dns_nodes if d != src]
-            if paths and all(p in pattern.cells for p in paths):
-                cells.add(cell)
-        if pattern.cause == "sg-node-to-apiserver" and any(c[1] in {s for _, s, _ in pattern.cells}
-                                                           for c in bad if c[0] == "dns"):
-            cells |= {c for c in bad if c[0] == "dns"}
+        dns_cut_off = any(c[0] == "pod-to-apiserver" and c[1] in dns_nodes for c in p.cells)
+
+        def explained(cell: Cell, p=p, dns_cut_off=dns_cut_off) -> bool:
+            paths = [("pod-to-pod", cell[1], d) for d in dns_nodes if d != cell[1]]
+            return dns_cut_off or bool(paths) and all(path in p.cells for path in paths)
+
+        cells = {c for c in failures if explained(c)}
         if cells:
-            out.append(Pattern(pattern.cause, f"cluster DNS fails as a consequence: {pattern.summary}", cells))
+            out.append(Pattern(p.cause, f"cluster DNS fails as a consequence: {p.summary}", cells))
     return out
 
 

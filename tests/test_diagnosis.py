@@ -90,3 +90,15 @@ def test_corroboration_lines_are_attached_when_aws_agrees():
     f = d.finding("host-to-pod", "master-1", "worker-1")
     assert f.corroboration == ["AWS: sourceDestCheck is true on i-1 (worker-1)"]
     assert "corroborated by" in f.message()
+
+
+def test_dns_failing_because_its_pods_cannot_reach_the_apiserver():
+    roles = sim.roles()
+    port_blocked = sim.apiserver_port(roles)
+
+    def blocked(kind, src, dst):  # CoreDNS on worker-1 lost the apiserver: every lookup fails
+        return kind == "dns" or port_blocked(kind, src, dst)
+
+    results, d = run(blocked, dns_nodes=["worker-1"])
+    assert causes_of(d) == {"sg-node-to-apiserver"}
+    assert d.finding("dns", "master-1", "kubernetes.default").cause == "sg-node-to-apiserver"
