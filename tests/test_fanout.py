@@ -26,13 +26,15 @@ ip addr add 10.99.0.1/32 dev lo
 ip route add 10.99.0.2/32 dev lo
 iptables -A INPUT -d 10.99.0.2 -j DROP
 mkdir -p {www} && echo "probe-pod-a worker-1" > {www}/id
-{bb} httpd -p 10.99.0.1:9376 -h {www}
+{bb} httpd -f -p 10.99.0.1:9376 -h {www} &
+trap 'kill $!' EXIT  # the probe server goes with the namespace
+for i in $(seq 100); do echo | {bb} nc 10.99.0.1 9376 >/dev/null 2>&1 && break; sleep 0.05; done  # it listens
 """
 
 
 def fan_out(tmp_path, targets, timeout=1, retries=1):
     www = tmp_path / "www"
-    script = SETUP.format(www=www, bb=BUSYBOX) + f'exec {BUSYBOX} sh -c "$0" "$@"'
+    script = SETUP.format(www=www, bb=BUSYBOX) + f'{BUSYBOX} sh -c "$0" "$@"'
     args = ["unshare", "--net", "sh", "-c", script, SCRIPT, "fanout", str(timeout), str(retries),
             *(t.arg() for t in targets)]
     env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
