@@ -15,13 +15,11 @@ shift 2
 
 tcp() { printf 'GET /id HTTP/1.0\r\n\r\n' | timeout $((T + 1)) nc -w "$T" "$1" "$2" 2>&1; }
 icmp() { ping -c 1 -W "$T" "$1" 2>&1; }
-# busybox nslookup ignores the search list: walk it ourselves, first answer wins
+# busybox nslookup ignores the search list: ask the service name under the
+# cluster's "svc.<domain>" search entry, one bounded lookup per try
 dns() {
-  for name in "$1" $(sed -n 's/^search //p' /etc/resolv.conf | tr ' ' '\n' | sed "s/^/$1./"); do
-    out=$(timeout $((T * 2 + 1)) nslookup "$name" 2>&1) && case "$out" in *"Name:"*) echo "$out"; return 0 ;; esac
-  done
-  echo "$out"
-  return 1
+  suffix=$(sed -n 's/^search //p' /etc/resolv.conf | tr ' ' '\n' | grep '^svc\.' | head -n 1)
+  timeout "$T" nslookup "$1${suffix:+.$suffix}" 2>&1
 }
 
 report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-400)"; }

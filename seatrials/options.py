@@ -26,7 +26,7 @@ class Settings:
     keep_probes: bool = False
     cleanup_only: bool = False
     probe_timeout: float = 2.0
-    probe_retries: int = 2
+    probe_retries: int = 1
     ready_timeout: float = 180.0
     lock_wait: float = 0.0
     pod_port: int = 9376
@@ -90,8 +90,8 @@ def add_options(parser) -> None:
     add("--cleanup-only", action="store_true",
         help="delete what earlier runs left behind (namespaces and lock labelled by seatrials), then exit")
     add("--probe-timeout", type=float, default=2.0, help="connect timeout of one probe, seconds (default 2)")
-    add("--probe-retries", type=int, default=2,
-        help="extra tries for a failed probe; only failures are retried (default 2)")
+    add("--probe-retries", type=int, default=1,
+        help="extra tries for a failed probe; only failures are retried (default 1)")
     add("--ready-timeout", type=float, default=180.0, help="how long probe pods may take to start, seconds")
     add("--lock-wait", type=float, default=0.0,
         help="seconds to wait for another run's lock on the cluster before refusing (default 0: refuse at once)")
