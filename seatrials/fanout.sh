@@ -44,6 +44,7 @@ backends() {
   seen=" " errors="" n=0
   while [ "$(date +%s)" -lt $deadline ]; do
     for a in $addrs; do
+      [ "$(date +%s)" -lt $deadline ] || break  # a round of timeouts must not overrun the budget
       n=$((n + 1))
       out=$(printf 'GET /id HTTP/1.0\r\n\r\n' | timeout 2 nc -w 1 "$a" "$port" 2>&1)
       node=$(printf '%s' "$out" | tail -n 1 | awk 'NF == 2 {print $2}')
