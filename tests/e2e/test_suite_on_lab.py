@@ -35,7 +35,7 @@ def wait_for(condition, timeout=60.0, interval=0.5):
 
 
 def test_healthy_lab_signs_off_with_complete_reports(run_suite, kube):
-    run = run_suite()
+    run = run_suite("-v")  # with -q (the default here) pytest hides the report header
     assert run.returncode == 0, run.output[-3000:]
     s = run.signoff
     assert s["verdict"] == "SIGNED OFF" and s["outcomes"].get("failed", 0) == 0
