@@ -39,7 +39,9 @@ def fan_out(tmp_path, targets, timeout=1, retries=1):
             *(t.arg() for t in targets)]
     env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     (tmp_path / "bin").mkdir()
-    for applet in ("nc", "ping", "nslookup", "timeout", "date", "awk", "tail", "tr", "cut", "sleep", "sed", "grep", "head"):
+    applets = ("nc", "ping", "nslookup", "timeout", "date", "awk", "tail", "tr", "cut", "sleep", "sed", "grep",
+               "head", "wc", "mktemp", "rm")
+    for applet in applets:
         (tmp_path / "bin" / applet).symlink_to(BUSYBOX)  # the pod's busybox, not the machine's tools
     started = time.monotonic()
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)

@@ -182,24 +182,17 @@ def probes_answer(kubectl: Kubectl, nodes: list[str]) -> list[str]:
         source = nodes[(i + 1) % len(nodes)]
         url = f"http://{pods[target]['status']['podIP']}:{PROBE_PORT}/"
         try:
-            answer = kubectl(
-                "exec",
-                "-n",
-                PROBE_NAMESPACE,
-                pods[source]["metadata"]["name"],
-                "--",
-                "timeout",
-                "5",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                url,
-                timeout=20,
-            ).strip()  # fmt: skip (Debian's busybox 1.35 wget crashes on -T: `timeout` bounds it)
+            answer = fetch_from(kubectl, pods[source], url)
         except LabError as e:
             failures.append(f"{source} -> {target} {url}: {e}")
             continue
         if answer != target:
             failures.append(f"{source} -> {target} {url}: answered {answer!r}")
     return failures
+
+
+def fetch_from(kubectl: Kubectl, pod: dict, url: str, seconds: int = 5) -> str:
+    """GET url from inside a probe pod (its own network namespace); a LabError when nothing answers."""
+    # Debian's busybox 1.35 wget crashes on -T: `timeout` bounds it.
+    command = ["timeout", str(seconds), "wget", "-q", "-O", "-", url]
+    return kubectl("exec", "-n", PROBE_NAMESPACE, pod["metadata"]["name"], "--", *command, timeout=seconds + 15).strip()

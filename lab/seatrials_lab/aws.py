@@ -90,12 +90,7 @@ def populate(client, nodes: list[Node]) -> dict[str, str]:
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": node.name}]}],
         )["Instances"][0]
         instance = launched["InstanceId"]
-        # Native pod routing needs the check off; moto keeps the instance's and the interface's value apart.
-        client.modify_instance_attribute(InstanceId=instance, SourceDestCheck={"Value": False})
-        for interface in launched["NetworkInterfaces"]:
-            client.modify_network_interface_attribute(
-                NetworkInterfaceId=interface["NetworkInterfaceId"], SourceDestCheck={"Value": False}
-            )
+        set_source_dest_check(client, instance, False)  # native pod routing needs the check off
         instances[node.name] = instance
     return instances
 
@@ -131,3 +126,42 @@ def sync_vpc(nodes: list[Node]) -> str:
     rules = vpc_filter.iptables_rules(read_vpc(ec2(), nodes))
     run(net.in_netns(VPC_NETNS, ["iptables-restore"]), input=rules)
     return rules
+
+
+def lab_groups(client) -> dict[str, str]:
+    """The lab's security group ids by role ("master", "worker")."""
+    by_name = [{"Name": "vpc-id", "Values": [lab_vpc(client)]}]
+    ids = {g["GroupName"]: g["GroupId"] for g in client.describe_security_groups(Filters=by_name)["SecurityGroups"]}
+    return {"master": ids[MASTERS_GROUP], "worker": ids[WORKERS_GROUP]}
+
+
+def replace_ingress(client, group: str, permissions: list[dict]) -> None:
+    """Make the group's inbound rules exactly `permissions` (revoke what is there, authorize these)."""
+    if current := client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]:
+        client.revoke_security_group_ingress(GroupId=group, IpPermissions=current)
+    client.authorize_security_group_ingress(GroupId=group, IpPermissions=permissions)
+
+
+def set_source_dest_check(client, instance: str, enabled: bool) -> None:
+    """On the instance and on each of its network interfaces (moto keeps the two apart; EC2 keeps one)."""
+    client.modify_instance_attribute(InstanceId=instance, SourceDestCheck={"Value": enabled})
+    for interface in _interfaces(client, instance):
+        client.modify_network_interface_attribute(NetworkInterfaceId=interface, SourceDestCheck={"Value": enabled})
+
+
+def source_dest_checks(client, instance: str) -> dict[str, bool]:
+    """The check as EC2 reports it: the instance attribute, and each network interface's."""
+    found = {
+        instance: client.describe_instance_attribute(InstanceId=instance, Attribute="sourceDestCheck")[
+            "SourceDestCheck"
+        ]["Value"]
+    }
+    for interface in _interfaces(client, instance):
+        answer = client.describe_network_interface_attribute(NetworkInterfaceId=interface, Attribute="sourceDestCheck")
+        found[interface] = answer["SourceDestCheck"]["Value"]
+    return found
+
+
+def _interfaces(client, instance: str) -> list[str]:
+    reservations = client.describe_instances(InstanceIds=[instance])["Reservations"]
+    return [eni["NetworkInterfaceId"] for r in reservations for i in r["Instances"] for eni in i["NetworkInterfaces"]]

@@ -8,39 +8,69 @@ every lab process, container or not, by its cgroup alone.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from .layout import CGROUP
+from .layout import CGROUP, SESSION_CGROUP
+from .shell import LabError
 
 
-def hierarchies() -> list[Path]:
-    """Mount points of every cgroup hierarchy (v1 controllers, named ones, and the v2 tree)."""
+def mounts() -> list[tuple[Path, set[str]]]:
+    """Every cgroup hierarchy (v1 controllers, named ones, and the v2 tree): mount point and options."""
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
-        fstype = fields[fields.index("-") + 1]
-        if fstype in ("cgroup", "cgroup2"):
-            found.append(Path(fields[4]))
+        dash = fields.index("-")
+        if fields[dash + 1] in ("cgroup", "cgroup2"):
+            found.append((Path(fields[4]), set(fields[dash + 3].split(","))))
     return found
 
 
-def create(path: str) -> None:
-    """Create path (e.g. seatrials-lab/worker-1/system.slice) in every hierarchy."""
-    for root in hierarchies():
+def hierarchies() -> list[Path]:
+    return [root for root, _ in mounts()]
+
+
+Placement = str | Mapping[Path, str]  # one path in every hierarchy, or a path per hierarchy root
+
+
+def placed(placement: Placement) -> dict[Path, str]:
+    """The cgroup path in each hierarchy."""
+    if isinstance(placement, str):
+        return {root: placement for root in hierarchies()}
+    return dict(placement)
+
+
+def login_session(parent: str) -> dict[Path, str]:
+    """A login session's cgroup as an init system without CPU/memory accounting makes it: the session
+    is named in the name=systemd hierarchy (where the kubelet's getContainer reads its own cgroup's
+    name), while the controllers keep it wherever the process was (here below `parent`)."""
+    systemd = [root for root, options in mounts() if "name=systemd" in options]
+    if not systemd:
+        raise LabError("no name=systemd cgroup hierarchy on this machine: a login-session cgroup cannot be named")
+    return {root: SESSION_CGROUP if root in systemd else f"{parent}/{SESSION_CGROUP}" for root in hierarchies()}
+
+
+def create(placement: Placement) -> list[Path]:
+    """Create the cgroup (e.g. seatrials-lab/worker-1/system.slice) in every hierarchy; returns the
+    directories it had to make, parents first."""
+    made = []
+    for root, path in placed(placement).items():
         current = root
         for part in path.split("/"):
             parent, current = current, current / part
             if current.is_dir():
                 continue
             current.mkdir()
+            made.append(current)
             if (current / "cpuset.cpus").exists():  # a v1 cpuset cgroup takes no task until cpus and mems are set
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     (current / name).write_text((parent / name).read_text())
+    return made
 
 
-def join(path: str) -> None:
-    """Move the calling process into path in every hierarchy (run between fork and exec)."""
-    for root in hierarchies():
+def join(placement: Placement) -> None:
+    """Move the calling process into the cgroup in every hierarchy (run between fork and exec)."""
+    for root, path in placed(placement).items():
         (root / path / "cgroup.procs").write_text("0")
 
 
@@ -75,6 +105,20 @@ def remove() -> list[Path]:
                 os.rmdir(directory)
             except OSError:
                 left.append(Path(directory))
+    return left
+
+
+def discard(directories: list[Path]) -> list[Path]:
+    """Remove cgroup directories the lab made for a fault (deepest first); returns those that would not
+    go (still holding tasks, or children the lab did not make)."""
+    left = []
+    for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            left.append(directory)
     return left
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cluster
+from . import cluster, faults, suite
 from .layout import Paths
 from .shell import LabError
 
@@ -16,13 +16,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring the cluster up; returns when every node is Ready and answers")
-    up.add_argument("--masters", type=int, choices=(1, 3), default=1)
-    up.add_argument("--workers", type=int, default=2)
+    _size_options(up, defaults=True)
     commands.add_parser("down", help="tear everything down, leaving nothing behind (also after a failed up)")
-    commands.add_parser("status", help="what runs; exit 0 only when everything that should run does")
+    commands.add_parser("status", help="what runs and which faults are active; exit 0 only when everything runs")
     commands.add_parser("env", help='export lines for the suite (eval "$(lab/lab env)")')
     sync = commands.add_parser("sync-vpc", help="re-derive the VPC filter from moto's EC2 state")
     sync.add_argument("--print", action="store_true", help="print the iptables rules applied")
+
+    causes = "\n".join(f"  {f.cause}: {f.what}" for f in faults.FAULTS.values())
+    fault = commands.add_parser(
+        "fault",
+        help="inject a documented cause for real, and verify it took effect",
+        description=f"Inject one documented cause into the running lab.\n\n{causes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fault.add_argument("cause", choices=faults.FAULTS, metavar="CAUSE-ID", help="one of the ids below")
+    fault.add_argument("--node", help="for faults of one node (default worker-1); 'all' for ec2-source-dest-check")
+    heal = commands.add_parser("heal", help="undo an injected cause (or every one with --all), and verify")
+    which = heal.add_mutually_exclusive_group(required=True)
+    which.add_argument("cause", nargs="?", choices=faults.FAULTS, metavar="CAUSE-ID")
+    which.add_argument("--all", action="store_true", help="heal every active fault")
+
+    run_suite = commands.add_parser(
+        "run-suite",
+        help="build (cached), up unless up, pytest suites/ with reports in reports/, down; pytest's exit code",
+    )
+    _size_options(run_suite, defaults=False)
+    run_suite.add_argument("--keep", action="store_true", help="leave a lab brought up here running afterwards")
+    run_suite.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
+    bench = commands.add_parser("bench", help="the suite's wall time and API requests, healthy and pod network broken")
+    _size_options(bench, defaults=False)
+
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     try:
@@ -33,13 +57,30 @@ def main(argv: list[str] | None = None) -> int:
             print("lab is down; nothing of it remains", file=sys.stderr)
         elif args.command == "status":
             report, healthy = cluster.status(paths)
-            print(report)
+            if cluster.load_record(paths) is not None:
+                report += "\n" + faults.describe_active(paths)
+            print(report)  # one write: a reader that stops early (| head) does not break the pipe mid-report
             return 0 if healthy else 1
         elif args.command == "env":
             print("\n".join(cluster.env_lines(paths)))
         elif args.command == "sync-vpc":
             rules = cluster.sync_vpc(paths)
             print(rules if args.print else f"VPC filter replaced: {rules.count(chr(10) + '-A ')} rules from moto")
+        elif args.command == "fault":
+            lab = cluster.running(paths)
+            print(f"{args.cause}: {faults.inject(lab, args.cause, args.node)}")
+        elif args.command == "heal":
+            lab = cluster.running(paths)
+            causes_ = list(faults.active(paths)) if args.all else [args.cause]
+            for cause in causes_:
+                print(f"{cause}: {faults.heal(lab, cause)}")
+            if not causes_:
+                print("no fault is active; nothing to heal")
+        elif args.command == "run-suite":
+            extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+            return suite.run_suite(paths, args.masters, args.workers, args.keep, extra)
+        elif args.command == "bench":
+            print(suite.bench_table(suite.bench(paths, args.masters, args.workers)))
     except (LabError, ValueError) as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1
@@ -47,3 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         print("lab: interrupted (lab/lab down cleans up a partial lab)", file=sys.stderr)
         return 130
     return 0
+
+
+def _size_options(command: argparse.ArgumentParser, defaults: bool) -> None:
+    """--masters/--workers; without defaults, None means: as the running lab, or 1 master and 2 workers."""
+    command.add_argument("--masters", type=int, choices=(1, 3), default=suite.DEFAULT_MASTERS if defaults else None)
+    command.add_argument("--workers", type=int, default=suite.DEFAULT_WORKERS if defaults else None)

@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import addons, aws, cgroups, control_plane, images, namespaces, net, node, processes, services
@@ -108,11 +109,13 @@ def lab_processes(paths: Paths) -> set[int]:
     return {pid for pid in found if processes.alive(pid)}
 
 
-def leftovers(paths: Paths) -> list[str]:
+def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
     """Everything of the lab still present in the machine (empty after a clean `down`)."""
+    outside = map(Path, (record or load_record(paths) or {}).get("cgroups_outside_lab", []))
     found = [f"network namespace {n}" for n in net.lab_netns()]
     found += [f"mount {m}" for m in namespaces.mount_points() if "seatrials" in m]
     found += [f"cgroup {c}" for c in cgroups.existing()]
+    found += [f"cgroup {c}" for c in outside if c.is_dir()]
     found += [f"link {link}" for link in net.links_in_machine()]
     found += [f"route {r}" for r in net.routes_in_machine()]
     found += [f"process {pid}" for pid in sorted(lab_processes(paths))]
@@ -171,8 +174,9 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
         if n.is_master:
             control_plane.write_files(paths, n, pki)
     balancer = f"https://127.0.0.1:{BALANCER_PORT}"
-    paths.admin_kubeconfig.write_text(kubeconfig(balancer, pki.ca.pair, "kubernetes-admin", pki.admin))
-    paths.admin_kubeconfig.chmod(0o600)
+    for copy in (paths.admin_kubeconfig, paths.lab_kubeconfig):
+        copy.write_text(kubeconfig(balancer, pki.ca.pair, "kubernetes-admin", pki.admin))
+        copy.chmod(0o600)
     progress("certificates, configurations and images ready")
 
     for m in masters_:
@@ -180,7 +184,7 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     for n in nodes:
         node.start_containerd(paths, n)
     services.start_balancer(paths, masters_)
-    kubectl = Kubectl(binaries / "kubectl", paths.admin_kubeconfig)
+    kubectl = Kubectl(binaries / "kubectl", paths.lab_kubeconfig)
     wait_for("the apiserver through the load balancer", lambda: _answers(kubectl, "get", "--raw", "/readyz"), 120)
     progress(f"control plane up ({len(masters_)} x etcd, kube-apiserver :{APISERVER_PORT}, ...), balancer :6443")
 
@@ -271,6 +275,7 @@ def down(paths: Paths) -> None:
     if lab_made_run_netns and namespaces.mounted(net.NETNS_DIR) and not any(net.NETNS_DIR.iterdir()):
         run(["umount", str(net.NETNS_DIR)])
     cgroups.remove()
+    cgroups.discard([Path(p) for p in record.get("cgroups_outside_lab", [])])
     for created in map(Path, record.get("created", [])):
         if created.is_file():
             created.unlink()
@@ -284,7 +289,7 @@ def down(paths: Paths) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-    if found := leftovers(paths):
+    if found := leftovers(paths, record):
         raise LabError(f"down left {len(found)} things behind: {', '.join(found[:5])}")
     # Killed daemons were orphans: the machine's init reaps them, and may take a moment.
     try:
@@ -300,7 +305,7 @@ def status(paths: Paths) -> tuple[str, bool]:
         found = leftovers(paths)
         return ("lab is down" + (f", but {len(found)} leftovers remain: run lab/lab down" if found else ""), False)
     nodes = nodes_of(record)
-    kubectl = Kubectl(bin_dir(paths) / "kubectl", paths.admin_kubeconfig)
+    kubectl = Kubectl(bin_dir(paths) / "kubectl", paths.lab_kubeconfig)
     items = _node_items(kubectl)
     healthy = bool(items)
     size = f"{_count(record['masters'], 'master')}, {_count(record['workers'], 'worker')}"
@@ -343,8 +348,9 @@ def status(paths: Paths) -> tuple[str, bool]:
     return "\n".join(lines), healthy
 
 
-def env_lines(paths: Paths) -> list[str]:
-    values = {
+def env_values(paths: Paths) -> dict[str, str]:
+    """The environment the suite needs to run against the lab."""
+    return {
         "KUBECONFIG": str(paths.admin_kubeconfig),
         "AWS_ENDPOINT_URL": aws.ENDPOINT,
         "AWS_REGION": REGION,
@@ -356,12 +362,55 @@ def env_lines(paths: Paths) -> list[str]:
         "HARBOR_USERNAME": HARBOR_USER,
         "HARBOR_PASSWORD": HARBOR_PASSWORD,
     }
-    return [f"export {name}={value}" for name, value in values.items()]
 
 
-def sync_vpc(paths: Paths) -> str:
+def env_lines(paths: Paths) -> list[str]:
+    return [f"export {name}={value}" for name, value in env_values(paths).items()]
+
+
+@dataclass
+class Lab:
+    """A lab that is up, as faults and the suite runner work on it."""
+
+    paths: Paths
+    record: dict
+    binaries: Path
+
+    @property
+    def nodes(self) -> list[Node]:
+        return nodes_of(self.record)
+
+    @property
+    def masters(self) -> list[Node]:
+        return [n for n in self.nodes if n.is_master]
+
+    @property
+    def kubectl(self) -> Kubectl:
+        return Kubectl(self.binaries / "kubectl", self.paths.lab_kubeconfig)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise LabError(f"no node {name} in this lab (it has {', '.join(n.name for n in self.nodes)})")
+
+    def remember_cgroups(self, made: list[Path]) -> None:
+        """Cgroups made outside the lab's own top (a login session's): `down` removes them too."""
+        known = self.record.setdefault("cgroups_outside_lab", [])
+        known += [str(p) for p in made if str(p) not in known and CGROUP not in p.parts]
+        save_record(self.paths, self.record)
+
+
+def running(paths: Paths) -> Lab:
+    """The lab as it is up now; a one-line error when it is down or not ready."""
     require_root()
     record = load_record(paths)
     if record is None:
         raise LabError("the lab is down (lab/lab up first)")
-    return aws.sync_vpc(nodes_of(record))
+    if "ready_seconds" not in record:
+        raise LabError("the lab is not ready (an `up` is running or failed; lab/lab down cleans up)")
+    return Lab(paths, record, bin_dir(paths))
+
+
+def sync_vpc(paths: Paths) -> str:
+    return aws.sync_vpc(running(paths).nodes)

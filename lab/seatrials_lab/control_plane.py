@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import node as node_daemons
 from .layout import APISERVER_PORT, CLUSTER_DOMAIN, POD_CIDR, SERVICE_CIDR, Node, Paths
-from .node import ETC, install
-from .pki import CLUSTER_NAME, Pki, kubeconfig
+from .node import ETC, argv, install
+from .pki import CLUSTER_NAME, Pair, Pki, kubeconfig
 
 PKI = ETC / "pki"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -30,8 +30,7 @@ def write_files(paths: Paths, master: Node, pki: Pki) -> None:
         "etcd/peer": pki.etcd_member(master),
     }
     for name, pair in pairs.items():
-        install(pki_dir / f"{name}.crt", pair.cert_pem)
-        install(pki_dir / f"{name}.key", pair.key_pem, 0o600)
+        install_pair(paths, master, name, pair)
     install(pki_dir / "ca.key", pki.ca.pair.key_pem, 0o600)  # the controller manager signs CSRs with it
     install(pki_dir / "front-proxy-ca.crt", pki.front_proxy_ca.pair.cert_pem)
     install(pki_dir / "etcd" / "ca.crt", pki.etcd_ca.pair.cert_pem)
@@ -45,8 +44,11 @@ def write_files(paths: Paths, master: Node, pki: Pki) -> None:
         install(paths.node_etc(master) / f"{name}.conf", kubeconfig(local, pki.ca.pair, user, pair), 0o600)
 
 
-def argv(binary: Path, flags: dict[str, str]) -> list[str]:
-    return [str(binary)] + [f"--{name}={value}" for name, value in flags.items()]
+def install_pair(paths: Paths, master: Node, name: str, pair: Pair) -> None:
+    """Put a certificate and its key into the master's /etc/kubernetes/pki as <name>.crt and .key."""
+    pki_dir = paths.node_etc(master) / "pki"
+    install(pki_dir / f"{name}.crt", pair.cert_pem)
+    install(pki_dir / f"{name}.key", pair.key_pem, 0o600)
 
 
 def etcd_flags(master: Node, masters: list[Node]) -> dict[str, str]:
@@ -141,6 +143,17 @@ def controller_manager_flags() -> dict[str, str]:
 
 def scheduler_flags() -> dict[str, str]:
     return _controller_flags("scheduler.conf")
+
+
+def restart_controllers(paths: Paths, master: Node, bin_dir: Path) -> None:
+    """Restart the master's controller manager and scheduler after its apiserver restarted: they exit
+    when their apiserver is gone longer than their leader lease, and the lab has no supervisor to start
+    them again as systemd or the kubelet would."""
+    for component, flags in (
+        ("kube-controller-manager", controller_manager_flags()),
+        ("kube-scheduler", scheduler_flags()),
+    ):
+        node_daemons.restart(paths, master, component, argv(bin_dir / component, flags))
 
 
 def start(paths: Paths, master: Node, masters: list[Node], bin_dir: Path) -> None:

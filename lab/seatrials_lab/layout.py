@@ -25,6 +25,7 @@ KUBELET_PORT = 10250
 MOTO_PORT = 15000
 REGISTRY_PORT = 15001
 HARBOR_PORT = 15002
+UNREACHABLE_PORT = 15009  # nothing listens here: the harbor-k8s-deploy-stale-ui fault sends notifications to it
 
 REGION = "us-east-1"
 ZONE = "us-east-1a"
@@ -42,6 +43,8 @@ HOST_VETH = "st-lab"  # machine side of the lab veth (10.240.0.1/24)
 HOST_PORT = "p-host"  # its peer, a port on the VPC bridge
 CGROUP = "seatrials-lab"  # top cgroup of every lab process, in every hierarchy
 HOST_CGROUP = f"{CGROUP}/host/system.slice"  # moto, registry, Harbor double, load balancer
+# The login-session cgroup of the field report's kubelet (the kubelet-cgroups fault starts a kubelet there).
+SESSION_CGROUP = "user/9999.user/16.session"
 
 MASTER_FIRST_IP = 11
 WORKER_FIRST_IP = 21
@@ -122,6 +125,16 @@ class Paths:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.state / "admin.kubeconfig"
+
+    @property
+    def lab_kubeconfig(self) -> Path:
+        """The lab's own copy of the admin credentials: faults change admin.kubeconfig, never this one."""
+        return self.state / "lab.kubeconfig"
+
+    @property
+    def faults(self) -> Path:
+        """The faults injected now, and what each changed (lab/lab fault, heal, status)."""
+        return self.state / "faults.json"
 
     @property
     def logs(self) -> Path:

@@ -9,6 +9,7 @@ it remounts /sys and hides the cgroup tree.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import net
@@ -110,3 +111,30 @@ def remove(paths: Paths) -> None:
             run(["umount", str(held)])
     if mounted(paths.namespaces):
         run(["umount", str(paths.namespaces)])
+
+
+def show_init_pid_namespace(paths: Paths, node: Node) -> bool:
+    """Make PID 1's pid namespace readable inside the node where the machine hides it; returns whether it had to.
+
+    Some VM sandboxes refuse even root the links in /proc/1/ns, and then the kubelet's own housekeeping
+    (isProcessRunningInHost in pkg/kubelet/cm/container_manager_linux.go) stops before it looks up its
+    cgroup. Inside the node's private mount namespace only, /proc/1 is covered by a directory whose
+    ns/pid link holds PID 1's true value: the pid namespace this process sees it as pid 1 in, its own.
+    """
+    try:
+        os.readlink("/proc/1/ns/pid")
+        return False
+    except PermissionError:
+        pass
+    shim = paths.node_run(node) / "init-process"
+    (shim / "ns").mkdir(parents=True, exist_ok=True)
+    link = shim / "ns" / "pid"
+    if not link.is_symlink():
+        link.symlink_to(os.readlink("/proc/self/ns/pid"))
+    run_in(paths, node, ["sh", "-c", 'mountpoint -q /proc/1 || mount --bind "$0" /proc/1', str(shim)])
+    return True
+
+
+def restore_init_process(paths: Paths, node: Node) -> None:
+    """Undo show_init_pid_namespace: the node sees the machine's /proc/1 again."""
+    run_in(paths, node, ["sh", "-c", "! mountpoint -q /proc/1 || umount /proc/1"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import namespaces, processes
+from . import cgroups, namespaces, processes
 from .layout import (
     BALANCER_PORT,
     CLUSTER_DOMAIN,
@@ -156,23 +156,40 @@ def write_files(paths: Paths, node: Node, pki: Pki, instance_id: str, pause_imag
     install(
         etc / "kube-proxy.kubeconfig", kubeconfig(BALANCER, pki.ca.pair, "system:kube-proxy", pki.kube_proxy), 0o600
     )
-    install(etc / "kubelet.yaml", json.dumps(kubelet_config(node, instance_id), indent=2))
+    write_kubelet_config(paths, node, kubelet_config(node, instance_id))
     install(etc / "kube-proxy.yaml", json.dumps(kube_proxy_config(node), indent=2))
     install(etc / "containerd.toml", CONTAINERD_CONFIG.format(socket=SOCKET, pause=pause_image, cni_bin=CNI_BIN))
     install(etc / "resolv.conf", f"nameserver {DNS_SERVICE_IP}\n")
     install(paths.node_disk(node) / "cni-conf" / "10-lab-pods.conflist", json.dumps(cni_config(node), indent=2))
 
 
-def start(paths: Paths, node: Node, component: str, argv: list[str]) -> int:
-    """Start one of the node's components inside the node, logging to the node's /var/log/<component>.log."""
+def write_kubelet_config(paths: Paths, node: Node, config: dict) -> None:
+    install(paths.node_etc(node) / "kubelet.yaml", json.dumps(config, indent=2))
+
+
+def argv(binary: Path, flags: dict[str, str]) -> list[str]:
+    return [str(binary)] + [f"--{name}={value}" for name, value in flags.items()]
+
+
+def start(paths: Paths, node: Node, component: str, command: list[str], cgroup: cgroups.Placement | None = None) -> int:
+    """Start one of the node's components inside the node, logging to the node's /var/log/<component>.log,
+    in the node's system cgroup unless told otherwise."""
     return processes.start(
         paths,
         f"{node.name}.{component}",
-        argv,
+        command,
         log=paths.node_log(node, component),
-        cgroup=node.system_cgroup,
+        cgroup=cgroup or node.system_cgroup,
         enter=namespaces.enter(paths, node),
     )
+
+
+def restart(
+    paths: Paths, node: Node, component: str, command: list[str], cgroup: cgroups.Placement | None = None
+) -> int:
+    """Stop the node's component and start it again, maybe with other flags or in another cgroup."""
+    processes.stop(paths, f"{node.name}.{component}")
+    return start(paths, node, component, command, cgroup)
 
 
 def start_containerd(paths: Paths, node: Node) -> None:
@@ -189,16 +206,24 @@ def import_images(paths: Paths, node: Node, archives: list[Path]) -> None:
         namespaces.run_in(paths, node, ["ctr", "-a", SOCKET, "-n", "k8s.io", "images", "import", str(archive)])
 
 
-def start_kubelet(paths: Paths, node: Node, bin_dir: Path) -> None:
-    argv = [
-        str(bin_dir / "kubelet"),
-        f"--config={ETC}/kubelet.yaml",
-        f"--kubeconfig={ETC}/kubelet.kubeconfig",
-        f"--node-ip={node.ip}",
-        f"--runtime-cgroups=/{node.system_cgroup}",  # containerd runs there
-        "--v=1",
-    ]
-    start(paths, node, "kubelet", argv)
+def kubelet_flags(node: Node) -> dict[str, str]:
+    return {
+        "config": f"{ETC}/kubelet.yaml",
+        "kubeconfig": f"{ETC}/kubelet.kubeconfig",
+        "node-ip": node.ip,
+        "runtime-cgroups": f"/{node.system_cgroup}",  # containerd runs there
+        "v": "1",
+    }
+
+
+def start_kubelet(
+    paths: Paths,
+    node: Node,
+    bin_dir: Path,
+    flags: dict[str, str] | None = None,
+    cgroup: cgroups.Placement | None = None,
+) -> None:
+    start(paths, node, "kubelet", argv(bin_dir / "kubelet", flags or kubelet_flags(node)), cgroup)
 
 
 def start_kube_proxy(paths: Paths, node: Node, bin_dir: Path) -> None:

@@ -192,6 +192,11 @@ class Pki:
             f"kubelet-{node.name}", f"system:node:{node.name}", server=True, dns=(node.name,), ips=(node.ip,)
         )
 
+    def aggregator_on_cluster_ca(self) -> Pair:
+        """The field report's proxy client: CN aggregator, signed by the cluster CA that also signs
+        every node and user (only the apiserver-requestheader-allowed-names fault uses it)."""
+        return self.ca.issue("aggregator", "aggregator", client=True)
+
     def etcd_member(self, node: Node) -> Pair:
         return self.etcd_ca.issue(
             f"etcd-{node.name}",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import cgroups
 from .layout import Paths
-from .shell import LabError
+from .shell import LabError, wait_for
 
 
 def start(
@@ -21,7 +21,7 @@ def start(
     argv: list[str],
     *,
     log: Path,
-    cgroup: str,
+    cgroup: cgroups.Placement,
     enter: list[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> int:
@@ -53,6 +53,19 @@ def pid_of(paths: Paths, name: str) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if alive(pid) else None
+
+
+def stop(paths: Paths, name: str, timeout: float = 30) -> None:
+    """Stop one daemon by its pid file (SIGTERM, then SIGKILL after timeout) and wait until it is gone."""
+    pid = pid_of(paths, name)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(f"{name} (pid {pid}) to exit", lambda: not alive(pid), timeout, interval=0.1)
+    except LabError:
+        kill_all(lambda: [pid])
 
 
 def kill_all(find: Callable[[], Iterable[int]], timeout: float = 30) -> None:

@@ -1,0 +1,108 @@
+"""The seatrials suite run against the lab: `lab/lab run-suite` (the lab's main job) and
+`lab/lab bench` (the suite's speed on a healthy lab and on one whose pod network is broken).
+
+Both use the Python that runs lab/lab, which must have seatrials' dependencies installed, and
+leave the lab as they found it: a lab they brought up they take down again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from . import cluster, faults
+from .layout import Paths
+from .shell import LabError
+
+DEFAULT_MASTERS, DEFAULT_WORKERS = 1, 2
+BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses the VPC
+
+
+def build(paths: Paths) -> None:
+    """lab/build.sh: returns at once when the binaries are cached, builds them otherwise."""
+    done = subprocess.run([str(paths.lab / "build.sh")], stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise LabError(f"lab/build.sh failed (exit {done.returncode})")
+
+
+@contextlib.contextmanager
+def lab_up(paths: Paths, masters: int | None, workers: int | None, keep: bool = False) -> Iterator[bool]:
+    """The lab up at the size asked for; yields whether it was already up. A lab brought up here is
+    taken down on the way out (after a failure or Ctrl-C too) unless `keep`."""
+    record = cluster.load_record(paths)
+    if record is not None:
+        asked = (masters or record["masters"], workers if workers is not None else record["workers"])
+        if asked != (record["masters"], record["workers"]):
+            raise LabError(
+                f"the lab is up with {record['masters']} master(s) and {record['workers']} worker(s), not "
+                f"{asked[0]} and {asked[1]}: lab/lab down first, or leave out --masters/--workers"
+            )
+        cluster.running(paths)  # up and ready, or a one-line error
+        yield True
+        return
+    try:
+        cluster.up(paths, masters or DEFAULT_MASTERS, DEFAULT_WORKERS if workers is None else workers)
+        yield False
+    finally:
+        if not keep:
+            cluster.down(paths)
+            print("lab: lab is down again", file=sys.stderr)
+
+
+def suite_env(paths: Paths) -> dict[str, str]:
+    return {**os.environ, **cluster.env_values(paths)}
+
+
+def run_suite(paths: Paths, masters: int | None, workers: int | None, keep: bool, pytest_args: list[str]) -> int:
+    """Build (cached), bring the lab up unless it is, run `pytest suites/` against it with reports in
+    the repository's reports/, take down a lab brought up here unless --keep; pytest's exit code."""
+    build(paths)
+    repository = paths.lab.parent
+    with lab_up(paths, masters, workers, keep) as was_up:
+        if was_up:
+            print("lab: the lab was already up; it stays up", file=sys.stderr)
+        argv = [sys.executable, "-m", "pytest", "suites/", "--reports-dir", str(repository / "reports"), *pytest_args]
+        print(f"lab: running {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+        return subprocess.run(argv, cwd=repository, env=suite_env(paths)).returncode
+
+
+def bench(paths: Paths, masters: int | None, workers: int | None) -> list[dict]:
+    """`seatrials bench` on the healthy lab, then with the pod network fully broken; returns its rows."""
+    build(paths)
+    with lab_up(paths, masters, workers) as was_up:
+        if was_up and (active := faults.active(paths)):
+            raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
+        rows = [_bench_once(paths, "healthy")]
+        lab = cluster.running(paths)
+        print(f"lab: {BROKEN_POD_NETWORK}: {faults.inject(lab, BROKEN_POD_NETWORK, 'all')}", file=sys.stderr)
+        try:
+            rows.append(_bench_once(paths, f"pod network broken ({BROKEN_POD_NETWORK} on every node)"))
+        finally:
+            print(f"lab: {BROKEN_POD_NETWORK}: {faults.heal(lab, BROKEN_POD_NETWORK)}", file=sys.stderr)
+    return rows
+
+
+def _bench_once(paths: Paths, label: str) -> dict:
+    argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label]
+    print(f"lab: bench: {label}", file=sys.stderr, flush=True)
+    done = subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths), capture_output=True, text=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not rows:
+        why = (done.stderr or done.stdout).strip()[-300:]
+        raise LabError(f"seatrials bench failed (exit {done.returncode}): {why}")
+    return rows[0]
+
+
+def bench_table(rows: list[dict]) -> str:
+    lines = [f"{'scenario':58} {'nodes':>5} {'wall s':>7} {'API requests':>12}  verdict / outcomes"]
+    for row in rows:
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(row["outcomes"].items()))
+        lines.append(
+            f"{row['label']:58} {row['nodes']:>5} {row['wall_seconds']:>7} {row['api_requests']:>12}  "
+            f"{row['verdict']} ({outcomes})"
+        )
+    return "\n".join(lines)
