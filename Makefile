@@ -23,8 +23,8 @@ suite: host venv
 ifdef KUBECONFIG
 	$(VENV)/bin/pytest suites --kubeconfig $(KUBECONFIG)
 else
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH lab/lab run-suite
+	$(PY) lab/lab run-suite
 endif
 
 test: host venv lab-build
-	$(VENV)/bin/tox -e lint,tests
+	$(VENV)/bin/tox -e lint,tests,lab

@@ -39,6 +39,6 @@ if ! go version 2>/dev/null | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; then
 fi
 python=${SEATRIALS_LAB_PYTHON:-python3}
 if ! "$python" -c 'import boto3, cryptography, moto.server' 2>/dev/null; then
-  echo "setup-host: $python lacks moto[server]: python3 -m venv /tmp/v && /tmp/v/bin/pip install 'moto[server]>=5.1,<6'" >&2
+  echo "setup-host: $python lacks moto[server]: make venv (then .venv/bin/python lab/lab ...)" >&2
 fi
 echo "setup-host: ready" >&2
