@@ -1,6 +1,8 @@
 """The suite against the lab, as a user runs it: a healthy cluster signs off,
 the reports are complete, nothing is left behind, bad input is one line."""
 
+import base64
+import datetime
 import os
 import signal
 import subprocess
@@ -10,6 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import suite_command
 
@@ -75,15 +81,39 @@ def test_missing_probe_image_is_one_line_naming_the_image(run_suite, kube):
     assert leftovers(kube) == []
 
 
-def test_bad_credentials_are_one_line(run_suite, lab_env, tmp_path):
-    bad = tmp_path / "bad.kubeconfig"
+def expired_client_certificate() -> tuple[str, str]:
+    """A client certificate and key whose validity ended yesterday (base64 PEM, kubeconfig style)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return (base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+            base64.b64encode(pem_key).decode())
+
+
+@pytest.mark.parametrize("credentials,expected", [
+    ("expired-certificate", "rejected the credentials (401 Unauthorized)"),
+    ("unknown-token", "accepted the credentials but forbids listing nodes (403)"),  # anonymous, as the server says
+])
+def test_bad_credentials_are_one_line(run_suite, lab_env, tmp_path, credentials, expected):
     data = yaml.safe_load(Path(lab_env["KUBECONFIG"]).read_text())
-    data["users"][0]["user"] = {"token": "not-a-valid-token"}
+    if credentials == "expired-certificate":
+        cert, key = expired_client_certificate()
+        data["users"][0]["user"] = {"client-certificate-data": cert, "client-key-data": key}
+    else:
+        data["users"][0]["user"] = {"token": "not-a-valid-token"}
+    bad = tmp_path / "bad.kubeconfig"
     bad.write_text(yaml.safe_dump(data))
     run = run_suite("--kubeconfig", str(bad))
     assert run.returncode == 4
-    assert "ERROR: seatrials: " in run.output and "rejected the credentials (401 Unauthorized)" in run.output
-    assert "Traceback" not in run.output and "not-a-valid-token" not in run.output
+    lines = [x for x in run.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: seatrials: ") and expected in lines[0], run.output
+    assert "not-a-valid-token" not in run.output
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(run_suite, lab_env, kube, tmp_path):
