@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import allure
@@ -23,11 +24,27 @@ import pytest
 
 from seatrials import causes, probes, reporting
 from seatrials import trial as trial_mod
-from seatrials.cluster import SetupError, connect, one_line
-from seatrials.options import settings_from
+from seatrials.cluster import Cluster, SetupError, connect, one_line
+from seatrials.options import Settings, settings_from
 from seatrials.topology import Topology, discover
 
-STATE = pytest.StashKey[dict]()
+
+@dataclass
+class Run:
+    """What one run of the suite holds, in the controller and (partly) in each xdist worker."""
+
+    settings: Settings
+    cluster: Cluster | None = None
+    topology: Topology | None = None
+    run_id: str | None = None
+    shared: Path | None = None  # the directory the processes of this run share (trial.json, counts)
+    lock: probes.ClusterLock | None = None
+    reports: list[reporting.CheckReport] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    namespace_deleted: bool | None = None  # None until teardown tried
+
+
+STATE = pytest.StashKey[Run]()
 
 # What suites/conftest.py takes: the hooks and fixtures, nothing else.
 __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "pytest_report_header",
@@ -50,13 +67,12 @@ def skips_cluster(config) -> bool:
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
     settings = settings_from(config)
-    state = {"settings": settings, "cluster": None, "topology": None, "run_id": None, "shared": None,
-             "lock": None, "reports": [], "started": time.time(), "setup_error": ""}
-    config.stash[STATE] = state
+    state = config.stash[STATE] = Run(settings)
     if is_worker(config):
-        run = json.loads(config.workerinput["seatrials"])
-        state.update(run_id=run["run_id"], shared=Path(run["shared"]),
-                     topology=Topology.from_json(run["topology"]) if run["topology"] else None)
+        given = json.loads(config.workerinput["seatrials"])
+        state.run_id = given["run_id"]
+        state.shared = Path(given["shared"]) if given["shared"] else None
+        state.topology = Topology.from_json(given["topology"]) if given["topology"] else None
         return
     if skips_cluster(config):
         return
@@ -87,9 +103,8 @@ def default_report_paths(config, settings) -> None:
         config.option.clean_alluredir = True
 
 
-def start_run(state: dict, settings) -> None:
-    cluster = connect(settings.kubeconfig, settings.context)
-    state["cluster"] = cluster
+def start_run(state: Run, settings: Settings) -> None:
+    cluster = state.cluster = connect(settings.kubeconfig, settings.context)
     if settings.cleanup_only:
         removed, active = probes.cleanup_leftovers(cluster)
         left = f"; left the live run {active} alone" if active else ""
@@ -97,25 +112,25 @@ def start_run(state: dict, settings) -> None:
     run_id = probes.new_run_id()
     lock = probes.ClusterLock(cluster, run_id)
     lock.acquire(settings.lock_wait)
-    state.update(run_id=run_id, lock=lock, shared=Path(tempfile.mkdtemp(prefix=f"seatrials-{run_id}-")))
-    state["topology"] = discover(cluster, settings.master_selector, settings.worker_selector)
-    if not state["topology"].nodes:
+    state.run_id, state.lock = run_id, lock
+    state.shared = Path(tempfile.mkdtemp(prefix=f"seatrials-{run_id}-"))
+    state.topology = discover(cluster, settings.master_selector, settings.worker_selector)
+    if not state.topology.nodes:
         raise SetupError("the cluster has no nodes matching the selectors")
 
 
-def stop_run(state: dict) -> None:
+def stop_run(state: Run) -> None:
     """Delete what this run created and release the lock. Safe to call twice; never raises."""
-    cluster, settings = state["cluster"], state["settings"]
-    if cluster is None:
+    if state.cluster is None:
         return
     try:
-        if state["run_id"] and not settings.keep_probes and "namespace_deleted" not in state:
-            state["namespace_deleted"] = probes.delete_run(cluster, state["run_id"])
-        if state["lock"]:
-            state["lock"].release()
-            state["lock"] = None
+        if state.run_id and not state.settings.keep_probes and state.namespace_deleted is None:
+            state.namespace_deleted = probes.delete_run(state.cluster, state.run_id)
+        if state.lock:
+            state.lock.release()
+            state.lock = None
     except Exception as exc:  # noqa: BLE001 - teardown must report, not crash the run's exit
-        print(f"seatrials: cleanup of run {state['run_id']} failed ({one_line(exc)}): "
+        print(f"seatrials: cleanup of run {state.run_id} failed ({one_line(exc)}): "
               "run `pytest suites/ --cleanup-only` once the cluster answers", file=sys.stderr)
 
 
@@ -130,25 +145,23 @@ def pytest_unconfigure(config):
 def pytest_configure_node(node):
     """xdist: give each worker the run id, the shared directory and the topology."""
     state = node.config.stash[STATE]
-    topology = state["topology"]
     node.workerinput["seatrials"] = json.dumps({
-        "run_id": state["run_id"], "shared": str(state["shared"]) if state["shared"] else "",
-        "topology": topology.to_json() if topology else None})
+        "run_id": state.run_id, "shared": str(state.shared) if state.shared else "",
+        "topology": state.topology.to_json() if state.topology else None})
 
 
 def pytest_report_header(config):
     state = config.stash.get(STATE, None)
-    if not state or not state["topology"]:
+    if not state or not state.topology:
         return None
-    lines = [f"seatrials run {state['run_id']} on {state['cluster'].server} (context {state['cluster'].context})"]
-    lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}"
-              for k, v in state["topology"].fingerprint().items()]
+    lines = [f"seatrials run {state.run_id} on {state.cluster.server} (context {state.cluster.context})"]
+    lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]
     return lines
 
 
 # ---------------------------------------------------------------- parametrization
 def pytest_generate_tests(metafunc):
-    topology = metafunc.config.stash[STATE]["topology"]
+    topology = metafunc.config.stash[STATE].topology
     nodes = topology.nodes if topology else []
     if "node" in metafunc.fixturenames:
         metafunc.parametrize("node", nodes, ids=[n.name for n in nodes])
@@ -167,28 +180,28 @@ def pytest_generate_tests(metafunc):
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def settings(pytestconfig):
-    return pytestconfig.stash[STATE]["settings"]
+    return pytestconfig.stash[STATE].settings
 
 
 @pytest.fixture(scope="session")
 def run_id(pytestconfig):
-    return pytestconfig.stash[STATE]["run_id"]
+    return pytestconfig.stash[STATE].run_id
 
 
 @pytest.fixture(scope="session")
 def cluster(pytestconfig):
     state = pytestconfig.stash[STATE]
-    if state["cluster"] is None:
+    if state.cluster is None:
         try:
-            state["cluster"] = connect(state["settings"].kubeconfig, state["settings"].context)
+            state.cluster = connect(state.settings.kubeconfig, state.settings.context)
         except SetupError as exc:
             pytest.fail(f"seatrials: {exc}", pytrace=False)
-    return state["cluster"]
+    return state.cluster
 
 
 @pytest.fixture(scope="session")
 def topology(pytestconfig):
-    topo = pytestconfig.stash[STATE]["topology"]
+    topo = pytestconfig.stash[STATE].topology
     if topo is None:
         pytest.skip("not checked: no cluster was contacted (collect-only)")
     return topo
@@ -217,7 +230,7 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
                              aws_findings=lambda topo: aws.findings(settings, topo))
 
     try:
-        return trial_mod.obtain(state["shared"], measure)
+        return trial_mod.obtain(state.shared, measure)
     except SetupError as exc:
         if is_worker(pytestconfig):
             pytest.fail(f"seatrials: {exc}", pytrace=False)  # pytest.exit inside an xdist worker crashes it
@@ -235,7 +248,7 @@ def pytest_runtest_makereport(item, call):
             failure.finding.evidence.append(f"(seatrials bug: {item.name} does not declare cause {cause_id})")
         item.user_properties.append(("cause", cause_id))
         item.user_properties.append(("cause_page", causes.cause(cause_id).page))
-        page = reporting.cause_url(cause_id, item.config.stash[STATE]["settings"])
+        page = reporting.cause_url(cause_id, item.config.stash[STATE].settings)
         allure.dynamic.label("cause", cause_id)
         allure.dynamic.link(page, name=f"cause: {cause_id}")
     outcome = yield
@@ -260,23 +273,23 @@ class RunReporter:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
-            self.state["reports"].append(reporting.CheckReport.of(report))
+            self.state.reports.append(reporting.CheckReport.of(report))
 
     @pytest.hookimpl(trylast=True)  # after every process left its request count
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.state["topology"] is None:
+        if self.state.topology is None:
             return
         stop_run(self.state)
-        reporting.write_all(self.state, trial_mod.load(self.state["shared"]))
-        shutil.rmtree(self.state["shared"], ignore_errors=True)
+        reporting.write_all(self.state, trial_mod.load(self.state.shared))
+        shutil.rmtree(self.state.shared, ignore_errors=True)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        if self.state["reports"]:
+        if self.state.reports:
             reporting.terminal_summary(terminalreporter, self.state)
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Every process leaves its API request count for the controller to add up."""
     state = session.config.stash[STATE]
-    if state["cluster"] is not None and state["shared"] and state["shared"].exists():
-        (state["shared"] / f"requests-{os.getpid()}").write_text(str(state["cluster"].requests_made))
+    if state.cluster is not None and state.shared and state.shared.exists():
+        (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))

@@ -29,9 +29,9 @@ SECRET_PATTERNS = [
 ]
 
 
-def known_secrets(state: dict) -> list[str]:
-    values = list(state["settings"].extra_secrets)
-    cluster = state.get("cluster")
+def known_secrets(state) -> list[str]:
+    values = list(state.settings.extra_secrets)
+    cluster = state.cluster
     if cluster is not None:
         for user in cluster.kubeconfig.get("users") or []:
             u = user.get("user") or {}
@@ -118,36 +118,37 @@ def matrices(trial) -> dict[str, dict]:
     return out
 
 
-def api_requests(state: dict) -> int:
-    shared = state.get("shared")
-    if not shared or not Path(shared).exists():
-        return state["cluster"].requests_made if state.get("cluster") else 0
-    return sum(int(p.read_text() or 0) for p in Path(shared).glob("requests-*"))
+def api_requests(state) -> int:
+    """Requests of every process of the run (each leaves its count in the shared directory)."""
+    if not state.shared or not state.shared.exists():
+        return state.cluster.requests_made if state.cluster else 0
+    return sum(int(p.read_text() or 0) for p in state.shared.glob("requests-*"))
 
 
 # ---------------------------------------------------------------- writers
-def write_all(state: dict, trial) -> dict:
-    settings = state["settings"]
+def write_all(state, trial) -> dict:
+    """Write signoff.json/.md/.html, the matrix pictures and allure's categories.json."""
+    settings = state.settings
     out_dir = settings.reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports: list[CheckReport] = state["reports"]
+    reports = state.reports
     secrets = known_secrets(state)
     signoff = {
-        "run_id": state["run_id"],
-        "server": state["cluster"].server,
-        "context": state["cluster"].context,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["started"])),
-        "wall_seconds": round(time.time() - state["started"], 1),
+        "run_id": state.run_id,
+        "server": state.cluster.server,
+        "context": state.cluster.context,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.started)),
+        "wall_seconds": round(time.time() - state.started, 1),
         "api_requests": api_requests(state),
-        "nodes": len(state["topology"].nodes),
-        "cluster": state["topology"].fingerprint(),
+        "nodes": len(state.topology.nodes),
+        "cluster": state.topology.fingerprint(),
         "verdict": verdict(reports),
         "outcomes": dict(Counter(r.outcome for r in reports)),
         "causes_found": causes_found(reports),
         "checks": [asdict(r) for r in reports],
         "matrix": matrices(trial),
         "trial_timings": trial.timings if trial else {},
-        "probe_namespace_deleted": state.get("namespace_deleted", False),
+        "probe_namespace_deleted": bool(state.namespace_deleted),
     }
     text = redact(json.dumps(signoff, indent=2), secrets)
     (out_dir / "signoff.json").write_text(text)
@@ -272,8 +273,8 @@ outcomes {e(json.dumps(s['outcomes']))}.</p>
 
 
 # ---------------------------------------------------------------- terminal
-def terminal_summary(tr, state: dict) -> None:
-    reports: list[CheckReport] = state["reports"]
+def terminal_summary(tr, state) -> None:
+    reports: list[CheckReport] = state.reports
     tr.section("seatrials: failures by cause")
     by_cause = defaultdict(list)
     for r in reports:
@@ -297,6 +298,6 @@ def terminal_summary(tr, state: dict) -> None:
         tr.write_line(f"not checked: {len(skipped)} cases")
         for reason, n in reasons.most_common(6):
             tr.write_line(f"    {n} x {reason}")
-    out = state["settings"].reports_dir
+    out = state.settings.reports_dir
     tr.write_line(f"verdict: {verdict(reports)}; sign-off report: {out / 'signoff.html'} (also .json, .md)",
                   bold=True)

@@ -483,15 +483,15 @@ import json
 from pathlib import Path
 
 from seatrials.options import Settings
-from seatrials.plugin import STATE, judge, pytest_generate_tests, settings, topology  # noqa: F401 - the real ones
+from seatrials.plugin import STATE, Run, judge, pytest_generate_tests, settings, topology  # noqa: F401
 from seatrials.topology import Topology
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
     data = json.loads(Path(__file__).with_name("topology.json").read_text())
-    config.stash[STATE] = {"settings": Settings(kubeconfig=None, context=None, aws_region="us-east-1"),
-                           "topology": Topology.from_json(data)}
+    config.stash[STATE] = Run(Settings(kubeconfig=None, context=None, aws_region="us-east-1"),
+                              topology=Topology.from_json(data))
 """
 
 

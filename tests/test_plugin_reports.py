@@ -10,13 +10,13 @@ pytest_plugins = ["pytester"]
 
 CONFTEST = """
 from seatrials.options import Settings
-from seatrials.plugin import STATE, judge, pytest_runtest_makereport  # noqa: F401 - the real hooks
+from seatrials.plugin import STATE, Run, judge, pytest_runtest_makereport  # noqa: F401 - the real hooks
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
     settings = Settings(kubeconfig=None, context=None, extra_secrets=["hunter2hunter2"])
-    config.stash[STATE] = {"settings": settings, "cluster": None}
+    config.stash[STATE] = Run(settings)
 """
 
 SUITE = """
