@@ -39,4 +39,6 @@ echo "building Kubernetes $k8s_version into $bin (cold: about 8 minutes on 2 cor
 (cd "$here/build/kubernetes" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin.partial/" tool)
 rm -rf "$bin" && mv "$bin.partial" "$bin"
 complete
+# Builds of older pins are of no use any more (a few hundred MB each).
+find "$cache/bin" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
 echo "$bin"
