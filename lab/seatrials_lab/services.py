@@ -27,9 +27,12 @@ REGISTRY_BINARY = "docker-registry"  # Debian's build of the CNCF distribution r
 NOTIFICATIONS_URL = f"http://127.0.0.1:{HARBOR_PORT}/service/notifications"
 
 
-def _claim(port: int, host: str = "127.0.0.1") -> None:
-    if port_open(host, port):
-        raise LabError(f"{host}:{port} is already in use; the lab needs it")
+def _claim(port: int, host: str = "127.0.0.1", grace: float = 10) -> None:
+    """The port must be free; a daemon the lab just stopped gets `grace` seconds to let go of it."""
+    try:
+        wait_for(f"{host}:{port} to be free", lambda: not port_open(host, port), timeout=grace, interval=0.2)
+    except LabError:
+        raise LabError(f"{host}:{port} is already in use; the lab needs it") from None
 
 
 def _wait_listening(what: str, port: int, host: str = "127.0.0.1") -> None:
