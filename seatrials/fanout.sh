@@ -1,6 +1,8 @@
 # seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
 # every target is probed in parallel and only failures are retried, so a source
 # costs one API call and about one timeout, whatever the number of targets.
+# A retry waits half as long as the first try: the first connect timeout already
+# covered the kernel's own SYN retransmission.
 #
 #   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
 #   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
@@ -12,20 +14,22 @@
 T=$1
 R=$2
 shift 2
+RETRY_WAIT=$((T / 2 > 0 ? T / 2 : 1))
 
-tcp() { printf 'GET /id HTTP/1.0\r\n\r\n' | timeout $((T + 1)) nc -w "$T" "$1" "$2" 2>&1; }
-icmp() { ping -c 1 -W "$T" "$1" 2>&1; }
+# W is the wait of the current try (see single)
+tcp() { printf 'GET /id HTTP/1.0\r\n\r\n' | timeout $((W + 1)) nc -w "$W" "$1" "$2" 2>&1; }
+icmp() { ping -c 1 -W "$W" "$1" 2>&1; }
 # busybox nslookup ignores the search list: ask the service name under the
 # cluster's "svc.<domain>" search entry, one bounded lookup per try
 dns() {
   suffix=$(sed -n 's/^search //p' /etc/resolv.conf | tr ' ' '\n' | grep '^svc\.' | head -n 1)
-  timeout "$T" nslookup "$1${suffix:+.$suffix}" 2>&1
+  timeout "$W" nslookup "$1${suffix:+.$suffix}" 2>&1
 }
 
 report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-400)"; }
 
 single() {
-  id=$1 mode=$2 addr=$3 port=$4 n=0
+  id=$1 mode=$2 addr=$3 port=$4 n=0 W=$T
   while :; do
     n=$((n + 1))
     out=$($mode "$addr" "$port")
@@ -33,6 +37,7 @@ single() {
     # nc exits 0 when the peer closes, even with nothing said: only an answer counts
     [ "$mode" = tcp ] && [ $rc -eq 0 ] && [ -z "$out" ] && rc=1 && out="connected, no answer"
     [ $rc -eq 0 ] || [ $n -gt "$R" ] && break
+    W=$RETRY_WAIT
   done
   report "$id" "$rc" "$n" "$out"
 }

@@ -84,8 +84,10 @@ class ProbePod:
 
 def backends_deadline(settings) -> int:
     """Seconds a source may spend collecting every externalIPs backend: the same budget
-    as a failing single probe, so a broken cluster is judged as fast as a healthy one."""
-    return int((settings.probe_retries + 1) * settings.probe_timeout)
+    as a failing single probe (first try, then retries at half the wait; see fanout.sh),
+    so a broken cluster is judged about as fast as a healthy one."""
+    timeout = int(settings.probe_timeout)
+    return timeout + settings.probe_retries * max(1, timeout // 2)
 
 
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,

@@ -246,7 +246,7 @@ def wait_ready(cluster, namespace: str, nodes: list[str], timeout: float) -> dic
     """Poll until every probe is ready or failed for good, or the timeout passes."""
     state: dict = {}
 
-    @retry(retry=retry_if_result(lambda done: not done), wait=wait_fixed(1), stop=stop_after_delay(timeout),
+    @retry(retry=retry_if_result(lambda done: not done), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
            retry_error_callback=lambda _: True, reraise=False)
     def poll() -> bool:
         state.update(read_status(cluster, namespace, nodes, state))
