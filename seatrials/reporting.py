@@ -206,11 +206,15 @@ BAD_COLOUR = "#c62828"
 def grid_svg(title: str, rows: list[str], cols: list[str], cells: dict[tuple[str, str], tuple[str, str]],
              footer: str) -> str:
     """A labelled grid picture; cells map (row, column) to (short text, colour)."""
-    cell, label_w, top = 34, 170, 140
-    width = label_w + cell * len(cols) + 10
+    char = 6.5  # px per character at font-size 11
+    cell = 34
+    label_w = 12 + char * max((len(r) for r in rows), default=4)
+    slant = char * max((len(c) for c in cols), default=4)  # column labels are drawn at -55 degrees
+    top = 30 + slant * 0.82
+    width = label_w + cell * len(cols) + slant * 0.57 + 10
     height = top + cell * len(rows) + 30
     e = html.escape
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 420)}" height="{height}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 420):.0f}" height="{height:.0f}" '
              f'font-family="sans-serif" font-size="11"><title>{e(title)}</title>',
              f'<text x="4" y="14" font-size="13" font-weight="bold">{e(title)}</text>']
     for j, col in enumerate(cols):
