@@ -42,6 +42,7 @@ class Run:
     reports: list[reporting.CheckReport] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     namespace_deleted: bool | None = None  # None until teardown tried
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
 
 
 STATE = pytest.StashKey[Run]()
@@ -279,6 +280,7 @@ class RunReporter:
     def pytest_sessionfinish(self, session, exitstatus):
         if self.state.topology is None:
             return
+        self.state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         stop_run(self.state)
         reporting.write_all(self.state, trial_mod.load(self.state.shared))
         shutil.rmtree(self.state.shared, ignore_errors=True)

@@ -82,9 +82,12 @@ class CheckReport:
                    round(report.duration, 3))
 
 
-def verdict(reports: list[CheckReport]) -> str:
-    """Signed off when something passed and nothing failed; what was not checked is listed beside it."""
+def verdict(reports: list[CheckReport], interrupted: bool = False) -> str:
+    """Signed off when something passed and nothing failed; what was not checked is listed beside it.
+    An interrupted run signs nothing off, however well its first checks went."""
     outcomes = Counter(r.outcome for r in reports)
+    if interrupted:
+        return "INTERRUPTED"
     if outcomes["failed"] or outcomes["error"]:
         return "NOT SIGNED OFF"
     return "SIGNED OFF" if outcomes["passed"] else "NOTHING CHECKED"
@@ -142,7 +145,7 @@ def write_all(state, trial) -> dict:
         "api_requests": api_requests(state),
         "nodes": len(state.topology.nodes),
         "cluster": state.topology.fingerprint(),
-        "verdict": verdict(reports),
+        "verdict": verdict(reports, state.interrupted),
         "outcomes": dict(Counter(r.outcome for r in reports)),
         "causes_found": causes_found(reports),
         "checks": [asdict(r) for r in reports],
@@ -303,5 +306,5 @@ def terminal_summary(tr, state) -> None:
         for reason, n in reasons.most_common(6):
             tr.write_line(f"    {n} x {reason}")
     out = state.settings.reports_dir
-    tr.write_line(f"verdict: {verdict(reports)}; sign-off report: {out / 'signoff.html'} (also .json, .md)",
-                  bold=True)
+    tr.write_line(f"verdict: {verdict(reports, state.interrupted)}; "
+                  f"sign-off report: {out / 'signoff.html'} (also .json, .md)", bold=True)

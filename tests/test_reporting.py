@@ -51,6 +51,7 @@ def test_verdicts():
     assert reporting.verdict([r("skipped")]) == "NOTHING CHECKED"
     assert reporting.verdict([r("passed"), r("failed")]) == "NOT SIGNED OFF"
     assert reporting.verdict([]) == "NOTHING CHECKED"
+    assert reporting.verdict([r("passed")], interrupted=True) == "INTERRUPTED"  # never a sign-off
 
 
 def test_markdown_and_html_carry_causes_and_matrix(tmp_path):

@@ -3,6 +3,7 @@ the reports are complete, nothing is left behind, bad input is one line."""
 
 import base64
 import datetime
+import json
 import os
 import signal
 import subprocess
@@ -134,12 +135,17 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(run_suite, lab_e
 
 
 def test_ctrl_c_cleans_up(lab_env, kube, tmp_path):
+    # as from a terminal: a shell that starts jobs in the background (CI scripts, nohup)
+    # hands them SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen(suite_command(tmp_path / "r"), env={**os.environ, **lab_env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: any(n.startswith("seatrials-2") for n in leftovers(kube)))
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wait_for(lambda: any(n.startswith("seatrials-2") for n in leftovers(kube)), interval=0.1)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
+    assert "verdict: INTERRUPTED" in out, out[-2000:]
+    assert json.loads((tmp_path / "r" / "signoff.json").read_text())["verdict"] == "INTERRUPTED"
     assert leftovers(kube) == [], out[-2000:]
 
 
