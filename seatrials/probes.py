@@ -24,6 +24,7 @@ from seatrials.network import ProbePod
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=seatrials"
 RUN_LABEL = "seatrials.io/run-id"
 LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
 LEASE_SECONDS = 60
@@ -176,9 +177,11 @@ class Deployment:
 def deploy(cluster, topology, settings, run_id: str) -> Deployment:
     ns = namespace_of(run_id)
     cluster.core.create_namespace(namespace_body(run_id))
-    for manifest, port in (("probe-pod-network.yaml", settings.pod_port),
-                           ("probe-host-network.yaml", settings.host_port)):
-        cluster.apps.create_namespaced_daemon_set(ns, daemonset(manifest, run_id, settings.image, port))
+    cluster.apps.create_namespaced_daemon_set(
+        ns, daemonset("probe-pod-network.yaml", run_id, settings.image, settings.pod_port))
+    wait_host_ports_released(cluster, settings.ready_timeout / 2)
+    cluster.apps.create_namespaced_daemon_set(
+        ns, daemonset("probe-host-network.yaml", run_id, settings.image, settings.host_port))
     deployment = Deployment(run_id, ns)
     ips = [n.internal_ip for n in topology.nodes if n.internal_ip]
     try:
@@ -186,6 +189,33 @@ def deploy(cluster, topology, settings, run_id: str) -> Deployment:
     except ApiException as exc:
         deployment.service_error = f"{exc.status} {exc.reason}: the cluster refused a Service with externalIPs"
     return deployment
+
+
+def wait_host_ports_released(cluster, timeout: float) -> None:
+    """Wait while host-network probes of an earlier run are still terminating.
+
+    They hold the host port on their node until they are gone, and a probe
+    created meanwhile is refused by the scheduler ("didn't have free ports")
+    and only retried after a back-off of several seconds: a run right after
+    another would pay that in readiness. Live leftovers are not waited for
+    (readiness reports them per node); a cluster that forbids listing pods
+    everywhere is not waited for either.
+    """
+    @retry(retry=retry_if_result(bool), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
+           retry_error_callback=lambda _: None, reraise=False)
+    def terminating() -> list[str]:
+        pods = cluster.core.list_pod_for_all_namespaces(label_selector="seatrials.io/probe=host-network").items
+        if not pods:
+            return []
+        going = {ns.metadata.name for ns in cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items
+                 if ns.status.phase == "Terminating"}
+        return [p.metadata.name for p in pods if p.metadata.deletion_timestamp or p.metadata.namespace in going]
+
+    try:
+        terminating()
+    except ApiException as exc:
+        if exc.status != 403:
+            raise
 
 
 # ---------------------------------------------------------------- readiness
@@ -270,9 +300,16 @@ def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:
 
 # ---------------------------------------------------------------- cleanup
 def delete_run(cluster, run_id: str) -> bool:
-    """Delete this run's namespace; True when something was deleted."""
+    """Delete this run's namespace; True when something was deleted.
+
+    The probe pods are deleted first and directly: left to the namespace
+    controller they linger for seconds, holding the host probes' port.
+    """
+    ns = namespace_of(run_id)
     try:
-        cluster.core.delete_namespace(namespace_of(run_id), propagation_policy="Background")
+        cluster.apps.delete_collection_namespaced_daemon_set(ns, propagation_policy="Orphan")
+        cluster.core.delete_collection_namespaced_pod(ns)
+        cluster.core.delete_namespace(ns, propagation_policy="Background")
         return True
     except ApiException as exc:
         if exc.status == 404:
@@ -296,7 +333,7 @@ def cleanup_leftovers(cluster) -> tuple[list[str], str | None]:
     except ApiException as exc:
         if exc.status != 404:
             raise
-    for ns in cluster.core.list_namespace(label_selector="app.kubernetes.io/managed-by=seatrials").items:
+    for ns in cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items:
         if ns.status.phase == "Terminating" or (ns.metadata.labels or {}).get(RUN_LABEL) == active:
             continue
         cluster.core.delete_namespace(ns.metadata.name, propagation_policy="Background")
