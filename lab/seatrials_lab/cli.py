@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     run_suite.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     bench = commands.add_parser("bench", help="the suite's wall time and API requests, healthy and pod network broken")
     _size_options(bench, defaults=False)
+    bench.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
 
     args = parser.parse_args(argv)
     paths = Paths.from_env()
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
             return suite.run_suite(paths, args.masters, args.workers, args.keep, extra)
         elif args.command == "bench":
-            print(suite.bench_table(suite.bench(paths, args.masters, args.workers)))
+            print(suite.bench_table(suite.bench(paths, args.masters, args.workers, args.runs)))
     except (LabError, ValueError) as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,39 +71,53 @@ def run_suite(paths: Paths, masters: int | None, workers: int | None, keep: bool
         return subprocess.run(argv, cwd=repository, env=suite_env(paths)).returncode
 
 
-def bench(paths: Paths, masters: int | None, workers: int | None) -> list[dict]:
-    """`seatrials bench` on the healthy lab, then with the pod network fully broken; returns its rows."""
+def bench(paths: Paths, masters: int | None, workers: int | None, runs: int = 3) -> list[dict]:
+    """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken;
+    returns one row per run."""
     build(paths)
     with lab_up(paths, masters, workers) as was_up:
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
-        rows = [_bench_once(paths, "healthy")]
+        rows = _bench_runs(paths, HEALTHY, runs)
         lab = cluster.running(paths)
         print(f"lab: {BROKEN_POD_NETWORK}: {faults.inject(lab, BROKEN_POD_NETWORK, 'all')}", file=sys.stderr)
         try:
-            rows.append(_bench_once(paths, f"pod network broken ({BROKEN_POD_NETWORK} on every node)"))
+            rows += _bench_runs(paths, BROKEN, runs)
         finally:
             print(f"lab: {BROKEN_POD_NETWORK}: {faults.heal(lab, BROKEN_POD_NETWORK)}", file=sys.stderr)
     return rows
 
 
-def _bench_once(paths: Paths, label: str) -> dict:
-    argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label]
-    print(f"lab: bench: {label}", file=sys.stderr, flush=True)
+HEALTHY = "healthy"
+BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
+
+
+def _bench_runs(paths: Paths, label: str, runs: int) -> list[dict]:
+    argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label, "--runs", str(runs)]
+    print(f"lab: bench: {label}, {runs} run(s)", file=sys.stderr, flush=True)
     done = subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths), capture_output=True, text=True)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not rows:
         why = (done.stderr or done.stdout).strip()[-300:]
         raise LabError(f"seatrials bench failed (exit {done.returncode}): {why}")
-    return rows[0]
+    return rows
 
 
 def bench_table(rows: list[dict]) -> str:
-    lines = [f"{'scenario':58} {'nodes':>5} {'wall s':>7} {'API requests':>12}  verdict / outcomes"]
-    for row in rows:
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(row["outcomes"].items()))
-        lines.append(
-            f"{row['label']:58} {row['nodes']:>5} {row['wall_seconds']:>7} {row['api_requests']:>12}  "
-            f"{row['verdict']} ({outcomes})"
-        )
+    """Per scenario: median wall time (min to max), API requests (min to max), verdicts;
+    then the broken/healthy ratio of the medians (the suite's promise: at most 2)."""
+    lines = [f"{'scenario':58} {'nodes':>5} {'runs':>4} {'wall s: median (min-max)':>25} "
+             f"{'API requests':>12}  verdicts"]
+    medians = {}
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        walls = sorted(r["wall_seconds"] for r in mine)
+        requests = sorted(r["api_requests"] for r in mine)
+        medians[label] = statistics.median(walls)
+        verdicts = ", ".join(sorted({r["verdict"] for r in mine}))
+        wall = f"{medians[label]:.1f} ({walls[0]}-{walls[-1]})"
+        requested = f"{requests[0]}-{requests[-1]}" if requests[0] != requests[-1] else str(requests[0])
+        lines.append(f"{label:58} {mine[0]['nodes']:>5} {len(mine):>4} {wall:>25} {requested:>12}  {verdicts}")
+    if medians.get(HEALTHY) and BROKEN in medians:
+        lines.append(f"broken / healthy (medians): {medians[BROKEN] / medians[HEALTHY]:.2f}")
     return "\n".join(lines)
