@@ -302,13 +302,13 @@ def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:
 def delete_run(cluster, run_id: str) -> bool:
     """Delete this run's namespace; True when something was deleted.
 
-    The probe pods are deleted first and directly: left to the namespace
-    controller they linger for seconds, holding the host probes' port.
+    The DaemonSets go first, in the foreground: the garbage collector then
+    deletes their pods at once, where the namespace controller would leave
+    them for seconds, holding the host probes' port.
     """
     ns = namespace_of(run_id)
     try:
-        cluster.apps.delete_collection_namespaced_daemon_set(ns, propagation_policy="Orphan")
-        cluster.core.delete_collection_namespaced_pod(ns)
+        cluster.apps.delete_collection_namespaced_daemon_set(ns, propagation_policy="Foreground")
         cluster.core.delete_namespace(ns, propagation_policy="Background")
         return True
     except ApiException as exc:
