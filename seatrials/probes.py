@@ -26,6 +26,7 @@ MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=seatrials"
 RUN_LABEL = "seatrials.io/run-id"
+PROBE_LABEL = "seatrials.io/probe"  # pod-network or host-network (manifests/)
 LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
 LEASE_SECONDS = 60
 # A pull error is final when it has been seen this long (the kubelet retries in vain).
@@ -204,7 +205,7 @@ def wait_host_ports_released(cluster, timeout: float) -> None:
     @retry(retry=retry_if_result(bool), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
            retry_error_callback=lambda _: None, reraise=False)
     def terminating() -> list[str]:
-        pods = cluster.core.list_pod_for_all_namespaces(label_selector="seatrials.io/probe=host-network").items
+        pods = cluster.core.list_pod_for_all_namespaces(label_selector=f"{PROBE_LABEL}=host-network").items
         if not pods:
             return []
         going = {ns.metadata.name for ns in cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items
@@ -243,7 +244,7 @@ def read_status(cluster, namespace: str, nodes: list[str], previous: dict) -> di
     status = {(side, n): previous.get((side, n)) or ProbeStatus(n, side) for side in SIDES.values() for n in nodes}
     pods = cluster.core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=seatrials-probe").items
     for pod in pods:
-        side = SIDES.get((pod.metadata.labels or {}).get("seatrials.io/probe"))
+        side = SIDES.get((pod.metadata.labels or {}).get(PROBE_LABEL))
         key = (side, pod.spec.node_name)
         if key not in status:
             continue

@@ -85,9 +85,9 @@ class CheckReport:
 def verdict(reports: list[CheckReport], interrupted: bool = False) -> str:
     """Signed off when something passed and nothing failed; what was not checked is listed beside it.
     An interrupted run signs nothing off, however well its first checks went."""
-    outcomes = Counter(r.outcome for r in reports)
     if interrupted:
         return "INTERRUPTED"
+    outcomes = Counter(r.outcome for r in reports)
     if outcomes["failed"] or outcomes["error"]:
         return "NOT SIGNED OFF"
     return "SIGNED OFF" if outcomes["passed"] else "NOTHING CHECKED"

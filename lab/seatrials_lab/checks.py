@@ -23,8 +23,8 @@ REGISTRY = f"http://127.0.0.1:{REGISTRY_PORT}"
 HARBOR = f"http://127.0.0.1:{HARBOR_PORT}"
 CHECK_REPOSITORY = f"{HARBOR_PROJECT}/seatrials-lab-fault-check"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-KUBELET_STARTED = "Kubelet version"
-PATIENCE = 3  # seconds a probe waits for an answer  # the first line a kubelet logs (cmd/kubelet/app/server.go)
+KUBELET_STARTED = "Kubelet version"  # the first line a kubelet logs (cmd/kubelet/app/server.go)
+PATIENCE = 3  # seconds a probe waits for an answer
 
 
 def tcp_from_node(node: Node, ip: str, port: int) -> str | None:

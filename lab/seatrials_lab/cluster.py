@@ -185,7 +185,7 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
         node.start_containerd(paths, n)
     services.start_balancer(paths, masters_)
     kubectl = Kubectl(binaries / "kubectl", paths.lab_kubeconfig)
-    wait_for("the apiserver through the load balancer", lambda: _answers(kubectl, "get", "--raw", "/readyz"), 120)
+    wait_for("the apiserver through the load balancer", lambda: answers(kubectl, "get", "--raw", "/readyz"), 120)
     progress(f"control plane up ({len(masters_)} x etcd, kube-apiserver :{APISERVER_PORT}, ...), balancer :6443")
 
     for n in nodes:
@@ -215,7 +215,7 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
         READY_TIMEOUT,
         interval=2,
     )
-    wait_for("CoreDNS", lambda: _answers(kubectl, "wait", "-n", "kube-system", "deploy/coredns",
+    wait_for("CoreDNS", lambda: answers(kubectl, "wait", "-n", "kube-system", "deploy/coredns",
                                           "--for=condition=Available", "--timeout=1s"), 120)  # fmt: skip
     record["ready_seconds"] = round(progress.elapsed, 1)
     save_record(paths, record)
@@ -227,7 +227,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _answers(kubectl: Kubectl, *args: str) -> bool:
+def answers(kubectl: Kubectl, *args: str) -> bool:
+    """Whether kubectl with these arguments succeeds within 20 s."""
     try:
         kubectl(*args, timeout=20)
     except LabError:

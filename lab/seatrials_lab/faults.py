@@ -14,10 +14,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from . import aws, cgroups, checks, control_plane, namespaces, node, processes, services
-from .cluster import Lab
+from .cluster import Lab, answers
 from .kubectl import Kubectl
 from .layout import (
     APISERVER_PORT,
@@ -123,26 +124,24 @@ def masters_open_only_explicit_ports(masters: str, workers: str, master_pod_cidr
 
 
 def close_apiserver_port_to_workers(lab: Lab, nodes: list[Node]) -> None:
-    _set_master_ingress(lab, lambda groups: apiserver_port_closed_to_workers(groups["master"], groups["worker"]))
+    _set_ingress(lab, lambda g: {g["master"]: apiserver_port_closed_to_workers(g["master"], g["worker"])})
 
 
 def open_masters_only_explicitly(lab: Lab, nodes: list[Node]) -> None:
     cidrs = [m.pod_cidr for m in lab.masters]
-    _set_master_ingress(lab, lambda g: masters_open_only_explicit_ports(g["master"], g["worker"], cidrs))
+    _set_ingress(lab, lambda g: {g["master"]: masters_open_only_explicit_ports(g["master"], g["worker"], cidrs)})
 
 
 def healthy_security_groups(lab: Lab, nodes: list[Node]) -> None:
+    _set_ingress(lab, lambda g: aws.healthy_ingress(g["master"], g["worker"]))
+
+
+def _set_ingress(lab: Lab, rules: Callable[[dict[str, str]], dict[str, list[dict]]]) -> None:
+    """Replace the inbound rules of the groups `rules` returns (group id -> rules; given the lab's
+    group ids by role), then re-derive the VPC filter from moto."""
     client = aws.ec2()
-    groups = aws.lab_groups(client)
-    for group, permissions in aws.healthy_ingress(groups["master"], groups["worker"]).items():
+    for group, permissions in rules(aws.lab_groups(client)).items():
         aws.replace_ingress(client, group, permissions)
-    aws.sync_vpc(lab.nodes)
-
-
-def _set_master_ingress(lab: Lab, rules: Callable[[dict[str, str]], list[dict]]) -> None:
-    client = aws.ec2()
-    groups = aws.lab_groups(client)
-    aws.replace_ingress(client, groups["master"], rules(groups))
     aws.sync_vpc(lab.nodes)
 
 
@@ -297,7 +296,7 @@ def _restart_apiservers(lab: Lab, flags: Callable[[Node], dict[str, str]]) -> No
     for m in lab.masters:
         node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags(m)))
         own = f"--server=https://{m.ip}:{APISERVER_PORT}"
-        wait_for(f"kube-apiserver on {m.name}", lambda own=own: _answers(lab, own, "get", "--raw", "/readyz"), 120)
+        wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
         control_plane.restart_controllers(lab.paths, m, lab.binaries)
     namespace, name = AUTH_CONFIGMAP
     lab.kubectl("delete", "configmap", "-n", namespace, name, "--ignore-not-found")
@@ -328,14 +327,6 @@ def _since_start(log: Path) -> str:
     text = log.read_text(errors="replace")
     start = text.rfind("Version: v")  # kube-apiserver's first line (cmd/kube-apiserver/app/server.go)
     return text[start:] if start >= 0 else text
-
-
-def _answers(lab: Lab, *args: str) -> bool:
-    try:
-        lab.kubectl(*args, timeout=20)
-    except LabError:
-        return False
-    return True
 
 
 # --- client-pem-not-base64 --------------------------------------------------------------------

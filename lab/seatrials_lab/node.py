@@ -216,14 +216,8 @@ def kubelet_flags(node: Node) -> dict[str, str]:
     }
 
 
-def start_kubelet(
-    paths: Paths,
-    node: Node,
-    bin_dir: Path,
-    flags: dict[str, str] | None = None,
-    cgroup: cgroups.Placement | None = None,
-) -> None:
-    start(paths, node, "kubelet", argv(bin_dir / "kubelet", flags or kubelet_flags(node)), cgroup)
+def start_kubelet(paths: Paths, node: Node, bin_dir: Path) -> None:
+    start(paths, node, "kubelet", argv(bin_dir / "kubelet", kubelet_flags(node)))
 
 
 def start_kube_proxy(paths: Paths, node: Node, bin_dir: Path) -> None:

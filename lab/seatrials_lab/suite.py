@@ -21,6 +21,8 @@ from .shell import LabError
 
 DEFAULT_MASTERS, DEFAULT_WORKERS = 1, 2
 BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses the VPC
+HEALTHY = "healthy"  # the bench's two scenarios
+BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
 
 
 def build(paths: Paths) -> None:
@@ -86,10 +88,6 @@ def bench(paths: Paths, masters: int | None, workers: int | None, runs: int = 3)
         finally:
             print(f"lab: {BROKEN_POD_NETWORK}: {faults.heal(lab, BROKEN_POD_NETWORK)}", file=sys.stderr)
     return rows
-
-
-HEALTHY = "healthy"
-BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
 
 
 def _bench_runs(paths: Paths, label: str, runs: int) -> list[dict]:
