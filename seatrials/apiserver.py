@@ -20,23 +20,28 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import shlex
+import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import pytest
 import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from kubernetes.client.rest import ApiException
+from OpenSSL import SSL
 
-from seatrials import causes
-from seatrials.causes import Verdict
+from seatrials.causes import UNKNOWN, Result, Verdict
 from seatrials.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
 
 CAUSE = "apiserver-requestheader-allowed-names"
+STALE = "apiserver-auth-configmap-stale"
+LIVE = "live client CAs"
+LIVE_TIMEOUT = 5.0
 AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
 NOT_ALLOWED = re.compile(r"x509: subject with cn=(?P<cn>.*?) is not in the allowed list(?:: \[(?P<allowed>[^\]]*)\])?")
 # kube-aggregator's discovery check (remote_available_controller.go) reports
@@ -48,9 +53,16 @@ NOT_PROOF = ("current kube-apiservers log it only for requests no other authenti
              "so a clean log does not clear the ConfigMap and flags")
 
 
+def front_proxy_result(cluster, topology) -> Result:
+    """The fault, or a ConfigMap that only remembers it (apiserver-auth-configmap-stale), or ambiguity said plainly."""
+    verdict = front_proxy_verdict(cluster, topology)
+    return stale_or_verdict(verdict)
+
+
 def front_proxy_verdict(cluster, topology) -> Verdict:
     verdict = Verdict(CAUSE)
-    configmap_signal(verdict, cluster)
+    data = configmap_signal(verdict, cluster)
+    live_signals(verdict, topology, data)
     try:
         pods = apiserver_pods(cluster)
     except Unreadable as exc:
@@ -86,15 +98,100 @@ def front_proxy_verdict(cluster, topology) -> Verdict:
     return verdict
 
 
-def configmap_signal(verdict: Verdict, cluster) -> None:
+def configmap_signal(verdict: Verdict, cluster) -> dict | None:
     namespace, name = AUTH_CONFIGMAP
     signal = f"ConfigMap {namespace}/{name}"
     try:
         data = cluster.core.read_namespaced_config_map(name, namespace).data or {}
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
         verdict.add(signal, "unreadable", read_failure(exc))
-        return
+        return None
     verdict.add(signal, *judge_authentication_config(data))
+    return data
+
+
+# ---------------------------------------------------------------- what the live apiservers use
+def name_key(components) -> tuple:
+    """A distinguished name as sorted (attribute, value) text pairs, from pyOpenSSL or cryptography."""
+    return tuple(sorted(components))
+
+
+def ca_names(bundle: str) -> set[tuple]:
+    try:
+        cas = x509.load_pem_x509_certificates(bundle.encode()) if bundle.strip() else []
+    except ValueError:
+        return set()
+    return {name_key((a.rfc4514_attribute_name, str(a.value)) for a in ca.subject) for ca in cas}
+
+
+def live_client_cas(host: str, port: int, timeout: float = LIVE_TIMEOUT) -> set[tuple]:
+    """The CA names an apiserver asks client certificates of in its TLS handshake: its --client-ca-file and
+    --requestheader-client-ca-file as it runs now (Go's TLS server lists both in its CertificateRequest)."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE, lambda *_: True)  # only the CA list is read; nothing is sent
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.setblocking(False)
+        conn = SSL.Connection(context, sock)
+        conn.set_connect_state()
+        while True:
+            try:
+                conn.do_handshake()
+                break
+            except (SSL.WantReadError, SSL.WantWriteError) as want:
+                left = deadline - time.monotonic()
+                waits = ([sock], []) if isinstance(want, SSL.WantReadError) else ([], [sock])
+                if left <= 0 or select.select(*waits, [], left) == ([], [], []):
+                    raise TimeoutError(f"TLS handshake with {host}:{port} timed out after {timeout:g} s") from None
+        names = conn.get_client_ca_list()
+    return {name_key((k.decode(), v.decode()) for k, v in n.get_components()) for n in names}
+
+
+def live_signals(verdict: Verdict, topology, data: dict | None) -> None:
+    """Per apiserver endpoint: does the live apiserver trust a front-proxy CA separate from its client CA?"""
+    if not data or not data.get("requestheader-client-ca-file"):
+        return
+    client = ca_names(data.get("client-ca-file") or "")
+    allowed = data.get("requestheader-allowed-names") or "[]"
+    for ip, port in topology.apiserver_endpoints:
+        signal = f"{LIVE} ({ip}:{port})"
+        try:
+            live = live_client_cas(ip, port)
+        except (OSError, SSL.Error) as exc:
+            verdict.add(signal, "unreadable", f"TLS handshake failed: {exc}")
+            continue
+        extra = live - client
+        shown = "; ".join(", ".join(f"{k}={v}" for k, v in n) for n in sorted(live))
+        if extra:
+            verdict.add(signal, "ok", f"asks for client certificates of [{shown}]: a front-proxy CA separate from "
+                                      "the client CA")
+        elif allowed != "[]":
+            verdict.add(signal, "fault", f"asks for client certificates of [{shown}] only: its request-header CA "
+                                         "is the client CA")
+        else:
+            verdict.add(signal, "ok", f"asks for client certificates of [{shown}] only, with no allowed names")
+
+
+def stale_or_verdict(verdict: Verdict) -> Result:
+    """When only the ConfigMap shows the fault while every live apiserver uses a separate front-proxy CA, the
+    ConfigMap remembers an earlier configuration (apiservers merge into it and never remove): its own cause.
+    When nothing live can be read and the ConfigMap shows such a merge, say so instead of guessing."""
+    faults = verdict.of_state("fault")
+    if not faults or any(not o.signal.startswith("ConfigMap") for o in faults):
+        return verdict.result()
+    live = [o for o in verdict.observations if o.signal.startswith(LIVE)]
+    evidence = [o.line() for o in faults + live]
+    if live and all(o.state == "ok" for o in live):
+        return Result.failed(STALE, evidence, hint="the apiservers no longer run with the fault; the ConfigMap "
+                             "still publishes it to extension apiservers")
+    if not live or any(o.state == "fault" for o in live):
+        return verdict.result()
+    return Result.failed(UNKNOWN, evidence, hint=(
+        "candidates: apiserver-requestheader-allowed-names (an apiserver runs with it) or "
+        "apiserver-auth-configmap-stale (the ConfigMap remembers an earlier configuration); tell them apart "
+        "with `openssl s_client -connect <endpoint> </dev/null 2>/dev/null | grep -A4 'Acceptable client "
+        "certificate CA names'` on each apiserver endpoint (a CA beyond the client CA: stale) or the "
+        "apiservers' --requestheader-* flags"))
 
 
 def judge_authentication_config(data: dict) -> tuple[str, str]:
@@ -264,8 +361,8 @@ def aggregated_apis(cluster) -> list[ApiServiceState]:
     return states
 
 
-def check_aggregated_apis(cluster) -> None:
-    """Fail (cause unknown) on an aggregated API that is not Available for a reason other than authentication.
+def aggregated_apis_result(cluster) -> Result:
+    """Failed (cause unknown) on an aggregated API that is not Available for a reason other than authentication.
 
     Authentication refusals belong to front_proxy_verdict; everything else
     (no endpoints, timeouts, a wrong caBundle) has no documented cause.
@@ -273,13 +370,15 @@ def check_aggregated_apis(cluster) -> None:
     try:
         states = aggregated_apis(cluster)
     except Unreadable as exc:
-        pytest.skip(f"not checked: {exc}")
+        return Result.not_checked(str(exc))
     if not states:
-        pytest.skip("no aggregated APIService (spec.service) in this cluster")
+        return Result.not_checked("no aggregated APIService (spec.service) in this cluster")
     failing = [s for s in states if not s.available and not s.refused_authentication]
-    if failing:
-        causes.fail(causes.UNKNOWN, [f"APIService {s.name} (service {s.service}) not Available: {s.reason}: "
-                                     f"{s.message}" for s in failing],
-                    hint="MissingEndpoints/ServiceNotFound: the extension apiserver is not running; a timeout or "
-                         "'no route to host': the path from the apiserver to the service's pods (see the pod "
-                         "network checks); an x509 error: the APIService's caBundle")
+    if not failing:
+        return Result.passed()
+    return Result.failed(
+        UNKNOWN, [f"APIService {s.name} (service {s.service}) not Available: {s.reason}: {s.message}"
+                         for s in failing],
+        hint="MissingEndpoints/ServiceNotFound: the extension apiserver is not running; a timeout or 'no route to "
+             "host': the path from the apiserver to the service's pods (see the pod network checks); an x509 "
+             "error: the APIService's caBundle")

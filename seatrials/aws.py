@@ -25,17 +25,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from seatrials import aws_rules
 from seatrials.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
-from seatrials.causes import Verdict
+from seatrials.causes import Result, Verdict
 from seatrials.topology import Node, Topology
 
 SOURCE_DEST = "ec2-source-dest-check"
 APISERVER = "sg-node-to-apiserver"
 CNI = "sg-master-inbound-from-nodes"
 
-NO_CREDENTIALS = ("not checked: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
-                  "AWS_SECRET_ACCESS_KEY; an instance profile is used only when nodes have aws:// "
-                  "providerIDs)")
-NO_REGION = "not checked: no AWS region (set --aws-region or AWS_REGION)"
+NO_CREDENTIALS = ("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; an "
+                  "instance profile is used only when nodes have aws:// providerIDs)")
+NO_REGION = "no AWS region (set --aws-region or AWS_REGION)"
 FILTER_VALUES_MAX = 200  # values one describe filter accepts
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
@@ -49,7 +48,7 @@ FLANNEL_UDP = udp(8285)  # flannel's old udp backend (flannel0), the field repor
 
 
 class Unavailable(Exception):
-    """AWS cannot be read; str(self) is the one "not checked: ..." line to show."""
+    """AWS cannot be read; str(self) is the one line saying why (the checks are then not checked)."""
 
 
 def refusal(exc: Exception) -> str:
@@ -71,24 +70,44 @@ def instance_id(provider_id: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def session_for(topology: Topology):
+    """boto3's session; off EC2 (the nodes do not say they are instances) without the instance
+    metadata service, whose credentials would come from the machine running the suite."""
+    core = botocore.session.get_session()
+    if not on_ec2(topology):
+        core.get_component("credential_provider").remove("iam-role")
+    return boto3.Session(botocore_session=core)
+
+
+def region_of(settings, session, topology: Topology) -> str | None:
+    zones = (ZONE.match(n.provider_id or "") for n in topology.nodes)
+    return settings.aws_region or session.region_name or next((z.group(1) for z in zones if z), None)
+
+
+def region_problem(settings, topology: Topology) -> str | None:
+    """AWS credentials given without a region: bad input, said before any check runs."""
+    try:
+        session = session_for(topology)
+        if session.get_credentials() is None or region_of(settings, session, topology):
+            return None
+    except BotoCoreError as exc:
+        return f"AWS credentials cannot be read: {refusal(exc)}"
+    return ("AWS credentials are set but no region: pass --aws-region or set AWS_REGION (the nodes' providerIDs "
+            "name no zone)")
+
+
 def connect(settings, topology: Topology):
     """An EC2 client, or Unavailable with the reason."""
     try:
-        core = botocore.session.get_session()
-        if not on_ec2(topology):
-            # The nodes do not say they are EC2 instances: do not ask this machine's
-            # instance metadata service for credentials (off EC2 that leaves the host).
-            core.get_component("credential_provider").remove("iam-role")
-        session = boto3.Session(botocore_session=core)
+        session = session_for(topology)
         if session.get_credentials() is None:
             raise Unavailable(NO_CREDENTIALS)
-        zones = (ZONE.match(n.provider_id or "") for n in topology.nodes)
-        region = settings.aws_region or session.region_name or next((z.group(1) for z in zones if z), None)
+        region = region_of(settings, session, topology)
         if not region:
             raise Unavailable(NO_REGION)
         return session.client("ec2", region_name=region, config=CLIENT_CONFIG)
     except BotoCoreError as exc:
-        raise Unavailable(f"not checked: {refusal(exc)}") from None
+        raise Unavailable(refusal(exc)) from None
 
 
 def _describe(client, operation: str, key: str, name: str, values: list[str], *extra: dict) -> list[dict]:
@@ -196,8 +215,23 @@ def inventory(settings, topology: Topology) -> Inventory:
             for assoc in acl.get("Associations", []):
                 inv.acls[assoc["SubnetId"]] = acl
     except (ClientError, BotoCoreError) as exc:
-        raise Unavailable(f"not checked: {refusal(exc)}") from None
+        raise Unavailable(refusal(exc)) from None
     return inv
+
+
+def result(inv: Inventory | Unavailable, check, *args) -> Result:
+    """A check's Result, or not checked with the reason when AWS could not be read."""
+    if isinstance(inv, Unavailable):
+        return Result.not_checked(str(inv))
+    return check(inv, *args).result()
+
+
+def read(settings, topology: Topology) -> Inventory | Unavailable:
+    """The inventory, or why there is none, as a value the checks turn into "not checked"."""
+    try:
+        return inventory(settings, topology)
+    except Unavailable as exc:
+        return exc
 
 
 # ---- how the CNI moves pod traffic ------------------------------------------------

@@ -2,9 +2,11 @@
 
 `causes.yaml` is the single source: checks name a cause id, reports render the
 title, fix and page from here, and docs/causes/<id>.md holds each long page.
-A failing check raises `CauseFailure`; its message always carries the cause id,
-the evidence seen and the fix, so a JUnit file or a terminal alone is enough
-to act on.
+Every check returns one `Result`: passed, failed with a `Finding` (cause id,
+evidence, fix), or not checked with the reason. Only the pytest plugin turns a
+Result into pass, fail or skip; a failure's message always carries the cause
+id, the evidence seen and the fix, so a JUnit file or a terminal alone is
+enough to act on.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
-import pytest
 import yaml
 
 UNKNOWN = "unknown"
@@ -83,16 +84,43 @@ class Finding:
         return "\n".join(lines)
 
 
-class CauseFailure(AssertionError):
-    """A check failed and knows why. The plugin turns it into report properties."""
-
-    def __init__(self, finding: Finding):
-        super().__init__(finding.message())
-        self.finding = finding
+PASSED, FAILED, NOT_CHECKED = "passed", "failed", "not checked"
 
 
-def fail(cause_id: str, evidence: list[str], hint: str = "", corroboration=()) -> NoReturn:
-    raise CauseFailure(Finding(cause_id, list(evidence), hint, list(corroboration)))
+@dataclass
+class Result:
+    """What one check concluded: passed, failed (with its Finding), or not checked (with the reason).
+
+    `notes` are the signals that could not be read next to a pass, so nobody
+    mistakes them for healthy; `properties` go into the reports as they are.
+    """
+
+    status: Literal["passed", "failed", "not checked"]
+    finding: Finding | None = None
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, notes=(), **properties: str) -> Result:
+        return cls(PASSED, notes=list(notes), properties=dict(properties))
+
+    @classmethod
+    def failed(cls, cause_id: str, evidence, hint: str = "", corroboration=()) -> Result:
+        return cls(FAILED, Finding(cause_id, list(evidence), hint, list(corroboration)))
+
+    @classmethod
+    def not_checked(cls, reason: str) -> Result:
+        return cls(NOT_CHECKED, reason=reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASSED
+
+    def __str__(self) -> str:
+        if self.finding:
+            return self.finding.message()
+        return f"{self.status}: {self.reason}" if self.reason else self.status
 
 
 @dataclass(frozen=True)
@@ -112,9 +140,8 @@ class Verdict:
     """The observations of one check about one subject, judged against one cause.
 
     A fault in any observation fails the check with `cause`; when nothing could
-    be read the check is skipped as "not checked" (never passed), and signals
-    that could not be read are listed next to a pass so nobody mistakes them
-    for healthy.
+    be read the check is "not checked" (never passed), and signals that could
+    not be read are listed next to a pass so nobody mistakes them for healthy.
     """
 
     cause: str
@@ -128,12 +155,11 @@ class Verdict:
     def of_state(self, state: str) -> list[Observation]:
         return [o for o in self.observations if o.state == state]
 
-    def judge(self) -> list[str]:
-        """Fail on faults, skip when nothing was readable; return the not-checked notes."""
-        faults = self.of_state("fault")
-        unreadable = [f"not checked: {o.line()}" for o in self.of_state("unreadable")]
-        if faults:
-            fail(self.cause, [o.line() for o in faults] + unreadable)
+    def result(self) -> Result:
+        """Failed on any fault, not checked when nothing was readable, else passed with the unread signals."""
+        unreadable = [o.line() for o in self.of_state("unreadable")]
+        if faults := self.of_state("fault"):
+            return Result.failed(self.cause, [o.line() for o in faults] + [f"not checked: {u}" for u in unreadable])
         if not self.of_state("ok"):
-            pytest.skip("; ".join(unreadable) or "not checked: no signal was readable")
-        return unreadable
+            return Result.not_checked("; ".join(unreadable) or "no signal was readable")
+        return Result.passed(notes=unreadable)

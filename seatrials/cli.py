@@ -40,7 +40,7 @@ def cleanup(args) -> int:
 
     try:
         cluster = connect(args.kubeconfig or default_kubeconfig(), args.context)
-        removed, active = probes.cleanup_leftovers(cluster)
+        removed, active = probes.cleanup_leftovers(cluster, args.namespace)
     except SetupError as exc:
         print(f"seatrials: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +96,8 @@ def main(argv=None) -> int:
         p.add_argument("--kubeconfig")
         p.add_argument("--context")
         p.set_defaults(func=func)
+        if name == "cleanup":
+            p.add_argument("--namespace", help="the namespace runs used (--namespace), instead of their own")
     p = sub.add_parser("bench", help="run the suite and print wall time and API request count")
     p.add_argument("--kubeconfig")
     p.add_argument("--runs", type=int, default=1)

@@ -1,33 +1,36 @@
-"""Cluster access: load the kubeconfig, prove the cluster answers, count requests.
+"""Cluster access: connect with the kubeconfig, prove the cluster answers, count requests.
 
-Everything that can go wrong before a single check runs (no kubeconfig, an
-unknown context, an unreachable or unauthorised cluster) becomes a
-`SetupError` with one line a person can act on.
+Everything that can go wrong before a single check runs (a bad kubeconfig, an
+unreachable, silent or unauthorised cluster) becomes a `SetupError` with one
+line a person can act on. Every request is bounded: a connect and a read
+timeout on each API call, and on the websocket an exec opens.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
+import contextlib
 import itertools
+import json
 import os
+import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import urllib3
-import yaml
+import websocket
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
-from seatrials import credentials
+from seatrials import kubeconfig
+from seatrials.kubeconfig import SetupError
 
-PREFLIGHT_TIMEOUT = (5, 15)  # connect, read seconds
-
-
-class SetupError(Exception):
-    """The run cannot start; str(self) is the one line shown to the user."""
+PREFLIGHT_TIMEOUT = (5, 10)  # connect, read seconds: a silent apiserver is one line within 30 s
+REQUEST_TIMEOUT = (5, 30)  # every other API call unless it says otherwise
+# kubernetes.stream opens the exec websocket without a timeout, so a silent apiserver would hang
+# the run; websocket-client's default applies to that connect (reads are polled with a timeout).
+websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
 
 
 class RequestCounter:
@@ -43,6 +46,25 @@ class RequestCounter:
             self.value = next(self._count)
 
 
+class Configuration(client.Configuration):
+    """The client's configuration, with bearer tokens sent whatever the client's version.
+
+    kubernetes 36.0.0 looks a token up under "BearerToken" while its own kubeconfig and in-cluster
+    loaders store it under "authorization" (kubernetes-client/python#2582): every token-authenticated
+    request went out anonymous. Both keys are read here, after the loader's refresh hook (exec plugins).
+    """
+
+    def auth_settings(self):
+        if self.refresh_api_key_hook is not None:
+            self.refresh_api_key_hook(self)
+        for key in ("authorization", "BearerToken"):
+            if value := self.api_key.get(key):
+                prefix = self.api_key_prefix.get(key)
+                return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization",
+                                        "value": f"{prefix} {value}" if prefix else value}}
+        return {}
+
+
 class CountingApiClient(client.ApiClient):
     """An ApiClient that counts every request, exec and log streams included.
 
@@ -56,6 +78,8 @@ class CountingApiClient(client.ApiClient):
 
     def call_api(self, *args, **kwargs):
         self.counter.tick()
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
         return super().call_api(*args, **kwargs)
 
     @property
@@ -128,54 +152,13 @@ class Cluster:
             api.close()
 
 
-def read_kubeconfig(path: str | None) -> dict:
-    if not path:
-        raise SetupError("no kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise SetupError(f"kubeconfig {p} does not exist: pass --kubeconfig PATH or set KUBECONFIG")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise SetupError(f"kubeconfig {p} cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SetupError(f"kubeconfig {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not data.get("contexts"):
-        raise SetupError(f"kubeconfig {p} has no contexts")
-    return data
-
-
-def select_context(kubeconfig: dict, context: str | None, path: str) -> str:
-    names = [c.get("name") for c in kubeconfig.get("contexts") or []]
-    chosen = context or kubeconfig.get("current-context")
-    if not chosen:
-        raise SetupError(f"kubeconfig {path} has no current-context: pass --context (one of {', '.join(names)})")
-    if chosen not in names:
-        raise SetupError(f"context {chosen!r} is not in kubeconfig {path}: contexts are {', '.join(names)}")
-    return chosen
-
-
-def usable_kubeconfig(kubeconfig: dict) -> dict:
-    """The kubeconfig with raw-PEM credential data re-encoded for the Python client.
-
-    A raw PEM where base64 is expected is the `client-pem-not-base64` cause; the
-    credentials check reports it. Re-encoding here lets every other check run.
-    """
-    fixed = yaml.safe_load(yaml.safe_dump(kubeconfig))
-    for entry in credentials.data_fields(fixed):
-        value = entry.value
-        if credentials.looks_like_pem(value):
-            entry.set(base64.b64encode(value.encode()).decode())
-    return fixed
-
-
 def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
     """Load the kubeconfig and prove the cluster answers and accepts us; else SetupError."""
-    raw = read_kubeconfig(kubeconfig_path)
-    ctx = select_context(raw, context, kubeconfig_path)
-    configuration = client.Configuration()
+    raw = kubeconfig.read(kubeconfig_path)
+    ctx = kubeconfig.select_context(raw, context, kubeconfig_path)
+    configuration = Configuration()
     try:
-        config.load_kube_config_from_dict(usable_kubeconfig(raw), context=ctx, client_configuration=configuration,
+        config.load_kube_config_from_dict(kubeconfig.usable(raw), context=ctx, client_configuration=configuration,
                                           temp_file_path=os.environ.get("TMPDIR"))
     except (config.ConfigException, ValueError, binascii.Error, TypeError, KeyError) as exc:
         raise SetupError(f"kubeconfig {kubeconfig_path}, context {ctx!r}: {one_line(exc)}") from None
@@ -197,8 +180,8 @@ def preflight(cluster: Cluster) -> None:
             raise SetupError(f"{where} rejected the credentials (401 Unauthorized): "
                              "they are wrong or expired; renew them in the kubeconfig") from None
         if exc.status == 403:
-            raise SetupError(f"{where} accepted the credentials but forbids listing nodes (403): "
-                             "seatrials needs cluster-admin or an equivalent role") from None
+            raise SetupError(f"{where} accepted the credentials but forbids listing nodes (403): seatrials needs "
+                             "cluster-admin or the role in manifests/rbac.yaml") from None
         raise SetupError(f"{where} answered {exc.status} {exc.reason}") from None
     except urllib3.exceptions.MaxRetryError as exc:
         raise SetupError(f"cannot reach {where}: {one_line(exc.reason)}") from None
@@ -215,3 +198,25 @@ def one_line(exc: BaseException | str | None) -> str:
             tail = text[text.index(marker):].split("'")[0].split(")")[0].rstrip(":, ")
             return tail
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+FORBIDDEN = re.compile(r'cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"(?: in API group "(?P<group>[^"]*)")?')
+
+
+def api_message(exc: ApiException) -> str:
+    """The server's own words in an API error: the Status message of an apiserver, a kubelet's plain text."""
+    message = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+    message = message.strip()
+    if message.startswith("{"):
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(message).get("message", message)
+    return message.splitlines()[0] if message else ""
+
+
+def api_error_line(exc: ApiException) -> str:
+    """An API error as one line; an RBAC refusal names the permission it lacks: "forbidden (needs get nodes/proxy)"."""
+    message = api_message(exc)
+    if exc.status == 403 and (m := FORBIDDEN.search(message)):
+        group = f" in API group {m['group']}" if m["group"] else ""
+        return f"forbidden (needs {m['verb']} {m['resource']}{group})"
+    return f"{exc.status} {exc.reason or ''}".strip() + (f": {message}" if message else "")

@@ -24,7 +24,6 @@ import socket
 import ssl
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,12 +34,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 
 from seatrials.causes import Verdict
+from seatrials.kubeconfig import DataField, SetupError, data_fields, looks_like_pem, read, select_context
 
 CAUSE = "client-pem-not-base64"
-DATA_KEYS = {  # kubeconfig list -> (entry body, its *-data keys)
-    "clusters": ("cluster", ("certificate-authority-data",)),
-    "users": ("user", ("client-certificate-data", "client-key-data")),
-}
 STRICT_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 OKIO_SKIPPED = b"\n\r \t"
 SHOWN_CHARS = 20
@@ -50,47 +46,6 @@ SELF_SUBJECT_REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 class CredentialError(Exception):
     """A kubeconfig's credentials cannot be used; str(self) is one line, without secrets."""
-
-
-@dataclass
-class DataField:
-    """One `*-data` value of a kubeconfig, writable in place."""
-
-    where: str  # e.g. "users[admin].client-certificate-data"
-    section: dict
-    key: str
-
-    @property
-    def value(self):
-        return self.section[self.key]
-
-    def set(self, new_value: str) -> None:
-        self.section[self.key] = new_value
-
-    @property
-    def is_key(self) -> bool:
-        return self.key == "client-key-data"
-
-    @property
-    def kind(self) -> str:
-        return "private key" if self.is_key else "certificate"
-
-
-def data_fields(kubeconfig: dict) -> Iterator[DataField]:
-    """Every `*-data` entry of the kubeconfig's clusters and users."""
-    for listing, (body_key, keys) in DATA_KEYS.items():
-        for entry in kubeconfig.get(listing) or []:
-            body = entry.get(body_key) if isinstance(entry, dict) else None
-            if not isinstance(body, dict):
-                continue
-            for key in keys:
-                if body.get(key):
-                    yield DataField(f"{listing}[{entry.get('name')}].{key}", body, key)
-
-
-def looks_like_pem(value) -> bool:
-    """Raw PEM text where base64 of PEM is expected."""
-    return isinstance(value, str) and "-----BEGIN " in value
 
 
 def is_pem(data: bytes) -> bool:
@@ -435,12 +390,11 @@ def check_kubeconfig_file(verdict: Verdict, path: str) -> None:
 
 
 def load_kubeconfig(path: str, context: str | None) -> tuple[dict, str]:
-    from seatrials import cluster  # imported here: cluster imports this module for usable_kubeconfig
-
+    """A kubeconfig handed to another client: its exec plugin need not be installed on this machine."""
     try:
-        kubeconfig = cluster.read_kubeconfig(path)
-        return kubeconfig, cluster.select_context(kubeconfig, context, path)
-    except cluster.SetupError as exc:
+        kubeconfig = read(path)
+        return kubeconfig, select_context(kubeconfig, context, path, local_plugins=False)
+    except SetupError as exc:
         raise CredentialError(str(exc)) from None
 
 

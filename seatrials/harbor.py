@@ -9,13 +9,15 @@ registry itself (tag list, pull by tag) to tell "Harbor was not told" from
 "the push did not land", and deletes what it pushed, also on failure or Ctrl-C.
 
 Harbor unreachable, a missing project or rejected credentials FAIL (cause
-`unknown`, one line saying which) instead of skipping: whoever passed
+`unknown`, one line saying which) instead of "not checked": whoever passed
 --harbor-url asked for this check, and a sign-off must not go green with it
-silently undone. Only a run without a Harbor URL skips.
+silently undone. Only a run without a Harbor URL is not checked. Probe tags
+that killed runs left behind are deleted before the push.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import time
@@ -23,10 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import pytest
 import requests
 
-from seatrials import causes
+from seatrials.causes import UNKNOWN, Result
 from seatrials.registry import (
     REQUEST_TIMEOUT,
     Registry,
@@ -42,7 +43,8 @@ CAUSE = "harbor-k8s-deploy-stale-ui"
 PROBE_REPOSITORY = "seatrials-probe"
 POLL_INTERVAL = 0.25  # seconds between two reads of Harbor's artifact list
 PAGE_SIZE = 100  # Harbor's largest page
-NOT_CONFIGURED = "not checked: no Harbor URL given (--harbor-url or SEATRIALS_HARBOR_URL)"
+NOT_CONFIGURED = "no Harbor URL given (--harbor-url or SEATRIALS_HARBOR_URL)"
+LEFTOVER_AGE = 600  # seconds: a probe tag this old belongs to a run that died (a run's check takes far less)
 
 
 class HarborError(Exception):
@@ -147,7 +149,7 @@ def credentials(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     username, password = environ.get("HARBOR_USERNAME") or None, environ.get("HARBOR_PASSWORD") or None
     if bool(username) != bool(password):
         given, missing = ("HARBOR_USERNAME", "HARBOR_PASSWORD") if username else ("HARBOR_PASSWORD", "HARBOR_USERNAME")
-        causes.fail(causes.UNKNOWN, [f"{given} is set but {missing} is not: give both, or neither for anonymous"])
+        raise HarborError(f"{given} is set but {missing} is not: give both, or neither for anonymous")
     return username, password
 
 
@@ -184,38 +186,24 @@ class Watch:
         return f"{self.registry_url.split('://', 1)[1]}/{self.name}:{self.tag}"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A passed check: what to report."""
-
-    reference: str
-    digest: str
-    visible_after: float
-    harbor_version: str
-    cleanup: list[str]
-
-    def properties(self) -> dict[str, str]:
-        return {"harbor_visible_after_s": f"{self.visible_after:.2f}", "harbor_probe_image": self.reference,
-                "harbor_probe_digest": self.digest, "harbor_version": self.harbor_version}
-
-
-def check_push_is_listed(settings, run_id: str, environ: Mapping[str, str] = os.environ) -> Outcome:
+def check_push_is_listed(settings, run_id: str, environ: Mapping[str, str] = os.environ) -> Result:
     """Push a unique image, wait for Harbor to list it, compare with the registry, clean up, judge."""
     if not settings.harbor_url:
-        pytest.skip(NOT_CONFIGURED)
-    username, password = credentials(environ)
-    api = HarborApi(settings.harbor_url, username, password)
+        return Result.not_checked(NOT_CONFIGURED)
     project = settings.harbor_project or "library"
     try:
+        username, password = credentials(environ)
+        api = HarborApi(settings.harbor_url, username, password)
         version = api.preflight(project)
     except HarborError as exc:
-        causes.fail(causes.UNKNOWN, [str(exc)], hint="check --harbor-url, --harbor-project, "
-                    "HARBOR_USERNAME/HARBOR_PASSWORD and that this machine can reach Harbor")
+        return Result.failed(UNKNOWN, [str(exc)], hint="check --harbor-url, --harbor-project, "
+                             "HARBOR_USERNAME/HARBOR_PASSWORD and that this machine can reach Harbor")
     registry = Registry(settings.harbor_registry or settings.harbor_url, username, password)
     tag = probe_tag(run_id)
     image = probe_image(run_id, tag)
     watch = Watch(harbor_url=api.url, registry_url=registry.url, project=project, repository=PROBE_REPOSITORY,
                   tag=tag, digest=image.digest, timeout=settings.harbor_timeout, harbor_version=version)
+    watch.cleanup += remove_dead_probes(api, project)
     try:
         _push(registry, image, watch)
         if watch.push_error is None:
@@ -225,6 +213,33 @@ def check_push_is_listed(settings, run_id: str, environ: Mapping[str, str] = os.
         if watch.push_error is None or watch.pushed_at is not None:
             _clean_up(api, registry, watch)
     return judge(watch)
+
+
+def tag_age(tag: str, now: dt.datetime) -> float | None:
+    """Seconds since the run that pushed a probe tag started (`st-YYYYmmdd-HHMMSS-...`), else None."""
+    if not tag.startswith("st-"):
+        return None
+    try:
+        started = dt.datetime.strptime(tag[3:18], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return (now - started).total_seconds()
+
+
+def remove_dead_probes(api: HarborApi, project: str) -> list[str]:
+    """Delete probe artifacts that runs killed mid-check left (older than LEFTOVER_AGE); notes of what failed.
+
+    Age, not the lock, decides: runs against other clusters may share this Harbor project.
+    """
+    now = dt.datetime.now(dt.UTC)
+    try:
+        for artifact in api.artifacts(project, PROBE_REPOSITORY):
+            ages = [tag_age(t.get("name", ""), now) for t in artifact.get("tags") or []]
+            if ages and all(a is not None and a > LEFTOVER_AGE for a in ages):
+                api.delete_artifact(project, PROBE_REPOSITORY, artifact["digest"])
+    except HarborError as exc:
+        return [f"clean-up of earlier runs' probe tags: {exc}"]
+    return []
 
 
 def _push(registry: Registry, image, watch: Watch) -> None:
@@ -283,18 +298,20 @@ def _clean_up(api: HarborApi, registry: Registry, watch: Watch) -> None:
     watch.cleanup.append(f"clean-up: could not delete {watch.name}@{watch.digest} ({'; '.join(errors)})")
 
 
-def judge(watch: Watch) -> Outcome:
+def judge(watch: Watch) -> Result:
     """Pass with the delay, or fail naming the stale-UI cause or `unknown` with the evidence."""
     pushed = f"pushed {watch.reference} (manifest {watch.digest})"
     if watch.push_error:
-        causes.fail(causes.UNKNOWN, [f"push of {watch.reference} failed: {watch.push_error}", *watch.cleanup],
+        return Result.failed(UNKNOWN, [f"push of {watch.reference} failed: {watch.push_error}", *watch.cleanup],
                     hint="the registry refused the image, so Harbor's listing was not checked")
     in_registry = watch.registry_tags is not None and watch.tag in watch.registry_tags
     registry_lines = _registry_lines(watch)
     if watch.visible_after is not None:
         if watch.harbor_digest == watch.digest and watch.pulled_digest == watch.digest:
-            return Outcome(watch.reference, watch.digest, watch.visible_after, watch.harbor_version, watch.cleanup)
-        causes.fail(causes.UNKNOWN, [
+            return Result.passed(watch.cleanup, harbor_visible_after_s=f"{watch.visible_after:.2f}",
+                                 harbor_probe_image=watch.reference, harbor_probe_digest=watch.digest,
+                                 harbor_version=watch.harbor_version)
+        return Result.failed(UNKNOWN, [
             pushed,
             f"Harbor lists {watch.tag} after {watch.visible_after:.2f} s with digest {watch.harbor_digest}",
             *registry_lines, *watch.cleanup], hint="the digests of one tag disagree")
@@ -303,13 +320,13 @@ def judge(watch: Watch) -> Outcome:
               f"{watch.harbor_reads} reads of /api/v2.0/projects/{watch.project}/repositories/"
               f"{repository_segment(watch.repository)}/artifacts)")
     if watch.harbor_reads == 0:
-        causes.fail(causes.UNKNOWN, [pushed, f"Harbor's artifact list could not be read: {watch.harbor_error}",
+        return Result.failed(UNKNOWN, [pushed, f"Harbor's artifact list could not be read: {watch.harbor_error}",
                                      *registry_lines, *watch.cleanup])
     if in_registry and watch.pulled_digest == watch.digest:
-        causes.fail(CAUSE, [pushed, *registry_lines, absent, *watch.cleanup],
+        return Result.failed(CAUSE, [pushed, *registry_lines, absent, *watch.cleanup],
                     hint="the registry holds the image, Harbor was never told: its registry's notifications "
                          "(notifications.endpoints -> <core>/service/notifications) do not reach Harbor core")
-    causes.fail(causes.UNKNOWN, [pushed, *registry_lines, absent, *watch.cleanup],
+    return Result.failed(UNKNOWN, [pushed, *registry_lines, absent, *watch.cleanup],
                 hint="the registry itself does not serve the pushed tag, so the push did not land")
 
 

@@ -13,7 +13,6 @@ is unknown to cAdvisor logs every 10 s "Failed to get system container stats
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from datetime import UTC, datetime
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from seatrials.causes import Verdict
+from seatrials.causes import Result, Verdict
+from seatrials.cluster import api_error_line
 
 TAIL_LINES = 2000  # the message repeats every 10 s (the eviction manager's summary), so a tail is enough
 
@@ -58,15 +58,9 @@ class Unreadable(Exception):
 
 
 def read_failure(exc: Exception) -> str:
-    """One line saying why an API read failed (status and the server's own words)."""
+    """One line saying why an API read failed (status and the server's own words; a 403 names what it lacks)."""
     if isinstance(exc, ApiException):
-        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-        message = body.strip()
-        if message.startswith("{"):  # an apiserver Status; a kubelet answers plain text
-            with contextlib.suppress(ValueError, AttributeError):
-                message = json.loads(message).get("message", message)
-        message = message.splitlines()[0] if message else ""
-        return f"{exc.status} {exc.reason or ''}".strip() + (f": {message}" if message else "")
+        return api_error_line(exc)
     if isinstance(exc, urllib3.exceptions.HTTPError):
         return f"no answer ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     return str(exc)
@@ -213,6 +207,13 @@ def read_json(cluster, node: str, path: str) -> dict:
     if not isinstance(data, dict):
         raise Unreadable(f"{path}: the kubelet answered JSON that is not an object")
     return data
+
+
+def cgroups_result(cluster, node) -> Result:
+    """The kubelet-cgroups Result of one topology Node; not checked when its kubelet cannot answer."""
+    if node.unreachable:
+        return Result.not_checked(f"{node.unreachable}: its kubelet cannot be read")
+    return cgroups_verdict(cluster, node.name).result()
 
 
 def cgroups_verdict(cluster, node: str) -> Verdict:

@@ -1,14 +1,20 @@
-"""The pytest side of seatrials: one run = one preflight, one lock, one probe
-deployment, one measurement, one teardown, however many xdist workers judge.
+"""The pytest side of seatrials, and its only boundary with pytest: one run =
+one preflight, one lock, one probe deployment, one measurement, one teardown,
+however many xdist workers judge.
 
-The controller (the plain pytest process, or xdist's controller) owns the run:
-it connects, takes the lock, discovers the topology, hands both to the
-workers, and at the end tears down and writes the reports. Workers (or the
-same process without xdist) run the test functions in suites/.
+Every check in suites/ returns a `causes.Result`; only this module turns a
+Result into pass, fail or skip, report properties and the exit code. The
+controller (the plain pytest process, or xdist's controller) owns the run: it
+connects, takes the lock, clears what dead runs left, discovers the topology,
+hands it to the workers, and at the end tears down, judges the whole run
+(seatrials.verdict) and writes the reports. Workers (or the same process
+without xdist) run the checks; what they learn about the run as a whole (a
+selection, probes that never ran) they leave in the run's shared directory.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -21,11 +27,15 @@ from pathlib import Path
 
 import allure
 import pytest
+from kubernetes.client.rest import ApiException
 
-from seatrials import causes, probes, reporting
+from seatrials import aws, causes, probes, reporting
 from seatrials import trial as trial_mod
-from seatrials.cluster import Cluster, SetupError, connect, one_line
-from seatrials.options import Settings, settings_from
+from seatrials import verdict as verdict_mod
+from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
+from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
+from seatrials.lock import ClusterLock
+from seatrials.options import AREAS, BadOption, Settings, settings_from
 from seatrials.topology import Topology, discover
 
 
@@ -37,20 +47,49 @@ class Run:
     cluster: Cluster | None = None
     topology: Topology | None = None
     run_id: str | None = None
-    shared: Path | None = None  # the directory the processes of this run share (trial.json, counts)
-    lock: probes.ClusterLock | None = None
+    space: probes.Space | None = None
+    shared: Path | None = None  # the directory the processes of this run share (trial.json, notes, counts)
+    lock: ClusterLock | None = None
+    removed: list[str] = field(default_factory=list)  # what dead runs left, removed before deploying
     reports: list[reporting.CheckReport] = field(default_factory=list)
+    completed: set[str] = field(default_factory=set)  # node ids whose teardown ran
     started: float = field(default_factory=time.time)
     namespace_deleted: bool | None = None  # None until teardown tried
-    interrupted: bool = False  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
+    interrupted: str = ""  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
+    stopped: list[str] = field(default_factory=list)  # why the run could not finish (controller's own)
+    judgement: verdict_mod.Judgement | None = None
 
 
 STATE = pytest.StashKey[Run]()
 
 # What suites/conftest.py takes: the hooks and fixtures, nothing else.
 __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "pytest_report_header",
-           "pytest_generate_tests", "pytest_runtest_makereport", "pytest_sessionfinish",
-           "settings", "run_id", "cluster", "topology", "trial", "judge"]
+           "pytest_generate_tests", "pytest_deselected", "pytest_collection_modifyitems", "pytest_pyfunc_call",
+           "pytest_runtest_makereport", "pytest_sessionfinish",
+           "settings", "run_id", "cluster", "topology", "trial"]
+
+
+class CauseFailure(AssertionError):
+    """A check's failed Result, raised by the plugin alone; its message is the finding's."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(finding.message())
+        self.finding = finding
+
+
+# ---------------------------------------------------------------- notes shared by the run's processes
+def note(state: Run, kind: str, text: str) -> None:
+    """Leave a line for the controller (xdist workers cannot tell it otherwise): kind is stopped or selection."""
+    if state.shared and state.shared.exists():
+        with open(state.shared / f"{kind}-{os.getpid()}.txt", "a") as handle:
+            handle.write(text.replace("\n", " ") + "\n")
+
+
+def notes(state: Run, kind: str) -> list[str]:
+    if not state.shared or not state.shared.exists():
+        return []
+    lines = [line for p in sorted(state.shared.glob(f"{kind}-*.txt")) for line in p.read_text().splitlines()]
+    return list(dict.fromkeys(lines))
 
 
 # ---------------------------------------------------------------- run lifecycle
@@ -67,21 +106,28 @@ def skips_cluster(config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
-    settings = settings_from(config)
+    config.addinivalue_line("markers", f"area(name): what the check signs off, one of {', '.join(AREAS)}")
+    if skips_cluster(config):
+        config.stash[STATE] = Run(Settings())
+        return
+    try:
+        settings = settings_from(config)
+    except BadOption as exc:
+        raise pytest.UsageError(f"seatrials: {exc}") from None
     state = config.stash[STATE] = Run(settings)
     if is_worker(config):
         given = json.loads(config.workerinput["seatrials"])
         state.run_id = given["run_id"]
         state.shared = Path(given["shared"]) if given["shared"] else None
+        state.space = probes.Space(**given["space"]) if given["space"] else None
         state.topology = Topology.from_json(given["topology"]) if given["topology"] else None
-        return
-    if skips_cluster(config):
         return
     default_report_paths(config, settings)
     try:
         start_run(state, settings)
     except SetupError as exc:
         stop_run(state)
+        reporting.write_not_started(settings, str(exc), reporting.known_secrets(state), *report_paths(config))
         raise pytest.UsageError(f"seatrials: {exc}") from None
     except BaseException:  # Ctrl-C while starting: leave nothing behind
         stop_run(state)
@@ -91,12 +137,11 @@ def pytest_configure(config):
 
 
 def interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def default_report_paths(config, settings) -> None:
     """JUnit and allure results go to --reports-dir unless the user chose paths."""
-    settings.reports_dir.mkdir(parents=True, exist_ok=True)
     if not config.option.xmlpath:
         config.option.xmlpath = str(settings.reports_dir / "junit.xml")
     if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
@@ -106,18 +151,26 @@ def default_report_paths(config, settings) -> None:
 
 def start_run(state: Run, settings: Settings) -> None:
     cluster = state.cluster = connect(settings.kubeconfig, settings.context)
-    if settings.cleanup_only:
-        removed, active = probes.cleanup_leftovers(cluster)
-        left = f"; left the live run {active} alone" if active else ""
-        pytest.exit(f"seatrials cleanup: removed {', '.join(removed) or 'nothing'}{left}", returncode=0)
-    run_id = probes.new_run_id()
-    lock = probes.ClusterLock(cluster, run_id)
-    lock.acquire(settings.lock_wait)
-    state.run_id, state.lock = run_id, lock
-    state.shared = Path(tempfile.mkdtemp(prefix=f"seatrials-{run_id}-"))
-    state.topology = discover(cluster, settings.master_selector, settings.worker_selector)
+    try:
+        if settings.cleanup_only:
+            removed, active = probes.cleanup_leftovers(cluster, settings.namespace)
+            left = f"; left the live run {active} alone" if active else ""
+            pytest.exit(f"seatrials cleanup: removed {', '.join(removed) or 'nothing'}{left}", returncode=0)
+        run_id = probes.new_run_id()
+        state.run_id, state.space = run_id, probes.Space.of(run_id, settings.namespace)
+        lock = ClusterLock(cluster, run_id)
+        lock.acquire(settings.lock_wait)
+        state.lock = lock
+        state.shared = Path(tempfile.mkdtemp(prefix=f"seatrials-{run_id}-"))
+        state.topology = discover(cluster, settings.master_selector, settings.worker_selector)
+        gone = {n.name for n in state.topology.nodes if n.unreachable}
+        state.removed = probes.remove_leftovers(cluster, state.space, keep_run=run_id, gone=gone)
+    except ApiException as exc:
+        raise SetupError(f"the cluster at {cluster.server} refused to prepare the run: {api_error_line(exc)}") from None
     if not state.topology.nodes:
         raise SetupError("the cluster has no nodes matching the selectors")
+    if problem := aws.region_problem(settings, state.topology):
+        raise SetupError(problem)
 
 
 def stop_run(state: Run) -> None:
@@ -125,8 +178,9 @@ def stop_run(state: Run) -> None:
     if state.cluster is None:
         return
     try:
-        if state.run_id and not state.settings.keep_probes and state.namespace_deleted is None:
-            state.namespace_deleted = probes.delete_run(state.cluster, state.run_id)
+        if state.run_id and state.space and not state.settings.keep_probes and state.namespace_deleted is None:
+            gone = {n.name for n in state.topology.nodes if n.unreachable} if state.topology else set()
+            state.namespace_deleted = probes.delete_run(state.cluster, state.space, state.run_id, gone)
         if state.lock:
             state.lock.release()
             state.lock = None
@@ -144,10 +198,11 @@ def pytest_unconfigure(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist: give each worker the run id, the shared directory and the topology."""
+    """xdist: give each worker the run id, the shared directory, the probes' space and the topology."""
     state = node.config.stash[STATE]
     node.workerinput["seatrials"] = json.dumps({
         "run_id": state.run_id, "shared": str(state.shared) if state.shared else "",
+        "space": vars(state.space) if state.space else None,
         "topology": state.topology.to_json() if state.topology else None})
 
 
@@ -157,10 +212,13 @@ def pytest_report_header(config):
         return None
     lines = [f"seatrials run {state.run_id} on {state.cluster.server} (context {state.cluster.context})"]
     lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]
+    lines.append(f"  sign-off policy: required areas {', '.join(state.settings.require) or 'none (lenient)'}")
+    if state.removed:
+        lines.append(f"  removed what earlier runs left: {', '.join(state.removed)}")
     return lines
 
 
-# ---------------------------------------------------------------- parametrization
+# ---------------------------------------------------------------- collection: the whole suite, or a selection?
 def pytest_generate_tests(metafunc):
     topology = metafunc.config.stash[STATE].topology
     nodes = topology.nodes if topology else []
@@ -176,6 +234,35 @@ def pytest_generate_tests(metafunc):
         eps = topology.apiserver_endpoints if topology else []
         paths = [(n, f"{ip}:{port}") for n in nodes for ip, port in eps]
         metafunc.parametrize("endpoint_path", paths, ids=[f"{n.name}->{ep}" for n, ep in paths])
+
+
+def pytest_deselected(items):
+    if items:
+        state = items[0].config.stash.get(STATE, None)
+        option = items[0].config.option
+        how = [f"{flag} {value!r}" for flag, value in (("-k", option.keyword), ("-m", option.markexpr)) if value]
+        how += ["--deselect"] if getattr(option, "deselect", None) else []
+        how += ["--lf"] if getattr(option, "lf", False) else []
+        if state:
+            note(state, "selection", f"{len(items)} cases deselected ({', '.join(how) or 'by a plugin'})")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k, -m and --lf deselect: those say so in pytest_deselected
+def pytest_collection_modifyitems(session, config, items):
+    """Name the suite's modules and checks that were not collected: a subset of files or node ids was given."""
+    state = config.stash.get(STATE, None)
+    checks = [i for i in items if i.get_closest_marker("area")]
+    if not state or not checks:
+        return
+    modules = {i.module for i in checks}
+    collected_files = {Path(m.__file__).name for m in modules}
+    missing = sorted(p.name for p in checks[0].path.parent.glob("test_*.py") if p.name not in collected_files)
+    for module in modules:
+        collected = {i.originalname for i in checks if i.module is module}
+        missing += [f"{Path(module.__file__).name}::{name}" for name, obj in vars(module).items()
+                    if name.startswith("test_") and callable(obj) and name not in collected]
+    if missing:
+        note(state, "selection", f"not collected: {', '.join(missing)}")
 
 
 # ---------------------------------------------------------------- fixtures
@@ -196,7 +283,8 @@ def cluster(pytestconfig):
         try:
             state.cluster = connect(state.settings.kubeconfig, state.settings.context)
         except SetupError as exc:
-            pytest.fail(f"seatrials: {exc}", pytrace=False)
+            note(state, "stopped", f"a test process could not reach the cluster: {exc}")
+            pytest.skip(f"not checked: {exc}")
     return state.cluster
 
 
@@ -208,50 +296,57 @@ def topology(pytestconfig):
     return topo
 
 
-@pytest.fixture
-def judge(record_property):
-    """Judge a causes.Verdict: fail with its cause, skip when nothing was readable,
-    and record in the reports what could not be checked next to a pass."""
-
-    def judge_verdict(verdict: causes.Verdict) -> None:
-        for note in verdict.judge():
-            record_property("not checked", note)
-
-    return judge_verdict
-
-
 @pytest.fixture(scope="session")
 def trial(pytestconfig, cluster, topology, settings, run_id):
     state = pytestconfig.stash[STATE]
 
     def measure():
-        from seatrials import aws  # AWS is optional: read only when credentials exist
-
-        return trial_mod.run(cluster, topology, settings, run_id,
+        return trial_mod.run(cluster, topology, settings, run_id, state.space,
                              aws_findings=lambda topo: aws.findings(settings, topo))
 
     try:
         return trial_mod.obtain(state.shared, measure)
     except SetupError as exc:
-        if is_worker(pytestconfig):
-            pytest.fail(f"seatrials: {exc}", pytrace=False)  # pytest.exit inside an xdist worker crashes it
-        pytest.exit(f"seatrials: {exc}", returncode=3)
+        note(state, "stopped", f"the probes never ran: {exc}")
+        pytest.skip(f"not checked: the probes never ran: {exc}")
 
 
 # ---------------------------------------------------------------- results
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run a seatrials check (marked with its causes) and turn the Result it returns into pytest's outcome."""
+    if not pyfuncitem.get_closest_marker("cause"):
+        return None
+    names = inspect.signature(pyfuncitem.obj).parameters
+    result = pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names})
+    conclude(pyfuncitem, result)
+    return True
+
+
+def conclude(item, result) -> None:
+    if not isinstance(result, Result):
+        raise TypeError(f"seatrials bug: {item.name} returned {type(result).__name__}, not a seatrials Result")
+    item.user_properties += list(result.properties.items())
+    item.user_properties += [("not checked", n) for n in result.notes]
+    if result.status == NOT_CHECKED:
+        pytest.skip(f"not checked: {result.reason}")
+    if result.status == FAILED:
+        finding = result.finding
+        declared = {c for m in item.iter_markers("cause") for c in m.args} | {causes.UNKNOWN}
+        if finding.cause not in declared:  # the catalog is the contract: a check may only blame what it declares
+            finding.evidence.append(f"(seatrials bug: {item.name} does not declare cause {finding.cause})")
+        item.user_properties += [("cause", finding.cause), ("cause_page", causes.cause(finding.cause).page)]
+        allure.dynamic.label("cause", finding.cause)
+        allure.dynamic.link(reporting.cause_url(finding.cause, item.config.stash[STATE].settings),
+                            name=f"cause: {finding.cause}")
+        raise CauseFailure(finding)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    failure = call.excinfo.value if call.excinfo and isinstance(call.excinfo.value, causes.CauseFailure) else None
-    if failure:
-        declared = {c for m in item.iter_markers("cause") for c in m.args} | {causes.UNKNOWN}
-        cause_id = failure.finding.cause
-        if cause_id not in declared:  # the catalog is the contract: a check may only blame what it declares
-            failure.finding.evidence.append(f"(seatrials bug: {item.name} does not declare cause {cause_id})")
-        item.user_properties.append(("cause", cause_id))
-        item.user_properties.append(("cause_page", causes.cause(cause_id).page))
-        page = reporting.cause_url(cause_id, item.config.stash[STATE].settings)
-        allure.dynamic.label("cause", cause_id)
-        allure.dynamic.link(page, name=f"cause: {cause_id}")
+    if call.when == "setup" and (area := item.get_closest_marker("area")):
+        item.user_properties.append(("area", area.args[0]))
+    failure = call.excinfo.value if call.excinfo and isinstance(call.excinfo.value, CauseFailure) else None
     outcome = yield
     report = outcome.get_result()
     secrets = reporting.known_secrets(item.config.stash[STATE])
@@ -260,13 +355,14 @@ def pytest_runtest_makereport(item, call):
     elif isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         path, line, reason = report.longrepr
         report.longrepr = (path, line, reporting.redact(reason, secrets))
-    elif report.longrepr is not None:
-        report.longrepr = reporting.redact(str(report.longrepr), secrets)
+    elif report.longrepr is not None and (text := str(report.longrepr)) != reporting.redact(text, secrets):
+        report.longrepr = reporting.redact(text, secrets)  # a traceback is kept as it is unless it holds a secret
+    report.sections = [(title, reporting.redact(text, secrets)) for title, text in report.sections]
 
 
 class RunReporter:
     """Registered in the controller only: it sees every test report (xdist forwards them),
-    tears the run down once and writes the reports."""
+    tears the run down once, judges the whole run and writes the reports."""
 
     def __init__(self, config):
         self.config = config
@@ -275,23 +371,71 @@ class RunReporter:
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
             self.state.reports.append(reporting.CheckReport.of(report))
+        if report.when == "teardown":
+            self.state.completed.add(report.nodeid)
+        lock = self.state.lock
+        if lock and lock.lost and not any(s.startswith("lost the lock") for s in self.state.stopped):
+            self.state.stopped.append(f"lost the lock: {lock.lost}")
+            self.request_stop(f"seatrials lost its lock: {lock.lost}")
 
-    @pytest.hookimpl(trylast=True)  # after every process left its request count
+    def request_stop(self, reason: str) -> None:
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None:
+            dsession.shouldstop = reason
+        else:
+            self.session.shouldstop = reason
+
+    def pytest_sessionstart(self, session):
+        self.session = session
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.state.stopped.append(f"{report.nodeid} could not be collected: "
+                                      f"{str(report.longrepr).strip().splitlines()[-1]}")
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        if isinstance(excinfo.value, pytest.exit.Exception):
+            self.state.stopped.append(f"stopped: {excinfo.value.msg}")
+        elif not isinstance(excinfo.value, pytest.Session.Interrupted):  # a stop we asked for is not Ctrl-C
+            self.state.interrupted = str(excinfo.value) or "Ctrl-C"
+
+    def pytest_internalerror(self, excrepr, excinfo):
+        self.state.stopped.append(f"internal error: {one_line(excinfo.value)}")
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.state.topology is None:
-            return
-        self.state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        stop_run(self.state)
-        reporting.write_all(self.state, trial_mod.load(self.state.shared))
-        shutil.rmtree(self.state.shared, ignore_errors=True)
+        state = self.state
+        stop_run(state)
+        stopped = state.stopped + notes(state, "stopped")
+        expected = session.testscollected
+        if expected and len(state.completed) < expected and not state.interrupted and not stopped:
+            stopped.append(f"the run stopped after {len(state.completed)} of {expected} cases")
+        facts = verdict_mod.RunFacts(
+            outcomes=[(r.outcome, r.area, f"{r.check}[{r.case}]" if r.case else r.check) for r in state.reports],
+            interrupted=state.interrupted, stopped=stopped, selection=notes(state, "selection"),
+            required=state.settings.require)
+        state.judgement = verdict_mod.judge(facts)
+        session.exitstatus = state.judgement.exit_code
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        if self.state.reports:
-            reporting.terminal_summary(terminalreporter, self.state)
+        reporting.terminal_summary(terminalreporter, self.state)
 
 
+@pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the controller redacts it with the others
 def pytest_sessionfinish(session, exitstatus):
-    """Every process leaves its API request count for the controller to add up."""
-    state = session.config.stash[STATE]
+    """Every process leaves its API request count; the controller then writes the reports."""
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
     if state.cluster is not None and state.shared and state.shared.exists():
         (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))
+    if state.judgement is not None and not is_worker(session.config):
+        trial = trial_mod.load(state.shared) if state.shared else None
+        reporting.write_all(state, trial, *report_paths(session.config))
+        shutil.rmtree(state.shared, ignore_errors=True)
+
+
+def report_paths(config) -> tuple[Path | None, Path | None]:
+    """Where junitxml and allure-pytest write, as the user or default_report_paths chose."""
+    junit, allure_dir = config.option.xmlpath, getattr(config.option, "allure_report_dir", None)
+    return (Path(junit) if junit else None), (Path(allure_dir) if allure_dir else None)

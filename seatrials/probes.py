@@ -1,17 +1,18 @@
-"""The probe workloads' lifecycle: one namespace per run, a lock, deployment,
-readiness, and cleanup that leaves nothing behind.
+"""The probe workloads' lifecycle: where a run's probes live, deployment, and
+cleanup that leaves nothing behind, also of runs that died.
 
 The workloads themselves are the plain YAML files in manifests/; this module
-only sets what is per run (namespace, run-id label, image, ports).
+only sets what is per run (names, run-id labels and selectors, image, ports).
+A run's probes live in a namespace of their own (`seatrials-<run id>`, made and
+deleted by the run), or with --namespace in a namespace that exists already
+(manifests/rbac.yaml makes one for a least-privilege ServiceAccount).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -19,137 +20,57 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from seatrials.cluster import SetupError
-from seatrials.network import ProbePod
+from seatrials import lock
+from seatrials.cluster import SetupError, api_error_line
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
+MANAGED_BY = lock.MANAGED_BY
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=seatrials"
-RUN_LABEL = "seatrials.io/run-id"
+RUN_LABEL = lock.RUN_LABEL
 PROBE_LABEL = "seatrials.io/probe"  # pod-network or host-network (manifests/)
-LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
-LEASE_SECONDS = 60
-# A pull error is final when it has been seen this long (the kubelet retries in vain).
-PULL_FAILURE_GRACE = 15
-PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+PORTS_RELEASE_WAIT = 30.0  # seconds an earlier run's terminating host probes may hold their port
 
 
 def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def namespace_of(run_id: str) -> str:
-    return f"seatrials-{run_id}"
-
-
 def load_manifest(name: str) -> dict:
     return yaml.safe_load((MANIFESTS / name).read_text())
 
 
-def mirror_advice(image: str) -> str:
-    return (f"mirror it into a registry the nodes can pull from (e.g. `crane copy {image} "
-            f"REGISTRY/library/busybox:1.36.1`) and pass --image-registry REGISTRY/library, "
-            f"or pass --probe-image with any busybox >= 1.35 the nodes have")
+@dataclass(frozen=True)
+class Space:
+    """Where one run's probes live."""
+
+    namespace: str
+    own: bool  # a namespace of the run's own (created and deleted by it), or a given one
+
+    @classmethod
+    def of(cls, run_id: str, given: str | None = None) -> Space:
+        return cls(given, False) if given else cls(f"seatrials-{run_id}", True)
 
 
-# ---------------------------------------------------------------- the lock
-class ClusterLock:
-    """A Lease that stops two runs from colliding on one cluster.
-
-    The holder renews it while the run lives; a holder that died leaves a lease
-    that expires after LEASE_SECONDS, and the next run (or --cleanup-only) takes
-    it over.
-    """
-
-    def __init__(self, cluster, run_id: str):
-        self.cluster, self.run_id = cluster, run_id
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
-
-    def _body(self, resource_version=None):
-        now = dt.datetime.now(dt.UTC)
-        return client.V1Lease(
-            metadata=client.V1ObjectMeta(name=LOCK_NAME, namespace=LOCK_NAMESPACE,
-                                         labels={**MANAGED_BY, RUN_LABEL: self.run_id},
-                                         resource_version=resource_version),
-            spec=client.V1LeaseSpec(holder_identity=self.run_id, lease_duration_seconds=LEASE_SECONDS,
-                                    acquire_time=now, renew_time=now))
-
-    def acquire(self, wait: float) -> None:
-        deadline = time.monotonic() + wait
-        coord = self.cluster.coordination
-        while True:
-            try:
-                coord.create_namespaced_lease(LOCK_NAMESPACE, self._body())
-                break
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise SetupError(f"cannot take the seatrials lock (Lease {LOCK_NAMESPACE}/{LOCK_NAME}): "
-                                     f"{exc.status} {exc.reason}") from None
-            held = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-            if lease_expired(held):
-                try:
-                    coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE,
-                                                   self._body(held.metadata.resource_version))
-                    break
-                except ApiException as exc:
-                    if exc.status != 409:
-                        raise
-                    continue  # someone else took it over first; look again
-            if time.monotonic() >= deadline:
-                since = held.spec.acquire_time.isoformat() if held.spec.acquire_time else "unknown"
-                raise SetupError(
-                    f"another seatrials run ({held.spec.holder_identity}, since {since}) holds this cluster's lock "
-                    f"(Lease {LOCK_NAMESPACE}/{LOCK_NAME}): wait for it (--lock-wait SECONDS), or if it died, "
-                    f"its lock expires {LEASE_SECONDS} s after its last renewal")
-            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-        self._renewer = threading.Thread(target=self._renew, name="seatrials-lock-renewer", daemon=True)
-        self._renewer.start()
-
-    def _renew(self):
-        while not self._stop.wait(LEASE_SECONDS / 4):
-            try:
-                lease = self.cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-                if lease.spec.holder_identity != self.run_id:
-                    return
-                lease.spec.renew_time = dt.datetime.now(dt.UTC)
-                self.cluster.coordination.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease)
-            except ApiException:
-                continue  # a missed renewal is retried; the lease outlives several
-
-    def release(self) -> None:
-        self._stop.set()
-        try:
-            lease = self.cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-            if lease.spec.holder_identity == self.run_id:
-                self.cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-
-def lease_expired(lease) -> bool:
-    renewed = lease.spec.renew_time or lease.spec.acquire_time
-    if renewed is None:
-        return True
-    age = (dt.datetime.now(dt.UTC) - renewed).total_seconds()
-    return age > (lease.spec.lease_duration_seconds or LEASE_SECONDS)
-
-
-# ---------------------------------------------------------------- deployment
-def namespace_body(run_id: str) -> client.V1Namespace:
+def namespace_body(run_id: str, name: str) -> client.V1Namespace:
     return client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=namespace_of(run_id),
+        name=name,
         labels={**MANAGED_BY, RUN_LABEL: run_id,
                 # host-network probes need the privileged Pod Security level
                 "pod-security.kubernetes.io/enforce": "privileged"}))
 
 
-def daemonset(manifest: str, run_id: str, image: str, port: int) -> dict:
-    ds = load_manifest(manifest)
-    ds["metadata"]["namespace"] = namespace_of(run_id)
-    for meta in (ds["metadata"], ds["spec"]["template"]["metadata"]):
-        meta["labels"][RUN_LABEL] = run_id
+def per_run(obj: dict, run_id: str, namespace: str) -> dict:
+    """A manifest made this run's: its name suffixed, its run-id label, in the run's namespace."""
+    obj["metadata"]["name"] = f"{obj['metadata']['name']}-{run_id}"
+    obj["metadata"]["namespace"] = namespace
+    obj["metadata"]["labels"][RUN_LABEL] = run_id
+    return obj
+
+
+def daemonset(manifest: str, run_id: str, image: str, port: int, namespace: str | None = None) -> dict:
+    ds = per_run(load_manifest(manifest), run_id, namespace or f"seatrials-{run_id}")
+    ds["spec"]["selector"]["matchLabels"][RUN_LABEL] = run_id  # never adopt an earlier run's pods
+    ds["spec"]["template"]["metadata"]["labels"][RUN_LABEL] = run_id
     container = ds["spec"]["template"]["spec"]["containers"][0]
     container["image"] = image
     container["ports"][0]["containerPort"] = port
@@ -159,10 +80,9 @@ def daemonset(manifest: str, run_id: str, image: str, port: int) -> dict:
     return ds
 
 
-def external_ip_service(run_id: str, node_ips: list[str], port: int) -> dict:
-    svc = load_manifest("probe-external-ip.yaml")
-    svc["metadata"]["namespace"] = namespace_of(run_id)
-    svc["metadata"]["labels"][RUN_LABEL] = run_id
+def external_ip_service(run_id: str, node_ips: list[str], port: int, namespace: str | None = None) -> dict:
+    svc = per_run(load_manifest("probe-external-ip.yaml"), run_id, namespace or f"seatrials-{run_id}")
+    svc["spec"]["selector"][RUN_LABEL] = run_id
     svc["spec"]["ports"][0]["port"] = port
     svc["spec"]["externalIPs"] = node_ips
     return svc
@@ -175,142 +95,101 @@ class Deployment:
     service_error: str = ""  # why the externalIPs service could not be created, if it could not
 
 
-def deploy(cluster, topology, settings, run_id: str) -> Deployment:
-    ns = namespace_of(run_id)
-    cluster.core.create_namespace(namespace_body(run_id))
+def deploy(cluster, topology, settings, run_id: str, space: Space) -> Deployment:
+    ns = space.namespace
+    if space.own:
+        cluster.core.create_namespace(namespace_body(run_id, ns))
+    else:
+        require_namespace(cluster, ns)
     cluster.apps.create_namespaced_daemon_set(
-        ns, daemonset("probe-pod-network.yaml", run_id, settings.image, settings.pod_port))
-    wait_host_ports_released(cluster, settings.ready_timeout / 2)
+        ns, daemonset("probe-pod-network.yaml", run_id, settings.image, settings.pod_port, ns))
+    gone = {n.name for n in topology.nodes if n.unreachable}
+    wait_host_ports_released(cluster, PORTS_RELEASE_WAIT, None if space.own else ns, gone)
     cluster.apps.create_namespaced_daemon_set(
-        ns, daemonset("probe-host-network.yaml", run_id, settings.image, settings.host_port))
+        ns, daemonset("probe-host-network.yaml", run_id, settings.image, settings.host_port, ns))
     deployment = Deployment(run_id, ns)
     ips = [n.internal_ip for n in topology.nodes if n.internal_ip]
     try:
-        cluster.core.create_namespaced_service(ns, external_ip_service(run_id, ips, settings.service_port))
+        cluster.core.create_namespaced_service(ns, external_ip_service(run_id, ips, settings.service_port, ns))
     except ApiException as exc:
         deployment.service_error = f"{exc.status} {exc.reason}: the cluster refused a Service with externalIPs"
     return deployment
 
 
-def wait_host_ports_released(cluster, timeout: float) -> None:
+def require_namespace(cluster, name: str) -> None:
+    try:
+        cluster.core.read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise SetupError(f"namespace {name} (--namespace) does not exist: apply manifests/rbac.yaml, or leave "
+                             "out --namespace to give each run a namespace of its own") from None
+        if exc.status == 403:
+            raise SetupError(f"namespace {name} (--namespace): {api_error_line(exc)}") from None
+        raise
+
+
+def wait_host_ports_released(cluster, timeout: float, namespace: str | None = None,
+                             gone: set[str] = frozenset()) -> None:
     """Wait while host-network probes of an earlier run are still terminating.
 
     They hold the host port on their node until they are gone, and a probe
     created meanwhile is refused by the scheduler ("didn't have free ports")
     and only retried after a back-off of several seconds: a run right after
-    another would pay that in readiness. Live leftovers are not waited for
-    (readiness reports them per node); a cluster that forbids listing pods
-    everywhere is not waited for either.
+    another would pay that in readiness. Live leftovers were removed before
+    (remove_leftovers). Probes are looked for everywhere; where listing pods
+    everywhere is forbidden (a least-privilege run), in `namespace` only. Pods
+    on `gone` nodes (their kubelet stopped posting status) are never waited
+    for: nothing ends them until the kubelet comes back.
     """
-    @retry(retry=retry_if_result(bool), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
-           retry_error_callback=lambda _: None, reraise=False)
-    def terminating() -> list[str]:
-        pods = cluster.core.list_pod_for_all_namespaces(label_selector=f"{PROBE_LABEL}=host-network").items
+    selector = f"{PROBE_LABEL}=host-network"
+
+    def everywhere() -> list[str]:
+        pods = cluster.core.list_pod_for_all_namespaces(label_selector=selector).items
         if not pods:
             return []
         going = {ns.metadata.name for ns in cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items
                  if ns.status.phase == "Terminating"}
-        return [p.metadata.name for p in pods if p.metadata.deletion_timestamp or p.metadata.namespace in going]
+        return [p.metadata.name for p in pods if p.spec.node_name not in gone
+                and (p.metadata.deletion_timestamp or p.metadata.namespace in going)]
+
+    def here() -> list[str]:
+        pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
+        return [p.metadata.name for p in pods if p.metadata.deletion_timestamp and p.spec.node_name not in gone]
+
+    @retry(retry=retry_if_result(bool), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
+           retry_error_callback=lambda _: None, reraise=False)
+    def terminating(look) -> list[str]:
+        return look()
 
     try:
-        terminating()
+        terminating(everywhere)
     except ApiException as exc:
         if exc.status != 403:
             raise
-
-
-# ---------------------------------------------------------------- readiness
-@dataclass
-class ProbeStatus:
-    node: str
-    side: str  # "pod" or "host"
-    pod: str = ""
-    ip: str = ""
-    ready: bool = False
-    reason: str = "no probe pod was scheduled on this node"
-    pull_failure_since: float | None = field(default=None, repr=False)
-
-    @property
-    def settled(self) -> bool:
-        """Ready, or failed for good (an image that cannot be pulled)."""
-        return self.ready or (self.pull_failure_since is not None
-                              and time.monotonic() - self.pull_failure_since > PULL_FAILURE_GRACE)
-
-
-SIDES = {"pod-network": "pod", "host-network": "host"}
-
-
-def read_status(cluster, namespace: str, nodes: list[str], previous: dict) -> dict[tuple[str, str], ProbeStatus]:
-    status = {(side, n): previous.get((side, n)) or ProbeStatus(n, side) for side in SIDES.values() for n in nodes}
-    pods = cluster.core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=seatrials-probe").items
-    for pod in pods:
-        side = SIDES.get((pod.metadata.labels or {}).get(PROBE_LABEL))
-        key = (side, pod.spec.node_name)
-        if key not in status:
-            continue
-        s = status[key]
-        s.pod, s.ip = pod.metadata.name, pod.status.pod_ip or ""
-        s.ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        s.reason = "ready" if s.ready else pending_reason(pod)
-        if any(f in s.reason for f in PULL_FAILURES):
-            s.pull_failure_since = s.pull_failure_since or time.monotonic()
-        else:
-            s.pull_failure_since = None
-    return status
-
-
-def pending_reason(pod) -> str:
-    for cs in pod.status.container_statuses or []:
-        waiting = cs.state and cs.state.waiting
-        if waiting and waiting.reason:
-            return f"{waiting.reason}: {(waiting.message or '').strip()[:300]}"
-        terminated = cs.state and cs.state.terminated
-        if terminated:
-            return f"container exited {terminated.exit_code} ({terminated.reason})"
-    for cond in pod.status.conditions or []:
-        if cond.status != "True" and cond.message:
-            return f"{cond.reason}: {cond.message}"
-    return f"pod phase {pod.status.phase}"
-
-
-def wait_ready(cluster, namespace: str, nodes: list[str], timeout: float) -> dict[tuple[str, str], ProbeStatus]:
-    """Poll until every probe is ready or failed for good, or the timeout passes."""
-    state: dict = {}
-
-    @retry(retry=retry_if_result(lambda done: not done), wait=wait_fixed(0.5), stop=stop_after_delay(timeout),
-           retry_error_callback=lambda _: True, reraise=False)
-    def poll() -> bool:
-        state.update(read_status(cluster, namespace, nodes, state))
-        return all(s.settled for s in state.values())
-
-    poll()
-    return state
-
-
-def require_pullable_image(statuses: dict, image: str) -> None:
-    """If no probe could pull the image anywhere, nothing can be judged: stop with one line."""
-    failures = [s for s in statuses.values() if s.pull_failure_since is not None]
-    if statuses and len(failures) == len(statuses):
-        raise SetupError(f"probe image {image} cannot be pulled on any node ({failures[0].reason.split(':')[0]}): "
-                         + mirror_advice(image))
-
-
-def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:
-    return {s.node: ProbePod(s.node, s.pod, s.ip) for (sd, _), s in statuses.items() if sd == side and s.ready}
+        if namespace:
+            terminating(here)
 
 
 # ---------------------------------------------------------------- cleanup
-def delete_run(cluster, run_id: str) -> bool:
-    """Delete this run's namespace; True when something was deleted.
+def delete_run(cluster, space: Space, run_id: str, gone: set[str] = frozenset()) -> bool:
+    """Delete what this run made; True when something was deleted.
 
     The DaemonSets go first, in the foreground: the garbage collector then
     deletes their pods at once, where the namespace controller would leave
-    them for seconds, holding the host probes' port.
+    them for seconds, holding the host probes' port. Probes on `gone` nodes
+    (NotReady: no kubelet confirms their end) are removed outright, or they
+    would hold the run's namespace in Terminating until the node returns.
     """
-    ns = namespace_of(run_id)
+    selector = f"{RUN_LABEL}={run_id}"
     try:
-        cluster.apps.delete_collection_namespaced_daemon_set(ns, propagation_policy="Foreground")
-        cluster.core.delete_namespace(ns, propagation_policy="Background")
+        cluster.apps.delete_collection_namespaced_daemon_set(space.namespace, label_selector=selector,
+                                                             propagation_policy="Foreground")
+        end_pods_on_gone_nodes(cluster, space.namespace, selector, gone)
+        if space.own:
+            cluster.core.delete_namespace(space.namespace, propagation_policy="Background")
+        else:
+            for svc in cluster.core.list_namespaced_service(space.namespace, label_selector=selector).items:
+                cluster.core.delete_namespaced_service(svc.metadata.name, space.namespace)
         return True
     except ApiException as exc:
         if exc.status == 404:
@@ -318,25 +197,56 @@ def delete_run(cluster, run_id: str) -> bool:
         raise
 
 
-def cleanup_leftovers(cluster) -> tuple[list[str], str | None]:
-    """--cleanup-only: remove what earlier runs left behind; a run that is alive now is left alone.
+def end_pods_on_gone_nodes(cluster, namespace: str, selector: str, gone: set[str]) -> None:
+    for pod in cluster.core.list_namespaced_pod(namespace, label_selector=selector).items if gone else []:
+        if pod.spec.node_name in gone:
+            cluster.core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+
+
+def remove_leftovers(cluster, space: Space, keep_run: str | None, gone: set[str] = frozenset()) -> list[str]:
+    """Remove what runs other than `keep_run` left behind: their namespaces, or in a given namespace
+    their DaemonSets and Services. Called only while holding the lock (or with no live holder), so
+    whatever another run left is a dead run's (a --keep-probes run's too: its host probes would hold
+    the ports). Returns what was removed, as kind/name."""
+    removed = []
+    if space.own:
+        try:
+            namespaces = cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            namespaces = []
+        for ns in namespaces:
+            run = (ns.metadata.labels or {}).get(RUN_LABEL)
+            if run == keep_run:
+                continue
+            if ns.status.phase == "Terminating":  # going, unless its probes sit on a NotReady node
+                end_pods_on_gone_nodes(cluster, ns.metadata.name, MANAGED_BY_SELECTOR, gone)
+                continue
+            delete_run(cluster, Space(ns.metadata.name, True), run or "", gone)
+            removed.append(f"namespace/{ns.metadata.name}")
+        return removed
+    owned = [("daemonset", cluster.apps.list_namespaced_daemon_set, cluster.apps.delete_namespaced_daemon_set),
+             ("service", cluster.core.list_namespaced_service, cluster.core.delete_namespaced_service)]
+    for kind, listing, delete in owned:
+        for obj in listing(space.namespace, label_selector=MANAGED_BY_SELECTOR).items:
+            if (obj.metadata.labels or {}).get(RUN_LABEL) == keep_run or obj.metadata.deletion_timestamp:
+                continue
+            try:
+                delete(obj.metadata.name, space.namespace, propagation_policy="Foreground")
+                removed.append(f"{kind}/{space.namespace}/{obj.metadata.name}")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+    return removed
+
+
+def cleanup_leftovers(cluster, given_namespace: str | None = None) -> tuple[list[str], str | None]:
+    """--cleanup-only: an expired lock and what dead runs left; a run that is alive now is left alone.
 
     Returns what was removed and the run id of the live run, if any.
     """
-    removed, active = [], None
-    try:
-        lease = cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-        if lease_expired(lease):
-            cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-            removed.append(f"lease/{LOCK_NAMESPACE}/{LOCK_NAME}")
-        else:
-            active = lease.spec.holder_identity
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    for ns in cluster.core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items:
-        if ns.status.phase == "Terminating" or (ns.metadata.labels or {}).get(RUN_LABEL) == active:
-            continue
-        cluster.core.delete_namespace(ns.metadata.name, propagation_policy="Background")
-        removed.append(f"namespace/{ns.metadata.name}")
+    expired, active = lock.expired_lease(cluster)
+    removed = [f"lease/{lock.LOCK_NAMESPACE}/{lock.LOCK_NAME}"] if expired else []
+    removed += remove_leftovers(cluster, Space.of("", given_namespace), keep_run=active)
     return removed, active

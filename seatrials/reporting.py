@@ -13,11 +13,14 @@ import html
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from seatrials import causes, network
+from seatrials import causes, kubeconfig, network
+from seatrials import verdict as verdict_mod
 
 REDACTED = "[REDACTED]"
 SECRET_PATTERNS = [
@@ -31,11 +34,11 @@ SECRET_PATTERNS = [
 
 def known_secrets(state) -> list[str]:
     values = list(state.settings.extra_secrets)
-    cluster = state.cluster
-    if cluster is not None:
-        for user in cluster.kubeconfig.get("users") or []:
-            u = user.get("user") or {}
-            values += [u[k] for k in ("token", "password", "client-key-data") if isinstance(u.get(k), str)]
+    if state.cluster is not None:
+        values += kubeconfig.secrets(state.cluster.kubeconfig)
+    for url in (state.settings.harbor_url, state.settings.harbor_registry):
+        password = urlsplit(url).password if url else None
+        values += [password] if password else []
     return [v for v in values if v and len(v) >= 4]
 
 
@@ -65,6 +68,7 @@ class CheckReport:
     cause: str
     message: str
     duration: float
+    area: str = ""  # what the check signs off (options.AREAS)
 
     @classmethod
     def of(cls, report) -> CheckReport:
@@ -79,18 +83,7 @@ class CheckReport:
         else:
             message = str(report.longrepr or "")
         return cls(report.nodeid, check, case.rstrip("]"), outcome, props.get("cause", ""), message,
-                   round(report.duration, 3))
-
-
-def verdict(reports: list[CheckReport], interrupted: bool = False) -> str:
-    """Signed off when something passed and nothing failed; what was not checked is listed beside it.
-    An interrupted run signs nothing off, however well its first checks went."""
-    if interrupted:
-        return "INTERRUPTED"
-    outcomes = Counter(r.outcome for r in reports)
-    if outcomes["failed"] or outcomes["error"]:
-        return "NOT SIGNED OFF"
-    return "SIGNED OFF" if outcomes["passed"] else "NOTHING CHECKED"
+                   round(report.duration, 3), props.get("area", ""))
 
 
 def causes_found(reports: list[CheckReport]) -> dict[str, dict]:
@@ -129,13 +122,14 @@ def api_requests(state) -> int:
 
 
 # ---------------------------------------------------------------- writers
-def write_all(state, trial) -> dict:
-    """Write signoff.json/.md/.html, the matrix pictures and allure's categories.json."""
+def write_all(state, trial, junit: Path | None = None, allure_dir: Path | None = None) -> dict:
+    """Write signoff.json/.md/.html, the matrix pictures and allure's categories and environment, then
+    redact every report file (JUnit and allure results included) of the run's secrets."""
     settings = state.settings
     out_dir = settings.reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = state.reports
-    secrets = known_secrets(state)
+    judgement = state.judgement
     signoff = {
         "run_id": state.run_id,
         "server": state.cluster.server,
@@ -145,25 +139,110 @@ def write_all(state, trial) -> dict:
         "api_requests": api_requests(state),
         "nodes": len(state.topology.nodes),
         "cluster": state.topology.fingerprint(),
-        "verdict": verdict(reports, state.interrupted),
+        "verdict": judgement.verdict,
+        "verdict_reasons": judgement.reasons,
+        "exit_code": judgement.exit_code,
+        "required_areas": list(settings.require),
+        "not_verified": judgement.not_verified,
         "outcomes": dict(Counter(r.outcome for r in reports)),
         "causes_found": causes_found(reports),
         "checks": [asdict(r) for r in reports],
         "matrix": matrices(trial),
         "trial_timings": trial.timings if trial else {},
+        "removed_leftovers": state.removed,
         "probe_namespace_deleted": bool(state.namespace_deleted),
     }
-    text = redact(json.dumps(signoff, indent=2), secrets)
-    (out_dir / "signoff.json").write_text(text)
-    signoff = json.loads(text)
-    (out_dir / "signoff.md").write_text(markdown(signoff))
-    (out_dir / "signoff.html").write_text(html_report(signoff))
+    write_signoff(out_dir, signoff)
     for kind, m in signoff["matrix"].items():
         (out_dir / f"matrix-{kind}.svg").write_text(matrix_svg(kind, m))
-    allure_dir = getattr(settings, "allure_dir", None) or out_dir / "allure-results"
-    if Path(allure_dir).exists():
-        (Path(allure_dir) / "categories.json").write_text(json.dumps(allure_categories(), indent=2))
+    allure_dir = allure_dir or out_dir / "allure-results"
+    if allure_dir.exists():
+        (allure_dir / "categories.json").write_text(json.dumps(allure_categories(), indent=2))
+        write_allure_environment(allure_dir, signoff)
+    if junit and junit.exists():
+        add_junit_properties(junit, {"verdict": judgement.verdict, "verdict_reasons": "; ".join(judgement.reasons),
+                                     "run_id": state.run_id or ""})
+    redact_files([out_dir, allure_dir, *([junit] if junit else [])], known_secrets(state))
     return signoff
+
+
+def add_junit_properties(junit: Path, properties: dict[str, str]) -> None:
+    """Suite-level properties (the verdict and why) in every <testsuite>, ahead of its cases, as JUnit wants."""
+    tree = ET.parse(junit)
+    suites = [tree.getroot()] if tree.getroot().tag == "testsuite" else tree.getroot().findall("testsuite")
+    for suite in suites:
+        element = suite.find("properties")
+        if element is None:
+            element = ET.Element("properties")
+            suite.insert(0, element)
+        for name, value in properties.items():
+            ET.SubElement(element, "property", name=name, value=value)
+    tree.write(junit, encoding="utf-8", xml_declaration=True)
+
+
+def write_signoff(out_dir: Path, signoff: dict) -> None:
+    (out_dir / "signoff.json").write_text(json.dumps(signoff, indent=2))
+    (out_dir / "signoff.md").write_text(markdown(signoff))
+    (out_dir / "signoff.html").write_text(html_report(signoff))
+
+
+def write_allure_environment(allure_dir: Path, signoff: dict) -> None:
+    """Allure shows environment.properties on its overview: the verdict and why, next to the cluster."""
+    values = {"verdict": signoff["verdict"], "verdict reasons": "; ".join(signoff["verdict_reasons"]),
+              "run id": signoff.get("run_id") or "", "server": signoff.get("server") or ""}
+    values.update({k: ", ".join(v) if isinstance(v, list) else str(v) for k, v in signoff.get("cluster", {}).items()})
+    lines = [f"{k.replace(' ', '.')}={v}".replace("\n", " ") for k, v in values.items()]
+    (allure_dir / "environment.properties").write_text("\n".join(lines) + "\n")
+
+
+def write_not_started(settings, reason: str, secrets: list[str], junit: Path | None = None,
+                      allure_dir: Path | None = None) -> None:
+    """A run that could not start still leaves reports saying so (INCOMPLETE), never last night's.
+
+    Best effort: the reports directory itself may be what is wrong."""
+    out_dir = settings.reports_dir
+    signoff = {"run_id": "", "server": "", "context": settings.context or "",
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "verdict": verdict_mod.INCOMPLETE,
+               "verdict_reasons": [f"the run could not start: {reason}"], "exit_code": verdict_mod.NOT_STARTED_EXIT,
+               "required_areas": list(settings.require), "not_verified": {}, "outcomes": {}, "causes_found": {},
+               "checks": [], "matrix": {}, "cluster": {}, "wall_seconds": 0, "api_requests": 0, "nodes": 0,
+               "trial_timings": {}, "removed_leftovers": [], "probe_namespace_deleted": False}
+    junit = junit or out_dir / "junit.xml"
+    allure_dir = allure_dir or out_dir / "allure-results"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_signoff(out_dir, signoff)
+        junit.write_text(not_started_junit(signoff["verdict_reasons"][0]))
+        if allure_dir.exists():
+            for stale in allure_dir.iterdir():
+                if stale.is_file():
+                    stale.unlink()
+            write_allure_environment(allure_dir, signoff)
+        redact_files([out_dir, allure_dir, junit], secrets)
+    except OSError:
+        return
+
+
+def not_started_junit(reason: str) -> str:
+    e = html.escape
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="seatrials" errors="1" '
+            f'failures="0" skipped="0" tests="1"><properties><property name="verdict" value="INCOMPLETE"/>'
+            f'<property name="verdict_reasons" value="{e(reason)}"/></properties><testcase classname="seatrials" '
+            f'name="run"><error type="INCOMPLETE" message="{e(reason)}">{e(reason)}</error></testcase>'
+            f"</testsuite></testsuites>\n")
+
+
+def redact_files(paths: list[Path], secrets: list[str]) -> None:
+    """Every text file of the reports, rewritten without the run's secrets (whatever path a message took)."""
+    files = [f for p in paths if p and p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    for f in files:
+        try:
+            text = f.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        clean = redact(text, secrets)
+        if clean != text:
+            f.write_text(clean)
 
 
 def allure_categories() -> list[dict]:
@@ -176,8 +255,9 @@ def allure_categories() -> list[dict]:
 
 
 def markdown(s: dict) -> str:
-    lines = [f"# seatrials sign-off: {s['verdict']}", "",
-             f"Run `{s['run_id']}` against `{s['server']}` (context `{s['context']}`), started {s['started']}, "
+    lines = [f"# seatrials sign-off: {s['verdict']}", ""]
+    lines += [f"- {reason}" for reason in s["verdict_reasons"]]
+    lines += ["", f"Run `{s['run_id']}` against `{s['server']}` (context `{s['context']}`), started {s['started']}, "
              f"{s['wall_seconds']} s, {s['api_requests']} API requests, {s['nodes']} nodes.", "", "## Cluster", ""]
     lines += [f"- **{k}**: {', '.join(v) if isinstance(v, list) else v}" for k, v in s["cluster"].items()]
     lines += ["", "## Causes found", ""]
@@ -259,6 +339,10 @@ def html_report(s: dict) -> str:
     found = "".join(f"<tr><td><code>{e(cid)}</code></td><td>{e(c['title'])}</td><td>{len(c['cases'])}</td>"
                     f"<td>{e(c['fix'])}</td><td>{e(c['page'])}</td></tr>" for cid, c in s["causes_found"].items())
     pictures = "".join(f"<div>{matrix_svg(kind, m)}</div>" for kind, m in s["matrix"].items())
+    reasons = "".join(f"<li>{e(r)}</li>" for r in s["verdict_reasons"])
+    not_verified = "".join(f"<li>{e(area)}: {len(cases)} cases not checked ({e(', '.join(cases[:5]))}"
+                           f"{' ...' if len(cases) > 5 else ''})</li>" for area, cases in s["not_verified"].items())
+    not_verified = f"<p>Not verified:</p><ul>{not_verified}</ul>" if not_verified else ""
     checks = "".join(f"<tr class='{e(c['outcome'])}'><td>{e(c['check'])}</td><td>{e(c['case'])}</td>"
                      f"<td>{e(c['outcome'])}</td><td>{e(c['cause'])}</td><td><pre>{e(c['message'][:2000])}</pre></td>"
                      "</tr>" for c in s["checks"])
@@ -268,6 +352,7 @@ padding:4px;vertical-align:top;text-align:left}} .failed,.error{{background:#fde
 pre{{white-space:pre-wrap;margin:0}} .verdict{{color:white;background:{colour};padding:6px 12px;display:inline-block}}
 </style></head><body>
 <h1>seatrials sign-off <span class="verdict">{e(s['verdict'])}</span></h1>
+<ul>{reasons}</ul>{not_verified}
 <p>Run <code>{e(s['run_id'])}</code> against <code>{e(s['server'])}</code> (context {e(s['context'])}), started
 {e(s['started'])}; {s['wall_seconds']} s; {s['api_requests']} API requests; {s['nodes']} nodes;
 outcomes {e(json.dumps(s['outcomes']))}.</p>
@@ -305,6 +390,13 @@ def terminal_summary(tr, state) -> None:
         tr.write_line(f"not checked: {len(skipped)} cases")
         for reason, n in reasons.most_common(6):
             tr.write_line(f"    {n} x {reason}")
-    out = state.settings.reports_dir
-    tr.write_line(f"verdict: {verdict(reports, state.interrupted)}; "
-                  f"sign-off report: {out / 'signoff.html'} (also .json, .md)", bold=True)
+    judgement = state.judgement
+    if judgement is None:
+        return
+    secrets = known_secrets(state)
+    signed = judgement.verdict == verdict_mod.SIGNED_OFF
+    tr.write_line(f"verdict: {judgement.verdict} (exit {judgement.exit_code}); sign-off report: "
+                  f"{state.settings.reports_dir / 'signoff.html'} (also .json, .md)", bold=True, green=signed,
+                  red=not signed)
+    for reason in judgement.reasons:
+        tr.write_line(f"    {redact(reason, secrets)}")

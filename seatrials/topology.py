@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 from kubernetes.client.rest import ApiException
 
+from seatrials.causes import UNKNOWN, Result
+
 MASTER_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 MASTER_TAINTS = MASTER_LABELS
 LEGACY_ROLE_LABEL = "kubernetes.io/role"
@@ -29,6 +31,7 @@ class Node:
     pod_cidrs: tuple[str, ...] = ()
     labels: dict = field(default_factory=dict, hash=False, compare=False)
     ready: bool = True
+    unreachable: str = ""  # why its kubelet cannot be reached (Ready Unknown: it stopped posting status)
 
     @property
     def is_master(self) -> bool:
@@ -100,13 +103,26 @@ def role_of(node_obj, master_names: set[str] | None) -> str:
     return "master" if any(t.key in MASTER_TAINTS for t in taints) else "worker"
 
 
+def node_not_ready(node_obj) -> str | None:
+    """Why a node's kubelet cannot run or answer anything now (its Ready condition Unknown), else None.
+
+    Ready=False is not enough: the kubelet still runs (host-network pods may start, its logs answer).
+    """
+    ready = next((c for c in node_obj.status.conditions or [] if c.type == "Ready"), None)
+    if ready is not None and ready.status != "Unknown":
+        return None
+    since = ready.last_transition_time.strftime("%Y-%m-%d %H:%M:%SZ") if ready and ready.last_transition_time else "?"
+    message = (ready.message if ready else None) or "no Ready condition: the kubelet never posted status"
+    return f"{node_obj.metadata.name} NotReady since {since}: {message.rstrip('.')}"
+
+
 def to_node(node_obj, role: str) -> Node:
     addresses = node_obj.status.addresses or []
     internal = next((a.address for a in addresses if a.type == "InternalIP"), None)
     ready = any(c.type == "Ready" and c.status == "True" for c in node_obj.status.conditions or [])
     cidrs = tuple(node_obj.spec.pod_cidrs or ([node_obj.spec.pod_cidr] if node_obj.spec.pod_cidr else []))
     return Node(node_obj.metadata.name, role, internal, node_obj.spec.provider_id, cidrs,
-                dict(node_obj.metadata.labels or {}), ready)
+                dict(node_obj.metadata.labels or {}), ready, node_not_ready(node_obj) or "")
 
 
 def discover_nodes(cluster, master_selector: str | None, worker_selector: str | None) -> list[Node]:
@@ -202,3 +218,14 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
         dns_service=dns,
         dns_nodes=dns_nodes,
     )
+
+
+def service_ip_result(topology: Topology, expected: str | None) -> Result:
+    """The `kubernetes` service has the ClusterIP the cluster was designed with (--expect-service-ip)."""
+    if not expected:
+        return Result.not_checked("no --expect-service-ip given")
+    if topology.api_service[0] == expected:
+        return Result.passed()
+    return Result.failed(UNKNOWN, [f"the kubernetes service is {topology.api_service[0]}, expected {expected}"],
+                         hint="the apiserver's --service-cluster-ip-range differs from the design; certificates "
+                              "and kubeconfigs made for the expected address will not match")

@@ -1,5 +1,5 @@
 """The network trial of one run: deploy probes, wait, measure every path once,
-and let every test case judge its own cell.
+and give every test case the Result of its own cell.
 
 Measured once per run, whatever the number of pytest-xdist workers: the first
 process that needs the trial takes a file lock, measures, and writes
@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pytest
-
-from seatrials import causes, network, probes
+from seatrials import network, probes, readiness
+from seatrials.causes import FAILED, UNKNOWN, Result
 from seatrials.cluster import SetupError
 from seatrials.diagnosis import Diagnosis, diagnose
-from seatrials.network import ControlChannel, ProbeResult
+from seatrials.network import ControlChannel, ProbePod, ProbeResult
 
 
 @dataclass
@@ -59,7 +58,7 @@ class Trial:
 
     def _corroborate(self, cause: str, nodes: set[str]) -> tuple[list[str], str]:
         """AWS lines that agree with a pattern, or a doubt when AWS was read and disagrees."""
-        if not self.corroboration or cause == causes.UNKNOWN:
+        if not self.corroboration or cause == UNKNOWN:
             return [], ""
         agree = [f"AWS: {c['detail']}" for c in self.corroboration
                  if c["cause"] == cause and nodes & set(c["subject"].replace("->", " ").split())]
@@ -73,42 +72,45 @@ class Trial:
     def result(self, kind: str, source: str, target: str) -> ProbeResult | None:
         return self._index.get((kind, source, target))
 
-    def judge(self, topology, kind: str, source: str, target: str) -> ProbeResult:
-        """Pass, fail with the diagnosed cause, or skip as not checked (never a silent pass)."""
+    def cell(self, topology, kind: str, source: str, target: str) -> Result:
+        """Passed, failed with the diagnosed cause, or not checked with the reason (never a silent pass)."""
         r = self.result(kind, source, target)
         if r is None:
-            pytest.skip(f"not checked: {self.why_missing(kind, source, target)}")
+            return Result.not_checked(self.why_missing(topology, kind, source, target))
         if r.outcome == "not-run":
-            pytest.skip(f"not checked: {r.detail}")
+            return Result.not_checked(r.detail)
         if r.ok:
-            return r
-        finding = self.diagnosis(topology).finding(kind, source, target)
-        raise causes.CauseFailure(finding)
+            return Result.passed()
+        return Result(FAILED, self.diagnosis(topology).finding(kind, source, target))
 
-    def check_probe_running(self, node: str) -> None:
+    def probe_running(self, node: str) -> Result:
+        """Both probes of the node run, or each that does not with its cause (found by probes.wait_ready)."""
         mine = [s for s in self.statuses if s["node"] == node]
+        if not mine:
+            return Result.not_checked(f"no probe was deployed for {node} (it joined after the run began?)")
         broken = [s for s in mine if not s["ready"]]
         if not broken:
-            return
-        pulls = [s for s in broken if any(p in s["reason"] for p in probes.PULL_FAILURES)]
-        hint = probes.mirror_advice(self.image) if pulls else (
-            f"look at the pod's events (kubectl -n {self.namespace} describe pod); a node that is NotReady or out of "
-            "resources cannot run it")
-        causes.fail(causes.UNKNOWN, [f"the {s['side']}-network probe on {node} is not running: {s['reason']}"
-                                     for s in broken], hint)
+            return Result.passed()
+        first = broken[0]
+        evidence = [f"the {s['side']}-network probe on {node} is not running: {s['reason']}" for s in broken]
+        hint = readiness.mirror_advice(self.image) if first["cause"] == readiness.IMAGE_CAUSE else first["hint"]
+        return Result.failed(first["cause"], evidence, hint)
 
-    def check_control_channel(self, node: str) -> None:
+    def control_channel(self, node: str) -> Result:
         mine = [c for c in self.channels if c.node == node]
         if not mine:
-            pytest.skip(f"not checked: no probe runs on {node} (see test_probe_running[{node}])")
+            return Result.not_checked(f"no probe runs on {node} (see test_probe_running[{node}])")
         broken = [c for c in mine if not c.ok]
-        if broken:
-            causes.fail(causes.UNKNOWN, [f"exec into {c.pod} ({c.side} network) on {node} failed: {c.detail}"
-                                         for c in broken],
-                        "exec, logs and port-forward go from the apiserver to the kubelet on TCP 10250: allow it "
-                        "from the masters to every node, and check the kubelet's serving certificate")
+        if not broken:
+            return Result.passed()
+        return Result.failed(UNKNOWN, [f"exec into {c.pod} ({c.side} network) on {node} failed: {c.detail}"
+                                       for c in broken],
+                             "exec, logs and port-forward go from the apiserver to the kubelet on TCP 10250: allow "
+                             "it from the masters to every node, and check the kubelet's serving certificate")
 
-    def why_missing(self, kind: str, source: str, target: str) -> str:
+    def why_missing(self, topology, kind: str, source: str, target: str) -> str:
+        if kind == "dns" and not topology.dns_service:
+            return "the cluster has no kube-system/kube-dns service"
         side = network.KINDS[kind][0]
         for where, node in ((side, source), ("pod", target)):
             s = self.status(where, node)
@@ -120,27 +122,29 @@ class Trial:
 
 
 # ---------------------------------------------------------------- measuring
-def run(cluster, topology, settings, run_id: str, aws_findings=None) -> Trial:
+def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_findings=None) -> Trial:
     """Deploy the probes, wait for them, measure every path. Raises SetupError when nothing can run."""
     started = time.monotonic()
     timings = {}
-    deployment = probes.deploy(cluster, topology, settings, run_id)
+    deployment = probes.deploy(cluster, topology, settings, run_id, space)
     timings["deploy"] = round(time.monotonic() - started, 2)
     names = [n.name for n in topology.nodes]
-    statuses = probes.wait_ready(cluster, deployment.namespace, names, settings.ready_timeout)
+    statuses = readiness.wait_ready(cluster, deployment.namespace, run_id, names, settings.ready_timeout)
     timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
-    probes.require_pullable_image(statuses, settings.image)
-    pod_probes, host_probes = probes.probe_pods(statuses, "pod"), probes.probe_pods(statuses, "host")
+    readiness.require_pullable_image(statuses, settings.image)
+    pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
     plans = network.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
     by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
     measure_started = time.monotonic()
     channels, results = network.measure(cluster, deployment.namespace, plans, by_source, settings,
                                         topology.api_service[0])
     timings["measure"] = round(time.monotonic() - measure_started, 2)
-    return Trial(run_id, deployment.namespace,
-                 [{k: v for k, v in asdict(s).items() if k != "pull_failure_since"} for s in statuses.values()],
-                 channels, results, deployment.service_error, timings,
-                 aws_findings(topology) if aws_findings else [], settings.image)
+    return Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
+                 deployment.service_error, timings, aws_findings(topology) if aws_findings else [], settings.image)
+
+
+def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:
+    return {s.node: ProbePod(s.node, s.pod, s.ip) for (sd, _), s in statuses.items() if sd == side and s.ready}
 
 
 @contextmanager

@@ -12,33 +12,32 @@ import pytest
 
 from seatrials import aws
 
+pytestmark = pytest.mark.area("aws")
+
 
 @pytest.fixture(scope="module")
-def ec2(settings, topology) -> aws.Inventory:
-    """Every node's instance, groups and network ACLs, read once for this module."""
-    try:
-        return aws.inventory(settings, topology)
-    except aws.Unavailable as exc:
-        pytest.skip(str(exc))
+def ec2(settings, topology):
+    """Every node's instance, groups and network ACLs, read once for this module (or why they cannot be)."""
+    return aws.read(settings, topology)
 
 
 @pytest.mark.cause("ec2-source-dest-check")
-def test_source_dest_check(ec2, topology, node, judge):
+def test_source_dest_check(ec2, topology, node):
     """Off on every node whose pod IPs the CNI routes natively."""
     routes = aws.routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend)
-    judge(aws.source_dest_check(ec2, node, routes))
+    return aws.result(ec2, aws.source_dest_check, node, routes)
 
 
 @pytest.mark.cause("sg-node-to-apiserver")
-def test_nodes_reach_apiserver_port(ec2, topology, endpoint_path, judge):
+def test_nodes_reach_apiserver_port(ec2, topology, endpoint_path):
     """TCP from the node's instance to the apiserver's real port (from the EndpointSlice)."""
     source, endpoint = endpoint_path
-    judge(aws.apiserver_port(ec2, topology, source, endpoint))
+    return aws.result(ec2, aws.apiserver_port, topology, source, endpoint)
 
 
 @pytest.mark.cause("sg-master-inbound-from-nodes")
-def test_cni_traffic_between_groups(ec2, topology, cross_pair, judge):
+def test_cni_traffic_between_groups(ec2, topology, cross_pair):
     """The CNI's protocol (IP-in-IP, VXLAN, BGP) or, with native routing, all
     traffic from the source's pod CIDR, admitted by the target's groups."""
     source, target = cross_pair
-    judge(aws.cni_traffic(ec2, topology, source, target))
+    return aws.result(ec2, aws.cni_traffic, topology, source, target)

@@ -11,7 +11,9 @@ import pytest
 
 from seatrials import credentials
 
+pytestmark = pytest.mark.area("credentials")
+
 
 @pytest.mark.cause("client-pem-not-base64")
-def test_kubeconfig_credentials(cluster, settings, judge):
-    judge(credentials.credentials_verdict(cluster, settings.client_kubeconfigs))
+def test_kubeconfig_credentials(cluster, settings):
+    return credentials.credentials_verdict(cluster, settings.client_kubeconfigs).result()

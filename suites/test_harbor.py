@@ -4,17 +4,13 @@ Runs only with --harbor-url (or SEATRIALS_HARBOR_URL); credentials come from
 HARBOR_USERNAME and HARBOR_PASSWORD. The logic lives in seatrials/harbor.py.
 """
 
-import warnings
-
 import pytest
 
 from seatrials import harbor
 
+pytestmark = pytest.mark.area("harbor")
+
 
 @pytest.mark.cause("harbor-k8s-deploy-stale-ui", "unknown")
-def test_harbor_push_is_listed(settings, run_id, record_property):
-    outcome = harbor.check_push_is_listed(settings, run_id)
-    for name, value in outcome.properties().items():
-        record_property(name, value)
-    for note in outcome.cleanup:
-        warnings.warn(note, stacklevel=1)
+def test_harbor_push_is_listed(settings, run_id):
+    return harbor.check_push_is_listed(settings, run_id)

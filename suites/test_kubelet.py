@@ -9,9 +9,11 @@ import pytest
 
 from seatrials import kubelet
 
+pytestmark = pytest.mark.area("kubelet")
+
 
 @pytest.mark.cause("kubelet-cgroups")
-def test_kubelet_cgroups(cluster, node, judge):
+def test_kubelet_cgroups(cluster, node):
     """No 'Failed to get system container stats ... unknown container' since the
     kubelet's last start, and a `kubelet` system container in stats/summary."""
-    judge(kubelet.cgroups_verdict(cluster, node.name))
+    return kubelet.cgroups_result(cluster, node)

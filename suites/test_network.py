@@ -8,34 +8,35 @@ masters' security group.
 
 import pytest
 
+pytestmark = pytest.mark.area("network")
 POD_IP_CAUSES = pytest.mark.cause("ec2-source-dest-check", "sg-master-inbound-from-nodes")
 
 
 @POD_IP_CAUSES
 def test_pod_to_pod(trial, topology, pair):
     source, target = pair
-    trial.judge(topology, "pod-to-pod", source.name, target.name)
+    return trial.cell(topology, "pod-to-pod", source.name, target.name)
 
 
 @POD_IP_CAUSES
 def test_pod_to_pod_icmp(trial, topology, pair):
     source, target = pair
-    trial.judge(topology, "pod-to-pod-icmp", source.name, target.name)
+    return trial.cell(topology, "pod-to-pod-icmp", source.name, target.name)
 
 
 @POD_IP_CAUSES
 def test_host_to_pod(trial, topology, pair):
     source, target = pair
-    trial.judge(topology, "host-to-pod", source.name, target.name)
+    return trial.cell(topology, "host-to-pod", source.name, target.name)
 
 
 @pytest.mark.cause("sg-master-inbound-from-nodes")
 def test_host_to_host(trial, topology, cross_pair):
     source, target = cross_pair
-    trial.judge(topology, "host-to-host", source.name, target.name)
+    return trial.cell(topology, "host-to-host", source.name, target.name)
 
 
 @pytest.mark.cause("sg-master-inbound-from-nodes")
 def test_pod_to_node(trial, topology, cross_pair):
     source, target = cross_pair
-    trial.judge(topology, "pod-to-node", source.name, target.name)
+    return trial.cell(topology, "pod-to-node", source.name, target.name)

@@ -4,15 +4,19 @@ conditions as kube-aggregator writes them, and the verdict over a fake API."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from OpenSSL import SSL
 
 from seatrials import apiserver
-from seatrials.causes import CauseFailure
 from seatrials.kubelet import LogTail, tail
 from seatrials.topology import Node, Topology
 from tests.test_credentials import issue, new_ca
@@ -183,9 +187,50 @@ def static_pod(node, command):
                         spec=client.V1PodSpec(containers=[container(command)]))
 
 
-def topology(*masters):
+def topology(*masters, endpoint=("127.0.0.1", 9)):
+    """Endpoints on loopback only: the live TLS check connects to them (port 9: refused, unreadable)."""
     nodes = [Node(m, "master", "10.240.0.11") for m in masters] + [Node("worker-1", "worker", "10.240.0.21")]
-    return Topology(nodes, ("10.32.0.1", 443), [("10.240.0.11", 6444)], "other")
+    return Topology(nodes, ("10.32.0.1", 443), [endpoint], "other")
+
+
+@pytest.fixture
+def tls_apiserver(cas):
+    """A TLS server on loopback that asks for client certificates of the given CAs, as kube-apiserver does
+    (its CertificateRequest lists --client-ca-file and --requestheader-client-ca-file); returns its endpoint."""
+    stop = threading.Event()
+    listeners = []
+
+    def start(*client_cas) -> tuple[str, int]:
+        serving = issue(cas["cluster"], "kube-apiserver", server_ip="127.0.0.1")
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.use_certificate(serving.cert)
+        context.use_privatekey(serving.key)
+        for ca in client_cas:
+            context.add_client_ca(ca.cert)
+        context.set_verify(SSL.VERIFY_PEER, lambda *_: True)  # ask, do not require
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        listeners.append(listener)
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    sock, _ = listener.accept()
+                except OSError:
+                    continue
+                with sock:
+                    conn = SSL.Connection(context, sock)
+                    conn.set_accept_state()
+                    with contextlib.suppress(SSL.Error, OSError):
+                        conn.do_handshake()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return listener.getsockname()[:2]
+
+    yield start
+    stop.set()
+    for listener in listeners:
+        listener.close()
 
 
 def test_field_report_cluster_fails_on_every_signal(cas):
@@ -193,10 +238,9 @@ def test_field_report_cluster_fails_on_every_signal(cas):
                   pods=[static_pod("master-1", FIELD_REPORT_FLAGS)],
                   pod_logs={"kube-apiserver-master-1": sample("apiserver-v1.9-not-allowed.log")},
                   api_services=[LOCAL_V1, REFUSED])
-    with pytest.raises(CauseFailure) as failure:
-        apiserver.front_proxy_verdict(api, topology("master-1")).judge()
-    message = str(failure.value)
-    assert message.startswith("[cause: apiserver-requestheader-allowed-names]")
+    result = apiserver.front_proxy_verdict(api, topology("master-1")).result()
+    message = str(result)
+    assert result.status == "failed" and message.startswith("[cause: apiserver-requestheader-allowed-names]")
     for signal in ("ConfigMap kube-system/extension-apiserver-authentication: requestheader CA == client CA",
                    "apiserver flags (kube-apiserver-master-1): --requestheader-allowed-names=aggregator",
                    "apiserver log (kube-apiserver-master-1): 2 'x509: subject with cn=... is not in the allowed list'",
@@ -204,15 +248,19 @@ def test_field_report_cluster_fails_on_every_signal(cas):
         assert signal in message
 
 
-def test_kubeadm_cluster_passes_and_says_the_clean_log_is_no_proof(cas):
+def test_kubeadm_cluster_passes_and_says_the_clean_log_is_no_proof(cas, tls_apiserver):
+    endpoint = tls_apiserver(cas["cluster"], cas["front_proxy"])
     api = FakeApi(configmap=auth_data(pem(cas["cluster"]), pem(cas["front_proxy"]), ["front-proxy-client"]),
                   pods=[static_pod("master-1", KUBEADM_FLAGS)],
                   pod_logs={"kube-apiserver-master-1": "I1127 15:50:57.419020 9367 server.go:150] Version: v1.34.4\n"},
                   api_services=[LOCAL_V1, api_service("v1beta1.metrics.k8s.io", True)])
-    verdict = apiserver.front_proxy_verdict(api, topology("master-1"))
-    assert verdict.judge() == []
-    assert "no 'x509: subject with cn=... is not in the allowed list' line" in verdict.observations[2].detail
-    assert verdict.observations[3].detail == "1 aggregated, none refused on authentication"
+    verdict = apiserver.front_proxy_verdict(api, topology("master-1", endpoint=endpoint))
+    assert verdict.result().ok and verdict.result().notes == []
+    states = {o.signal: o.detail for o in verdict.observations}
+    assert "a front-proxy CA separate from the client CA" in states[f"live client CAs ({endpoint[0]}:{endpoint[1]})"]
+    assert "no 'x509: subject with cn=... is not in the allowed list' line" in states[
+        "apiserver log (kube-apiserver-master-1)"]
+    assert states["aggregated APIServices"] == "1 aggregated, none refused on authentication"
 
 
 def test_hard_way_cluster_reads_the_masters_node_logs(cas):
@@ -231,10 +279,10 @@ def test_nothing_readable_is_not_checked():
     forbidden = api_error(403, "Forbidden", json.dumps({"message": "forbidden"}))
     api = FakeApi(node_answers={query("kube-apiserver"): forbidden})
     api.apiregistration.list_api_service = lambda: (_ for _ in ()).throw(forbidden)
-    with pytest.raises(pytest.skip.Exception) as skipped:
-        apiserver.front_proxy_verdict(api, topology("master-1")).judge()
-    assert "ConfigMap kube-system/extension-apiserver-authentication: 404 Not Found" in str(skipped.value)
-    assert "apiserver does not run as a pod here" in str(skipped.value)
+    result = apiserver.front_proxy_verdict(api, topology("master-1")).result()
+    assert result.status == "not checked"
+    assert "ConfigMap kube-system/extension-apiserver-authentication: 404 Not Found" in result.reason
+    assert "apiserver does not run as a pod here" in result.reason
 
 
 def test_refused_authentication_is_recognised():
@@ -244,22 +292,19 @@ def test_refused_authentication_is_recognised():
 
 
 def test_other_unavailable_apis_fail_with_cause_unknown():
-    with pytest.raises(CauseFailure) as failure:
-        apiserver.check_aggregated_apis(FakeApi(api_services=[LOCAL_V1, REFUSED, UNREACHABLE]))
-    message = str(failure.value)
+    message = str(apiserver.aggregated_apis_result(FakeApi(api_services=[LOCAL_V1, REFUSED, UNREACHABLE])))
     assert message.startswith("[cause: unknown]")
     assert "APIService v1beta1.custom.metrics.k8s.io (service kube-system/metrics-server) not Available" in message
     assert "v1beta1.metrics.k8s.io " not in message  # refused on authentication: the front-proxy check's
     assert "hint: " in message
 
 
-def test_no_aggregated_api_skips():
-    with pytest.raises(pytest.skip.Exception):
-        apiserver.check_aggregated_apis(FakeApi(api_services=[LOCAL_V1]))
+def test_no_aggregated_api_is_not_checked():
+    assert apiserver.aggregated_apis_result(FakeApi(api_services=[LOCAL_V1])).status == "not checked"
 
 
 def test_available_aggregated_apis_pass():
-    apiserver.check_aggregated_apis(FakeApi(api_services=[api_service("v1beta1.metrics.k8s.io", True)]))
+    assert apiserver.aggregated_apis_result(FakeApi(api_services=[api_service("v1beta1.metrics.k8s.io", True)])).ok
 
 
 def test_apiserver_log_unreadable_from_the_pod():
@@ -273,3 +318,42 @@ def test_apiserver_log_unreadable_from_the_pod():
     sources = apiserver.log_sources(api, pods, [])
     with pytest.raises(apiserver.Unreadable, match="403 Forbidden"):
         sources[0][1]()
+
+
+# ---------------------------------------------------------------- after a real fix: the ConfigMap remembers
+def merged(cas) -> dict:
+    """The ConfigMap after the fix as upstream apiservers leave it: old and new entries, merged, never removed."""
+    return auth_data(pem(cas["cluster"]), pem(cas["cluster"], cas["front_proxy"]), ["aggregator", "front-proxy-client"])
+
+
+def test_live_client_cas_are_read_from_the_handshake(cas, tls_apiserver):
+    host, port = tls_apiserver(cas["cluster"], cas["front_proxy"])
+    assert apiserver.live_client_cas(host, port) == {(("CN", "kubernetes"),), (("CN", "front-proxy-ca"),)}
+
+
+def test_a_silent_endpoint_is_bounded():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never speaks TLS
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            apiserver.live_client_cas(*silent.getsockname()[:2], timeout=0.5)
+    assert time.monotonic() - started < 3
+
+
+def test_fixed_apiservers_with_a_merged_configmap_are_the_stale_cause(cas, tls_apiserver):
+    endpoint = tls_apiserver(cas["cluster"], cas["front_proxy"])
+    result = apiserver.front_proxy_result(FakeApi(configmap=merged(cas)), topology("master-1", endpoint=endpoint))
+    assert result.finding.cause == "apiserver-auth-configmap-stale", result
+    assert "a front-proxy CA separate from the client CA" in str(result)
+
+
+def test_apiservers_running_with_the_fault_are_the_fault_even_with_a_merged_configmap(cas, tls_apiserver):
+    endpoint = tls_apiserver(cas["cluster"])
+    result = apiserver.front_proxy_result(FakeApi(configmap=merged(cas)), topology("master-1", endpoint=endpoint))
+    assert result.finding.cause == "apiserver-requestheader-allowed-names"
+    assert "its request-header CA is the client CA" in str(result)
+
+
+def test_a_merged_configmap_with_nothing_live_readable_is_unknown_with_the_candidates(cas):
+    result = apiserver.front_proxy_result(FakeApi(configmap=merged(cas)), topology("master-1"))
+    assert result.finding.cause == "unknown"
+    assert "apiserver-auth-configmap-stale" in result.finding.hint and "openssl s_client" in result.finding.hint

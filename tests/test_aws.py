@@ -137,14 +137,9 @@ def fault_lines(verdict) -> list[str]:
 
 
 def judged(verdict) -> str:
-    """'passed', 'skipped: <reason>' or 'failed: <message>' as pytest would see the verdict."""
-    try:
-        verdict.judge()
-    except pytest.skip.Exception as exc:
-        return f"skipped: {exc.msg}"
-    except AssertionError as exc:
-        return f"failed: {exc}"
-    return "passed"
+    """'passed', 'not checked: <reason>' or 'failed: <message>': the verdict's Result in one string."""
+    result = verdict.result()
+    return "passed" if result.ok else f"failed: {result}" if result.finding else str(result)
 
 
 # ---------------------------------------------------------------- healthy setups: no false alarms
@@ -166,7 +161,7 @@ def test_every_check_passes_on_a_healthy_estate(ec2):
         for ip, port in topo.apiserver_endpoints:
             outcome = judged(aws.apiserver_port(inv, topo, node, f"{ip}:{port}"))
             if ip == node.internal_ip:
-                assert outcome.startswith("skipped: not checked: path: ")  # its own endpoint
+                assert outcome.startswith("not checked: path: ")  # its own endpoint
             else:
                 assert outcome == "passed"
         # moto starts instances with the check on; IP-in-IP everywhere makes that harmless
@@ -336,9 +331,9 @@ def test_node_without_instance_is_not_checked_never_passed(ec2):
     inv = aws.inventory(SETTINGS, topo)
     reason = ("not checked: EC2 instance: node worker-7 has no EC2 instance with providerID "
               "aws:///us-east-1a/i-0000000000000dead or private IP 10.240.0.27")
-    assert judged(aws.source_dest_check(inv, ghost, True)) == f"skipped: {reason}"
-    assert judged(aws.cni_traffic(inv, topo, ghost, topo.node("master-1"))) == f"skipped: {reason}"
-    assert judged(aws.apiserver_port(inv, topo, ghost, "10.240.0.11:6444")) == f"skipped: {reason}"
+    assert judged(aws.source_dest_check(inv, ghost, True)) == reason
+    assert judged(aws.cni_traffic(inv, topo, ghost, topo.node("master-1"))) == reason
+    assert judged(aws.apiserver_port(inv, topo, ghost, "10.240.0.11:6444")) == reason
 
 
 def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):
@@ -391,7 +386,7 @@ def test_unknown_profile_skips_with_the_reason(aws_env):
     topo = Topology([Node("worker-1", "worker", "10.240.0.21")], ("10.32.0.1", 443), [], "other")
     with pytest.raises(aws.Unavailable) as exc:
         aws.inventory(SETTINGS, topo)
-    assert str(exc.value) == ("not checked: AWS not reachable or not configured "
+    assert str(exc.value) == ("AWS not reachable or not configured "
                               "(ProfileNotFound: The config profile (no-such-profile) could not be found)")
 
 
@@ -406,13 +401,26 @@ def test_no_region_skips_with_the_reason(aws_env):
         assert aws.inventory(Settings(kubeconfig=None, context=None), topo).client.meta.region_name == "eu-west-1"
 
 
+def test_credentials_without_a_region_are_bad_input(aws_env):
+    aws_env.delenv("AWS_DEFAULT_REGION")
+    topo = Topology([Node("worker-1", "worker", "10.240.0.21")], ("10.32.0.1", 443), [], "other")
+    assert "no region: pass --aws-region" in aws.region_problem(Settings(kubeconfig=None, context=None), topo)
+    assert aws.region_problem(Settings(kubeconfig=None, context=None, aws_region="eu-west-1"), topo) is None
+    topo.nodes[0] = Node("worker-1", "worker", "10.240.0.21", "aws:///eu-west-1b/i-0abc")
+    assert aws.region_problem(Settings(kubeconfig=None, context=None), topo) is None
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    topo.nodes[0] = Node("worker-1", "worker", "10.240.0.21")
+    assert aws.region_problem(Settings(kubeconfig=None, context=None), topo) is None  # no credentials: lenient
+
+
 @set_initial_no_auth_action_count(0)
 @mock_aws
 def test_rejected_credentials_skip_with_the_error_code(aws_env):
     topo = Topology([Node("worker-1", "worker", "10.240.0.21")], ("10.32.0.1", 443), [], "other")
     with pytest.raises(aws.Unavailable) as exc:
         aws.inventory(SETTINGS, topo)
-    assert str(exc.value).startswith("not checked: AWS refused DescribeInstances (AuthFailure: ")
+    assert str(exc.value).startswith("AWS refused DescribeInstances (AuthFailure: ")
     assert "\n" not in str(exc.value)
 
 
@@ -423,7 +431,7 @@ def test_unreachable_endpoint_skips_with_the_error(aws_env):
         aws_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}")
         with pytest.raises(aws.Unavailable) as exc:
             aws.inventory(SETTINGS, topo)
-    assert str(exc.value).startswith("not checked: AWS not reachable or not configured (EndpointConnectionError: ")
+    assert str(exc.value).startswith("AWS not reachable or not configured (EndpointConnectionError: ")
 
 
 def test_routes_pod_ips_natively():
@@ -483,12 +491,13 @@ import json
 from pathlib import Path
 
 from seatrials.options import Settings
-from seatrials.plugin import STATE, Run, judge, pytest_generate_tests, settings, topology  # noqa: F401
+from seatrials.plugin import STATE, Run, pytest_generate_tests, pytest_pyfunc_call, settings, topology  # noqa: F401
 from seatrials.topology import Topology
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
+    config.addinivalue_line("markers", "area(name): what the check signs off")
     data = json.loads(Path(__file__).with_name("topology.json").read_text())
     config.stash[STATE] = Run(Settings(kubeconfig=None, context=None, aws_region="us-east-1"),
                               topology=Topology.from_json(data))

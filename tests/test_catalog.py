@@ -33,8 +33,11 @@ def declared_causes() -> dict[str, set[str]]:
     return found
 
 
-def test_catalog_has_the_field_report_causes_and_unknown():
-    assert set(causes.catalog()) == FIELD_REPORT_CAUSES | {"unknown"}
+def test_catalog_has_the_field_report_causes_and_says_where_each_comes_from():
+    catalog = causes.catalog()
+    assert {cid for cid, c in catalog.items() if c.origin == "field-report"} == FIELD_REPORT_CAUSES
+    assert {c.origin for c in catalog.values()} <= {"field-report", "added", "seatrials"}
+    assert catalog["unknown"].origin == "seatrials"
 
 
 def test_every_cause_has_a_page_and_every_page_a_cause():
@@ -43,6 +46,13 @@ def test_every_cause_has_a_page_and_every_page_a_cause():
     for cid, c in causes.catalog().items():
         assert (ROOT / c.page).exists()
         assert f"`{cid}`" in (ROOT / c.page).read_text().splitlines()[0]
+
+
+def test_every_suite_module_declares_its_area():
+    from seatrials.options import AREAS
+
+    for path in (ROOT / "suites").glob("test_*.py"):
+        assert any(f'pytestmark = pytest.mark.area("{area}")' in path.read_text() for area in AREAS), path.name
 
 
 def test_every_suite_check_declares_known_causes():

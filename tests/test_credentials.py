@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seatrials import cluster, credentials
-from seatrials.causes import CauseFailure, Verdict
+from seatrials import credentials, kubeconfig
+from seatrials.causes import Verdict
 from seatrials.credentials import field_problem, okio_decode_base64, strict_base64
 
 OKIO_JAR = Path("/usr/share/java/okio.jar")  # Debian libokio-java 1.16: the okio 1.x fabric8 used
@@ -156,8 +156,8 @@ def test_okio_decode_agrees_with_the_real_okio(pki):
 
 
 # ---------------------------------------------------------------- the *-data fields
-def field(value: str, key: str = "client-certificate-data") -> credentials.DataField:
-    return credentials.DataField(f"users[admin].{key}", {key: value}, key)
+def field(value: str, key: str = "client-certificate-data") -> kubeconfig.DataField:
+    return kubeconfig.DataField(f"users[admin].{key}", {key: value}, key)
 
 
 def test_strict_base64_of_pem_is_fine(pki):
@@ -231,21 +231,21 @@ def kubeconfig_dict(ca: bytes, cert: str | bytes, key: str | bytes, server: str,
 def test_data_fields_find_and_rewrite_every_data_entry(pki):
     config = kubeconfig_dict(pki["server_ca"].cert_pem, pki["admin"].cert_pem, pki["admin"].key_pem,
                              "https://127.0.0.1:1")
-    fields = list(credentials.data_fields(config))
+    fields = list(kubeconfig.data_fields(config))
     assert [f.where for f in fields] == ["clusters[lab].certificate-authority-data",
                                          "users[admin].client-certificate-data", "users[admin].client-key-data"]
-    assert [credentials.looks_like_pem(f.value) for f in fields] == [False, True, True]
+    assert [kubeconfig.looks_like_pem(f.value) for f in fields] == [False, True, True]
     fields[1].set("QUJD")
     assert config["users"][0]["user"]["client-certificate-data"] == "QUJD"
 
 
 def test_cluster_reencodes_raw_pem_for_the_python_client(pki):
-    """cluster.usable_kubeconfig relies on data_fields/looks_like_pem; the raw dict stays as it was."""
+    """kubeconfig.usable relies on data_fields/looks_like_pem; the raw dict stays as it was."""
     raw = kubeconfig_dict(pki["server_ca"].cert_pem, pki["admin"].cert_pem, pki["admin"].key_pem,
                           "https://127.0.0.1:1")
-    fixed = cluster.usable_kubeconfig(raw)
-    assert all(strict_base64(f.value) for f in credentials.data_fields(fixed))
-    assert credentials.looks_like_pem(raw["users"][0]["user"]["client-certificate-data"])
+    fixed = kubeconfig.usable(raw)
+    assert all(strict_base64(f.value) for f in kubeconfig.data_fields(fixed))
+    assert kubeconfig.looks_like_pem(raw["users"][0]["user"]["client-certificate-data"])
 
 
 # ---------------------------------------------------------------- the handshake
@@ -376,9 +376,9 @@ def test_raw_pem_kubeconfig_fails_with_the_cause_while_the_handshake_works(pki, 
     raw = kubeconfig_dict(pki["server_ca"].cert_pem, pem.cert_pem, pem.key_pem, apiserver())
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(CauseFailure) as failure:
-        credentials.credentials_verdict(FakeCluster(raw, str(path)), []).judge()
-    message = str(failure.value)
+    result = credentials.credentials_verdict(FakeCluster(raw, str(path)), []).result()
+    message = str(result)
+    assert result.status == "failed"
     assert "[cause: client-pem-not-base64]" in message
     assert f"kubeconfig {path}: users[admin].client-certificate-data: is raw PEM text" in message
     assert "bytes of non-PEM garbage" in message

@@ -11,7 +11,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from seatrials import kubelet
-from seatrials.causes import CauseFailure
+from seatrials.topology import Node
 
 DATA = Path(__file__).parent / "data"
 SESSION = "/user.slice/user-0.slice/session-3.scope"
@@ -102,8 +102,7 @@ def test_tail_keeps_the_last_lines():
 def test_read_failure_uses_the_servers_words():
     status = json.dumps({"kind": "Status", "message": 'nodes "w" is forbidden: User "x" cannot get resource '
                                                       '"nodes/proxy"', "code": 403})
-    assert kubelet.read_failure(api_error(403, "Forbidden", status)) == (
-        '403 Forbidden: nodes "w" is forbidden: User "x" cannot get resource "nodes/proxy"')
+    assert kubelet.read_failure(api_error(403, "Forbidden", status)) == "forbidden (needs get nodes/proxy)"
     assert kubelet.read_failure(api_error(405, "Method Not Allowed", "logs endpoint is disabled.\n")) == (
         "405 Method Not Allowed: logs endpoint is disabled.")
 
@@ -146,16 +145,16 @@ def test_healthy_current_kubelet_with_empty_kubelet_cgroups_passes():
     proxy = FakeNodeProxy({query("kubelet"): sample("kubelet-v1.34-restarted-clean.log"),
                            ("stats/summary", ()): HEALTHY_SUMMARY, ("configz", ()): configz()})
     verdict = kubelet.cgroups_verdict(proxy, "worker-1")
-    assert verdict.judge() == []
+    assert verdict.result().ok and verdict.result().notes == []
     assert [o.state for o in verdict.observations] == ["ok", "ok", "ok"]
 
 
 def test_session_cgroup_on_a_current_kubelet_fails_with_the_cause():
     proxy = FakeNodeProxy({query("kubelet"): sample("kubelet-v1.34-journal.log"),
                            ("stats/summary", ()): summary("pods"), ("configz", ()): configz()})
-    with pytest.raises(CauseFailure) as failure:
-        kubelet.cgroups_verdict(proxy, "worker-1").judge()
-    message = str(failure.value)
+    result = kubelet.cgroups_verdict(proxy, "worker-1").result()
+    message = str(result)
+    assert result.status == "failed"
     assert message.startswith("[cause: kubelet-cgroups]")
     assert (f"kubelet log: 2 'Failed to get system container stats ... unknown container' lines since the "
             f"kubelet's last start (I1127 15:50:56), naming cgroup {SESSION}") in message
@@ -190,13 +189,32 @@ def test_nothing_readable_is_not_checked_never_passed():
     proxy = FakeNodeProxy({query("kubelet"): disabled, ("logs/kubelet.log", ()): disabled,
                            ("logs/kubelet/kubelet.log", ()): disabled,
                            ("stats/summary", ()): api_error(403, "Forbidden", "Forbidden (user=apiserver)")})
-    verdict = kubelet.cgroups_verdict(proxy, "worker-1")
-    with pytest.raises(pytest.skip.Exception) as skipped:
-        verdict.judge()
+    result = kubelet.cgroups_verdict(proxy, "worker-1").result()
+    assert result.status == "not checked"
     assert "kubelet log: node log query ?query=kubelet: 405 Method Not Allowed: logs endpoint is disabled." \
-        in str(skipped.value)
-    assert "stats/summary: 403 Forbidden" in str(skipped.value)
-    assert "configz: 404 Not Found" in str(skipped.value)
+        in result.reason
+    assert "stats/summary: 403 Forbidden" in result.reason
+    assert "configz: 404 Not Found" in result.reason
+
+
+def test_a_missing_permission_is_named_in_one_line():
+    rbac = json.dumps({"kind": "Status", "message": 'nodes "worker-1" is forbidden: User "system:serviceaccount:'
+                       'seatrials:seatrials" cannot get resource "nodes/proxy" in API group "" at the cluster scope'})
+    forbidden = api_error(403, "Forbidden", rbac)
+    proxy = FakeNodeProxy({query("kubelet"): forbidden, ("logs/kubelet.log", ()): forbidden,
+                           ("logs/kubelet/kubelet.log", ()): forbidden, ("stats/summary", ()): forbidden,
+                           ("configz", ()): forbidden})
+    result = kubelet.cgroups_verdict(proxy, "worker-1").result()
+    assert result.status == "not checked"
+    assert "stats/summary: forbidden (needs get nodes/proxy)" in result.reason
+    assert "\n" not in result.reason and "Traceback" not in result.reason
+
+
+def test_a_node_whose_kubelet_stopped_posting_is_not_read():
+    node = Node("worker-2", "worker", "10.240.0.22", unreachable="worker-2 NotReady since 2026-11-30 18:49:02Z: "
+                "Kubelet stopped posting node status")
+    result = kubelet.cgroups_result(FakeNodeProxy({}), node)
+    assert result.status == "not checked" and "Kubelet stopped posting node status" in result.reason
 
 
 def test_empty_kubelet_cgroups_with_nothing_to_corroborate_is_unreadable_not_a_fault():

@@ -1,5 +1,7 @@
-"""What a failed check leaves in the reports: the cause id as a JUnit property,
-an allure label and link to the cause page, a clean one-paragraph message."""
+"""The plugin is the one pytest boundary: what a check's Result becomes in pytest and the
+reports (the cause id as a JUnit property, an allure label and link to the cause page, a
+clean one-paragraph message, "not checked" as a skip with its reason), and a check that
+returns no Result is a failure, never a silent pass."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -10,35 +12,49 @@ pytest_plugins = ["pytester"]
 
 CONFTEST = """
 from seatrials.options import Settings
-from seatrials.plugin import STATE, Run, judge, pytest_runtest_makereport  # noqa: F401 - the real hooks
+from seatrials.plugin import STATE, Run, pytest_pyfunc_call, pytest_runtest_makereport  # noqa: F401 - real hooks
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): the documented causes this check can point at")
+    config.addinivalue_line("markers", "area(name): what the check signs off")
     settings = Settings(kubeconfig=None, context=None, extra_secrets=["hunter2hunter2"])
     config.stash[STATE] = Run(settings)
 """
 
 SUITE = """
 import pytest
-from seatrials import causes
+from seatrials.causes import Result, Verdict
 
 
 @pytest.mark.cause("sg-node-to-apiserver")
 def test_blocked():
-    causes.fail("sg-node-to-apiserver", ["pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout"])
+    return Result.failed("sg-node-to-apiserver", ["pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout"])
 
 
 @pytest.mark.cause("kubelet-cgroups")
 def test_blames_an_undeclared_cause():
-    causes.fail("ec2-source-dest-check", ["x"])
+    return Result.failed("ec2-source-dest-check", ["x"])
 
 
 @pytest.mark.cause("kubelet-cgroups")
-def test_nothing_readable(judge):
-    v = causes.Verdict("kubelet-cgroups")
+def test_nothing_readable():
+    v = Verdict("kubelet-cgroups")
     v.add("kubelet log", "unreadable", "403 password=hunter2hunter2")
-    judge(v)
+    return v.result()
+
+
+@pytest.mark.cause("kubelet-cgroups")
+def test_passes_with_a_note():
+    v = Verdict("kubelet-cgroups")
+    v.add("kubelet log", "ok", "clean")
+    v.add("configz", "unreadable", "404 Not Found")
+    return v.result()
+
+
+@pytest.mark.cause("kubelet-cgroups")
+def test_forgot_to_return():
+    Result.passed()
 """
 
 
@@ -51,24 +67,32 @@ def ran(pytester):
     return pytester, result
 
 
+def cases(pytester):
+    return {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+
+
 def test_junit_carries_the_cause_and_a_clean_message(ran):
     pytester, result = ran
-    result.assert_outcomes(failed=2, skipped=1)
-    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
-    blocked = cases["test_blocked"]
+    result.assert_outcomes(failed=3, skipped=1, passed=1)
+    blocked = cases(pytester)["test_blocked"]
     props = {p.get("name"): p.get("value") for p in blocked.iter("property")}
     assert props["cause"] == "sg-node-to-apiserver"
     assert props["cause_page"] == "docs/causes/sg-node-to-apiserver.md"
     text = blocked.find("failure").text
     assert text.startswith("[cause: sg-node-to-apiserver]") and "fix: " in text
-    assert "Traceback" not in text and "seatrials/causes.py" not in text  # the finding, not our internals
+    assert "Traceback" not in text and "seatrials/plugin.py" not in text  # the finding, not our internals
 
 
 def test_a_check_blaming_an_undeclared_cause_is_flagged(ran):
     pytester, _ = ran
-    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
-    assert "does not declare cause ec2-source-dest-check" in cases["test_blames_an_undeclared_cause"].find(
-        "failure").text
+    assert "does not declare cause ec2-source-dest-check" in cases(pytester)[
+        "test_blames_an_undeclared_cause"].find("failure").text
+
+
+def test_a_check_that_returns_no_result_fails(ran):
+    pytester, _ = ran
+    assert "returned NoneType, not a seatrials Result" in cases(pytester)["test_forgot_to_return"].find(
+        "failure").get("message")
 
 
 def test_not_checked_is_a_skip_with_the_reason_and_secrets_are_redacted(ran):
@@ -76,6 +100,12 @@ def test_not_checked_is_a_skip_with_the_reason_and_secrets_are_redacted(ran):
     junit = (pytester.path / "junit.xml").read_text()
     assert "not checked: kubelet log: 403" in junit
     assert "hunter2hunter2" not in junit
+
+
+def test_what_was_not_read_next_to_a_pass_is_a_property(ran):
+    pytester, _ = ran
+    props = [(p.get("name"), p.get("value")) for p in cases(pytester)["test_passes_with_a_note"].iter("property")]
+    assert ("not checked", "configz: 404 Not Found") in props
 
 
 def test_allure_gets_a_cause_label_and_a_link_to_the_page(ran):

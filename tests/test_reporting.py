@@ -42,21 +42,10 @@ def test_matrix_picture_marks_failures():
     assert svg.count(reporting.BAD_COLOUR) == 1 and "TIMEOUT" in svg
 
 
-def test_verdicts():
-    def r(outcome):
-        return reporting.CheckReport("n", "t", "c", outcome, "", "", 0)
-
-    assert reporting.verdict([r("passed")]) == "SIGNED OFF"
-    assert reporting.verdict([r("passed"), r("skipped")]) == "SIGNED OFF"
-    assert reporting.verdict([r("skipped")]) == "NOTHING CHECKED"
-    assert reporting.verdict([r("passed"), r("failed")]) == "NOT SIGNED OFF"
-    assert reporting.verdict([]) == "NOTHING CHECKED"
-    assert reporting.verdict([r("passed")], interrupted=True) == "INTERRUPTED"  # never a sign-off
-
-
 def test_markdown_and_html_carry_causes_and_matrix(tmp_path):
     s = {"run_id": "r1", "server": "https://127.0.0.1:6443", "context": "lab", "started": "t", "wall_seconds": 1,
          "api_requests": 9, "nodes": 2, "cluster": {"cni": "other"}, "verdict": "NOT SIGNED OFF",
+         "verdict_reasons": ["1 failed"], "not_verified": {"aws": ["test_source_dest_check[a]"]},
          "outcomes": {"failed": 1},
          "causes_found": {"sg-node-to-apiserver": {"title": "T", "fix": "F", "page": "P", "cases": ["x[a]"]}},
          "checks": [{"check": "test_x", "case": "a", "outcome": "failed", "cause": "sg-node-to-apiserver",
@@ -65,5 +54,6 @@ def test_markdown_and_html_carry_causes_and_matrix(tmp_path):
     md = reporting.markdown(s)
     assert "sg-node-to-apiserver" in md and "| a | ok |" in md
     page = reporting.html_report(s)
-    assert "<svg" in page and "NOT SIGNED OFF" in page
+    assert "<svg" in page and "NOT SIGNED OFF" in page and "1 failed" in page
+    assert "aws: 1 cases not checked (test_source_dest_check[a])" in page and "- 1 failed" in md
     json.dumps(s)

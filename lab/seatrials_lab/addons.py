@@ -196,3 +196,57 @@ def fetch_from(kubectl: Kubectl, pod: dict, url: str, seconds: int = 5) -> str:
     # Debian's busybox 1.35 wget crashes on -T: `timeout` bounds it.
     command = ["timeout", str(seconds), "wget", "-q", "-O", "-", url]
     return kubectl("exec", "-n", PROBE_NAMESPACE, pod["metadata"]["name"], "--", *command, timeout=seconds + 15).strip()
+
+
+def host_port_holder(name: str, node: str, port: int) -> dict:
+    """A host-network pod on `node` that declares `port` and listens on it (as another agent might)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-{node}", "namespace": PROBE_NAMESPACE, "labels": {"app": name}},
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": True,
+            "tolerations": TOLERATE_EVERYTHING,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "holder",
+                "image": BUSYBOX,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", f"mkdir -p /tmp/www && exec httpd -f -p {port} -h /tmp/www"],
+                "ports": [{"containerPort": port}],
+            }],
+        },
+    }  # fmt: skip
+
+
+NO_HOST_NETWORK = (("validatingadmissionpolicybinding", "seatrials-lab-no-host-network"),
+                   ("validatingadmissionpolicy", "seatrials-lab-no-host-network"))
+
+
+def no_host_network_policy() -> list[dict]:
+    """A cluster policy refusing host-network pods labelled as seatrials probes, as a policy engine would."""
+    name = NO_HOST_NETWORK[1][1]
+    group = "admissionregistration.k8s.io/v1"
+    return [
+        {"apiVersion": group, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
+                  "matchConditions": [{"name": "seatrials-probes", "expression":
+                                       "has(object.metadata.labels) && 'app.kubernetes.io/name' in "
+                                       "object.metadata.labels && object.metadata.labels['app.kubernetes.io/name']"
+                                       " == 'seatrials-probe'"}],
+                  "validations": [{"expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+                                   "message": "host network is not allowed for seatrials probes (lab policy)"}]}},
+        {"apiVersion": group, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"]}},
+    ]  # fmt: skip
+
+
+def probe_like_pod() -> dict:
+    """A pod that looks like seatrials' host-network probe to admission (for a dry-run create)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "admission-check", "namespace": PROBE_NAMESPACE,
+                         "labels": {"app.kubernetes.io/name": "seatrials-probe"}},
+            "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": BUSYBOX}]}}  # fmt: skip

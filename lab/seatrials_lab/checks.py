@@ -63,9 +63,24 @@ def kubelet_log_since_start(kubectl: Kubectl, node: str) -> list[str]:
     return lines[starts[-1] :] if starts else lines
 
 
-def node_ready(kubectl: Kubectl, node: str) -> bool:
+def ready_condition(kubectl: Kubectl, node: str) -> dict:
     conditions = kubectl.json("get", "node", node)["status"].get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return next((c for c in conditions if c["type"] == "Ready"), {"status": "Unknown", "message": "no condition"})
+
+
+def node_ready(kubectl: Kubectl, node: str) -> bool:
+    return ready_condition(kubectl, node)["status"] == "True"
+
+
+def admission_refusal(kubectl: Kubectl, pod: dict) -> str | None:
+    """Create the pod with a server-side dry run: None when admission lets it in, else its refusal."""
+    try:
+        kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+    except LabError as e:
+        text = str(e)
+        start = max(text.find("is invalid:"), text.find("is forbidden:"), 0)
+        return text[start:][:300]
+    return None
 
 
 def push_check_image(tag: str) -> str:

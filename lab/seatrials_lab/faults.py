@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from . import aws, cgroups, checks, control_plane, namespaces, node, processes, services
+from . import addons, aws, cgroups, checks, control_plane, images, namespaces, node, processes, services
 from .cluster import Lab, answers
+from .images import BUSYBOX
 from .kubectl import Kubectl
 from .layout import (
     APISERVER_PORT,
@@ -51,6 +52,7 @@ class Fault:
     check: Callable[[Lab, list[Node], bool], str]
     default_node: str | None = None  # a fault of one node (--node); None: of the whole cluster
     every_node_allowed: bool = False  # --node all
+    leaves: str | None = None  # a fault its heal leaves behind, as the real fix does on a real cluster
 
 
 # --- ec2-source-dest-check --------------------------------------------------------------------
@@ -272,55 +274,108 @@ def front_proxy_on_cluster_ca(lab: Lab, nodes: list[Node]) -> None:
     aggregator = Pki(lab.paths.pki).aggregator_on_cluster_ca()
     for m in lab.masters:
         control_plane.install_pair(lab.paths, m, "aggregator", aggregator)
+    _restart_apiservers(lab, faulty_apiserver_flags)
+    _republish_authentication(lab)
+
+
+def faulty_apiserver_flags(master: Node) -> dict[str, str]:
     pki = control_plane.PKI
-    _restart_apiservers(lab, lambda m: {
-        **control_plane.apiserver_flags(m),
+    return {
+        **control_plane.apiserver_flags(master),
         "requestheader-client-ca-file": f"{pki}/ca.crt",
         "requestheader-allowed-names": "aggregator",
         "proxy-client-cert-file": f"{pki}/aggregator.crt",
         "proxy-client-key-file": f"{pki}/aggregator.key",
-    })  # fmt: skip
+    }
 
 
 def front_proxy_on_its_own_ca(lab: Lab, nodes: list[Node]) -> None:
+    """The real fix: the apiservers' flags only. Like upstream apiservers after such a fix, they merge their
+    settings into the ConfigMap, which keeps the old entries (apiserver-auth-configmap-stale)."""
     _restart_apiservers(lab, control_plane.apiserver_flags)
 
 
 def _restart_apiservers(lab: Lab, flags: Callable[[Node], dict[str, str]]) -> None:
-    """Restart every apiserver with these flags, then let them publish their settings afresh.
-
-    Each apiserver merges its request-header settings into the existing ConfigMap
-    kube-system/extension-apiserver-authentication (names and CAs are only ever added), so the
-    ConfigMap is deleted once all run with the new flags and they write it again.
-    """
+    """Restart every apiserver with these flags, one after the other, each ready before the next."""
     for m in lab.masters:
         node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags(m)))
         own = f"--server=https://{m.ip}:{APISERVER_PORT}"
         wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
         control_plane.restart_controllers(lab.paths, m, lab.binaries)
+
+
+def _republish_authentication(lab: Lab, nodes: list[Node] | None = None) -> None:
+    """Delete kube-system/extension-apiserver-authentication: every apiserver writes its own settings afresh.
+
+    Each apiserver merges its request-header settings into the existing ConfigMap (names and CAs are
+    only ever added), so this is the one way to drop what an earlier configuration left there.
+    """
     namespace, name = AUTH_CONFIGMAP
     lab.kubectl("delete", "configmap", "-n", namespace, name, "--ignore-not-found")
 
 
-def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> str:
-    """What the apiservers published in extension-apiserver-authentication, and their logs."""
+def stale_authentication_configmap(lab: Lab, nodes: list[Node]) -> None:
+    """The field report's fault, then its real fix: what a cluster looks like after the fix."""
+    if _authentication_state(lab)[0] == "stale":
+        return
+    front_proxy_on_cluster_ca(lab, nodes)
+    _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
+           "the apiservers to publish the fault", timeout=90)
+    front_proxy_on_its_own_ca(lab, nodes)
+
+
+def _authentication_state(lab: Lab) -> tuple[str, str]:
+    """fault, stale, healthy or other: what the apiservers published in extension-apiserver-authentication."""
     namespace, name = AUTH_CONFIGMAP
-    cluster_ca = Pki(lab.paths.pki).ca.pair.cert_pem.decode().strip()
+    pki = Pki(lab.paths.pki)
+    cluster_ca, front_proxy_ca = (pair.cert_pem.decode().strip() for pair in (pki.ca.pair, pki.front_proxy_ca.pair))
+    data = lab.kubectl.json("get", "configmap", "-n", namespace, name)["data"]
+    allowed = json.loads(data.get("requestheader-allowed-names") or "[]")
+    bundle = data.get("requestheader-client-ca-file", "")
+    cas = [label for label, ca in (("cluster CA", cluster_ca), ("front-proxy CA", front_proxy_ca)) if ca in bundle]
+    seen = f"{namespace}/{name}: requestheader-allowed-names {allowed}, requestheader CAs {cas}"
+    if allowed == ["aggregator"] and cas == ["cluster CA"]:
+        return "fault", seen
+    if allowed == ["front-proxy-client"] and cas == ["front-proxy CA"]:
+        return "healthy", seen
+    if "aggregator" in allowed and "front-proxy-client" in allowed and len(cas) == 2:
+        return "stale", seen
+    return "other", seen
 
-    def look() -> tuple[bool, str]:
-        data = lab.kubectl.json("get", "configmap", "-n", namespace, name)["data"]
-        allowed = json.loads(data.get("requestheader-allowed-names") or "[]")
-        shared = cluster_ca in data.get("requestheader-client-ca-file", "")
-        if allowed == ["aggregator"] and shared:
-            return True, f"{namespace}/{name}: requestheader-allowed-names {allowed}, requestheader CA = cluster CA"
-        healthy = allowed == ["front-proxy-client"] and not shared
-        return not healthy, f"{namespace}/{name}: requestheader-allowed-names {allowed}, requestheader CA " + (
-            "= cluster CA" if shared else "is the separate front-proxy CA"
-        )
 
-    seen = _until(look, injected, f"the ConfigMap {namespace}/{name}", timeout=90)
+def _apiserver_flags_in_effect(lab: Lab) -> str:
+    """The request-header CA each apiserver process runs with, from its command line."""
+    shown = []
+    for m in lab.masters:
+        pid = processes.pid_of(lab.paths, f"{m.name}.kube-apiserver")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if pid else []
+        ca = next((a.split("=", 1)[1] for a in argv if a.startswith("--requestheader-client-ca-file=")), "?")
+        shown.append(f"{m.name} --requestheader-client-ca-file={ca}")
+    return ", ".join(shown)
+
+
+def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """Injected: what the apiservers published in extension-apiserver-authentication, and their logs.
+    Healed: the apiservers run with their own front-proxy CA again (the ConfigMap stays merged: stale)."""
+    if not injected:
+        flags = _apiserver_flags_in_effect(lab)
+        if "front-proxy-ca.crt" not in flags or "/ca.crt" in flags.replace("front-proxy-ca.crt", ""):
+            raise LabError(f"the apiservers do not run with their own front-proxy CA: {flags}")
+        seen = _until(lambda: (_authentication_state(lab)[0] == "stale", _authentication_state(lab)[1]), True,
+                      "the apiservers to merge their new settings into the ConfigMap", timeout=90)
+        return f"{flags}; {seen}: apiserver-auth-configmap-stale is active now"
+    seen = _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
+                  "the ConfigMap to show the fault", timeout=90)
     refusals = sum(_since_start(lab.paths.node_log(m, "kube-apiserver")).count(NOT_ALLOWED) for m in lab.masters)
     return f"{seen}; '{NOT_ALLOWED}' lines in the apiserver logs since their start: {refusals}"
+
+
+def check_stale_configmap(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """Injected: healthy flags, a merged ConfigMap. Healed: the ConfigMap republished, healthy."""
+    want = "stale" if injected else "healthy"
+    seen = _until(lambda: (_authentication_state(lab)[0] == want, _authentication_state(lab)[1]), True,
+                  f"the ConfigMap to be {want}", timeout=90)
+    return f"{_apiserver_flags_in_effect(lab)}; {seen}"
 
 
 def _since_start(log: Path) -> str:
@@ -428,6 +483,108 @@ def _new_lines(log: Path, offset: int) -> list[str]:
         return f.read().decode(errors="replace").splitlines()
 
 
+# --- node-not-ready ---------------------------------------------------------------------------
+
+
+def kubelet_stopped(lab: Lab, nodes: list[Node]) -> None:
+    for n in nodes:
+        processes.stop(lab.paths, f"{n.name}.kubelet")
+
+
+def kubelet_started(lab: Lab, nodes: list[Node]) -> None:
+    for n in nodes:
+        if processes.pid_of(lab.paths, f"{n.name}.kubelet") is None:
+            node.start_kubelet(lab.paths, n, lab.binaries)
+
+
+def check_node_ready(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """The node's Ready condition: Unknown once the controller manager's grace period has passed."""
+    lines = []
+    for n in nodes:
+
+        def look(n: Node = n) -> tuple[bool, str]:
+            ready = checks.ready_condition(lab.kubectl, n.name)
+            return ready["status"] == "Unknown", f"{n.name} Ready={ready['status']}: {ready.get('message', '')}"
+
+        lines.append(_until(look, injected, f"{n.name} to be " + ("NotReady" if injected else "Ready"), timeout=150))
+    return "; ".join(lines)
+
+
+# --- probe-image-unavailable ------------------------------------------------------------------
+
+
+def probe_image_removed(lab: Lab, nodes: list[Node]) -> None:
+    """The node's containerd forgets the probe image; no registry can be reached, so it cannot pull it."""
+    for n in nodes:
+        if BUSYBOX in node.images(lab.paths, n):
+            node.remove_image(lab.paths, n, BUSYBOX)
+
+
+def probe_image_restored(lab: Lab, nodes: list[Node]) -> None:
+    archive = images.build(lab.paths, lab.binaries).archive(BUSYBOX)
+    for n in nodes:
+        node.import_images(lab.paths, n, [archive])
+
+
+def check_probe_image(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    lines = []
+    for n in nodes:
+        present = BUSYBOX in node.images(lab.paths, n)
+        if present == injected:
+            raise LabError(f"{n.name}'s containerd {'still has' if present else 'lacks'} {BUSYBOX}")
+        lines.append(f"{n.name}'s containerd {'has' if present else 'lacks'} {BUSYBOX} (no registry is reachable)")
+    return "; ".join(lines)
+
+
+# --- probe-host-port-taken --------------------------------------------------------------------
+
+HOST_PROBE_PORT = 9377  # the suite's default host-network probe port (--probe-ports)
+PORT_HOLDER = "host-port-holder"
+
+
+def host_port_taken(lab: Lab, nodes: list[Node]) -> None:
+    """A host-network pod on the node declares the suite's host probe port and listens on it."""
+    lab.kubectl.apply([addons.host_port_holder(PORT_HOLDER, n.name, HOST_PROBE_PORT) for n in nodes])
+
+
+def host_port_freed(lab: Lab, nodes: list[Node]) -> None:
+    lab.kubectl("delete", "pod", "-n", addons.PROBE_NAMESPACE, "-l", f"app={PORT_HOLDER}", "--grace-period=0",
+                "--ignore-not-found", "--wait=true", timeout=90)
+
+
+def check_host_port(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    lines = []
+    for n in nodes:
+
+        def look(n: Node = n) -> tuple[bool, str]:
+            failure = checks.tcp_from_node(n, n.ip, HOST_PROBE_PORT)
+            return failure is None, f"{n.name}:{HOST_PROBE_PORT} " + ("answers" if failure is None else failure)
+
+        lines.append(_until(look, injected, f"port {HOST_PROBE_PORT} on {n.name}", timeout=60))
+    return "; ".join(lines)
+
+
+# --- probe-admission-refused ------------------------------------------------------------------
+
+
+def probes_refused(lab: Lab, nodes: list[Node]) -> None:
+    """A cluster policy (a ValidatingAdmissionPolicy, as a policy engine would) refuses host-network probes."""
+    lab.kubectl.apply(addons.no_host_network_policy())
+
+
+def probes_admitted(lab: Lab, nodes: list[Node]) -> None:
+    for kind, name in addons.NO_HOST_NETWORK:
+        lab.kubectl("delete", kind, name, "--ignore-not-found")
+
+
+def check_admission(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    def look() -> tuple[bool, str]:
+        refusal = checks.admission_refusal(lab.kubectl, addons.probe_like_pod())
+        return refusal is not None, f"a host-network pod labelled as a seatrials probe: {refusal or 'admitted'}"
+
+    return _until(look, injected, "the admission policy to " + ("refuse" if injected else "admit") + " the probes")
+
+
 # --- the catalog of faults --------------------------------------------------------------------
 
 FAULTS = {
@@ -447,14 +604,27 @@ FAULTS = {
               default_node="worker-1"),
         Fault("apiserver-requestheader-allowed-names", "the apiservers trust request headers from any cluster-CA "
               "certificate named aggregator", front_proxy_on_cluster_ca, front_proxy_on_its_own_ca,
-              check_front_proxy_settings),
+              check_front_proxy_settings, leaves="apiserver-auth-configmap-stale"),
+        Fault("apiserver-auth-configmap-stale", "the apiservers were fixed, the ConfigMap they merge into still "
+              "holds the fault", stale_authentication_configmap, _republish_authentication, check_stale_configmap),
         Fault("client-pem-not-base64", "the admin kubeconfig holds raw PEM where base64 belongs",
               raw_pem_in_kubeconfig, base64_in_kubeconfig, check_kubeconfig_credentials),
         Fault("harbor-k8s-deploy-stale-ui", "the registry's notifications no longer reach Harbor",
               notifications_to_nowhere, notifications_to_harbor, check_push_is_listed),
+        Fault("node-not-ready", "the node's kubelet is stopped: the node turns NotReady", kubelet_stopped,
+              kubelet_started, check_node_ready, default_node="worker-1"),
+        Fault("probe-image-unavailable", f"the node's containerd lacks {BUSYBOX} and no registry is reachable",
+              probe_image_removed, probe_image_restored, check_probe_image, default_node="worker-1"),
+        Fault("probe-host-port-taken", f"a host-network pod holds port {HOST_PROBE_PORT} on the node",
+              host_port_taken, host_port_freed, check_host_port, default_node="worker-1"),
+        Fault("probe-admission-refused", "an admission policy refuses host-network pods labelled as seatrials "
+              "probes", probes_refused, probes_admitted, check_admission),
     )
 }  # fmt: skip
-SECURITY_GROUP_FAULTS = {"sg-node-to-apiserver", "sg-master-inbound-from-nodes"}  # both rewrite the masters' group
+# Faults that change the same thing cannot be active together.
+CLASHES = ({"sg-node-to-apiserver", "sg-master-inbound-from-nodes"},  # both rewrite the masters' group
+           {"kubelet-cgroups", "node-not-ready"},  # both stop and start kubelets
+           {"apiserver-requestheader-allowed-names", "apiserver-auth-configmap-stale"})  # the apiservers' flags
 
 
 def active(paths: Paths) -> dict[str, list[str]]:
@@ -494,9 +664,9 @@ def inject(lab: Lab, cause: str, node_name: str | None = None) -> str:
     fault = FAULTS[cause]
     nodes = targets(lab, fault, node_name)
     faults = active(lab.paths)
-    clash = (SECURITY_GROUP_FAULTS & set(faults)) - {cause} if cause in SECURITY_GROUP_FAULTS else set()
+    clash = {other for group in CLASHES if cause in group for other in group & set(faults)} - {cause}
     if clash:
-        raise LabError(f"{cause} and {clash.pop()} both rewrite the masters' security group: heal that one first")
+        raise LabError(f"{cause} and {clash.pop()} change the same part of the lab: heal that one first")
     # Recorded before the change, so that `heal` also undoes a fault whose injection failed halfway.
     faults[cause] = sorted({*faults.get(cause, []), *(n.name for n in nodes)})
     _save(lab.paths, faults)
@@ -514,8 +684,18 @@ def heal(lab: Lab, cause: str) -> str:
     fault.heal(lab, nodes)
     line = fault.check(lab, nodes, False)
     del faults[cause]
+    if fault.leaves:
+        faults[fault.leaves] = []
     _save(lab.paths, faults)
     return f"healed; verified: {line}"
+
+
+def heal_all(lab: Lab, keep: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Heal every active fault but `keep`, and what their heals leave behind; (cause, verified line) in order."""
+    healed = []
+    while remaining := [c for c in active(lab.paths) if c not in dict(healed) and c not in keep]:
+        healed.append((remaining[0], heal(lab, remaining[0])))
+    return healed
 
 
 def _until(look: Callable[[], tuple[bool, str]], faulty: bool, what: str, timeout: float = 30) -> str:

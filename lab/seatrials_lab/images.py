@@ -148,15 +148,22 @@ def coredns_image(bin_dir: Path) -> Image:
 
 @dataclass(frozen=True)
 class Built:
-    archives: list[Path]
+    by_ref: dict[str, Path]  # image reference -> its OCI archive
     coredns: str  # its reference carries CoreDNS's own version
+
+    @property
+    def archives(self) -> list[Path]:
+        return list(self.by_ref.values())
+
+    def archive(self, ref: str) -> Path:
+        return self.by_ref[ref]
 
 
 def build(paths: Paths, bin_dir: Path) -> Built:
     """Build (or reuse) every lab image."""
     directory = paths.cache / "images"
     directory.mkdir(parents=True, exist_ok=True)
-    archives = []
+    archives = {}
     coredns = coredns_image(bin_dir)
     for image in (pause_image(bin_dir), busybox_image(), coredns):
         name = re.sub(r"[^a-zA-Z0-9.]+", "-", image.ref)
@@ -165,5 +172,5 @@ def build(paths: Paths, bin_dir: Path) -> Built:
             partial = archive.with_suffix(".partial")
             partial.write_bytes(oci_archive(image))
             partial.rename(archive)
-        archives.append(archive)
+        archives[image.ref] = archive
     return Built(archives, coredns.ref)

@@ -206,6 +206,16 @@ def import_images(paths: Paths, node: Node, archives: list[Path]) -> None:
         namespaces.run_in(paths, node, ["ctr", "-a", SOCKET, "-n", "k8s.io", "images", "import", str(archive)])
 
 
+def images(paths: Paths, node: Node) -> set[str]:
+    """The image references the node's containerd holds for Kubernetes."""
+    listed = namespaces.run_in(paths, node, ["ctr", "-a", SOCKET, "-n", "k8s.io", "images", "list", "-q"])
+    return set(listed.split())
+
+
+def remove_image(paths: Paths, node: Node, ref: str) -> None:
+    namespaces.run_in(paths, node, ["ctr", "-a", SOCKET, "-n", "k8s.io", "images", "rm", ref])
+
+
 def kubelet_flags(node: Node) -> dict[str, str]:
     return {
         "config": f"{ETC}/kubelet.yaml",

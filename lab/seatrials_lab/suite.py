@@ -21,8 +21,9 @@ from .shell import LabError
 
 DEFAULT_MASTERS, DEFAULT_WORKERS = 1, 2
 BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses the VPC
-HEALTHY = "healthy"  # the bench's two scenarios
+HEALTHY = "healthy"  # the bench's scenarios
 BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
+NOT_READY = "one worker NotReady (its kubelet stopped)"
 
 
 def build(paths: Paths) -> None:
@@ -74,20 +75,32 @@ def run_suite(paths: Paths, masters: int | None, workers: int | None, keep: bool
 
 
 def bench(paths: Paths, masters: int | None, workers: int | None, runs: int = 3) -> list[dict]:
-    """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken;
-    returns one row per run."""
+    """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken, then with one
+    worker NotReady; returns one row per run."""
     build(paths)
     with lab_up(paths, masters, workers) as was_up:
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
         rows = _bench_runs(paths, HEALTHY, runs)
         lab = cluster.running(paths)
-        print(f"lab: {BROKEN_POD_NETWORK}: {faults.inject(lab, BROKEN_POD_NETWORK, 'all')}", file=sys.stderr)
-        try:
-            rows += _bench_runs(paths, BROKEN, runs)
-        finally:
-            print(f"lab: {BROKEN_POD_NETWORK}: {faults.heal(lab, BROKEN_POD_NETWORK)}", file=sys.stderr)
+        for label, cause, node in ((BROKEN, BROKEN_POD_NETWORK, "all"), (NOT_READY, "node-not-ready", None)):
+            node = node or quiet_worker(lab)
+            if node is None:
+                continue
+            print(f"lab: {cause}: {faults.inject(lab, cause, node)}", file=sys.stderr)
+            try:
+                rows += _bench_runs(paths, label, runs)
+            finally:
+                print(f"lab: {cause}: {faults.heal(lab, cause)}", file=sys.stderr)
     return rows
+
+
+def quiet_worker(lab: cluster.Lab) -> str | None:
+    """The last worker that runs no CoreDNS pod: stopping it tells what a NotReady node costs, nothing else."""
+    dns = {p["spec"].get("nodeName") for p in lab.kubectl.json("get", "pods", "-n", "kube-system", "-l",
+                                                                "k8s-app=kube-dns")["items"]}
+    workers = [n.name for n in lab.nodes if not n.is_master and n.name not in dns]
+    return workers[-1] if workers else None
 
 
 def _bench_runs(paths: Paths, label: str, runs: int) -> list[dict]:
@@ -116,6 +129,7 @@ def bench_table(rows: list[dict]) -> str:
         wall = f"{medians[label]:.1f} ({walls[0]}-{walls[-1]})"
         requested = f"{requests[0]}-{requests[-1]}" if requests[0] != requests[-1] else str(requests[0])
         lines.append(f"{label:58} {mine[0]['nodes']:>5} {len(mine):>4} {wall:>25} {requested:>12}  {verdicts}")
-    if medians.get(HEALTHY) and BROKEN in medians:
-        lines.append(f"broken / healthy (medians): {medians[BROKEN] / medians[HEALTHY]:.2f}")
+    for label in (BROKEN, NOT_READY):
+        if medians.get(HEALTHY) and label in medians:
+            lines.append(f"{label} / healthy (medians): {medians[label] / medians[HEALTHY]:.2f}")
     return "\n".join(lines)

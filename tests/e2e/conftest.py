@@ -40,7 +40,7 @@ def lab_env():
             name, _, value = line[len("export "):].partition("=")
             env[name] = shlex.split(value)[0] if value else ""
     yield env
-    lab("heal", "--all", check=False)
+    lab("heal", "--all", check=False)  # also what a fault's fix left behind
     if started_here:
         lab("down", check=False)
 
@@ -63,8 +63,8 @@ class SuiteRun:
                 if c["outcome"] in ("failed", "error")]
 
 
-def suite_command(reports: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
+def suite_command(reports: Path, *args: str, target: Path = ROOT / "suites") -> list[str]:
+    return [sys.executable, "-m", "pytest", str(target), "-q", "-p", "no:cacheprovider",
             "--reports-dir", str(reports), *args]
 
 
@@ -73,9 +73,10 @@ def run_suite(lab_env, tmp_path):
     """Run `pytest suites/` against the lab as a user would; returns a SuiteRun."""
     runs = iter(range(1000))
 
-    def run(*args: str, env: dict | None = None, timeout: float = 900) -> SuiteRun:
+    def run(*args: str, env: dict | None = None, timeout: float = 900, target: Path = ROOT / "suites") -> SuiteRun:
         reports = tmp_path / f"reports-{next(runs)}"
-        proc = subprocess.run(suite_command(reports, *args), capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(suite_command(reports, *args, target=target), capture_output=True, text=True,
+                              timeout=timeout,
                               env={**os.environ, **lab_env, **(env or {})}, cwd=ROOT)
         return SuiteRun(proc, reports)
 

@@ -1,5 +1,8 @@
 """The suite against the lab, as a user runs it: a healthy cluster signs off,
-the reports are complete, nothing is left behind, bad input is one line."""
+the reports are complete, nothing is left behind, bad input is one line; a run
+that could not do its job says INCOMPLETE, a selection says PARTIAL, a killed
+run's leftovers do not break the next, and a least-privilege ServiceAccount
+signs off as an admin would."""
 
 import base64
 import datetime
@@ -18,7 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.e2e.conftest import suite_command
+from tests.e2e.conftest import LAB, suite_command
+
+LAB_BUILD = LAB.parent / "build.sh"
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +51,9 @@ def test_healthy_lab_signs_off_with_complete_reports(run_suite, kube):
     assert run.returncode == 0, run.output[-3000:]
     s = run.signoff
     assert s["verdict"] == "SIGNED OFF" and s["outcomes"].get("failed", 0) == 0
+    assert s["verdict_reasons"][0].startswith("the whole suite ran: ")
+    assert 'name="verdict" value="SIGNED OFF"' in (run.reports / "junit.xml").read_text()
+    assert "verdict=SIGNED OFF" in (run.reports / "allure-results" / "environment.properties").read_text()
     nodes = s["nodes"]
     passed = {(c["check"], c["case"]) for c in s["checks"] if c["outcome"] == "passed"}
     for check in ("test_pod_to_pod", "test_host_to_pod", "test_external_ip_backends"):
@@ -72,13 +80,42 @@ def test_parallel_workers_share_one_measurement(run_suite, kube):
     assert leftovers(kube) == []
 
 
-def test_missing_probe_image_is_one_line_naming_the_image(run_suite, kube):
+def test_missing_probe_image_is_incomplete_with_one_line_naming_the_image(run_suite, kube):
     image = "docker.io/library/busybox:0.0.0-not-mirrored"
-    run = run_suite("--probe-image", image, "-k", "pod_to_pod", "--ready-timeout", "120")
-    assert run.returncode != 0
-    line = next(x for x in run.output.splitlines() if "cannot be pulled" in x)
-    assert image in line and "mirror" in line and "--image-registry" in line
+    run = run_suite("--probe-image", image, "--ready-timeout", "120")
+    assert run.returncode == 3, run.output[-2000:]
+    assert run.signoff["verdict"] == "INCOMPLETE"  # never SIGNED OFF, however many other checks passed
+    assert run.signoff["outcomes"]["passed"] > 0
+    line = next(x for x in run.output.splitlines() if "cannot be pulled" in x and "mirror it into" in x)
+    assert image in line and "--image-registry" in line
+    assert 'name="verdict" value="INCOMPLETE"' in (run.reports / "junit.xml").read_text()
     assert "Traceback" not in run.output
+    assert leftovers(kube) == []
+
+
+def test_a_selection_is_partial_never_signed_off(run_suite):
+    run = run_suite("-k", "pod_to_pod")
+    assert run.returncode == 6, run.output[-2000:]
+    assert run.signoff["verdict"] == "PARTIAL"
+    assert any("deselected (-k 'pod_to_pod')" in r for r in run.signoff["verdict_reasons"])
+    subset = run_suite(target=Path(__file__).resolve().parents[2] / "suites" / "test_network.py")
+    assert subset.returncode == 6 and "not collected: test_apiserver.py" in " ".join(subset.signoff["verdict_reasons"])
+
+
+def test_a_run_after_a_sigkilled_one_signs_off_without_cleanup(run_suite, lab_env, kube, tmp_path):
+    """A CI job cancelled hard: the next run waits at most the dead run's Lease, removes what it left, signs off."""
+    killed = subprocess.Popen(suite_command(tmp_path / "killed"), env={**os.environ, **lab_env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: any(n.startswith("seatrials-2") for n in leftovers(kube)), interval=0.1)
+    time.sleep(1.5)  # its probes are being deployed
+    killed.kill()
+    killed.wait()
+    started = time.monotonic()
+    run = run_suite("-v", "--lock-wait", "120")
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.signoff["removed_leftovers"] and "removed what earlier runs left: namespace/" in run.output
+    assert took < 30 + 60, took  # the Lease (30 s) plus a run, never a 180 s wait for ports
     assert leftovers(kube) == []
 
 
@@ -99,7 +136,7 @@ def expired_client_certificate() -> tuple[str, str]:
 
 @pytest.mark.parametrize("credentials,expected", [
     ("expired-certificate", "rejected the credentials (401 Unauthorized)"),
-    ("unknown-token", "accepted the credentials but forbids listing nodes (403)"),  # anonymous, as the server says
+    ("unknown-token", "rejected the credentials (401 Unauthorized)"),
 ])
 def test_bad_credentials_are_one_line(run_suite, lab_env, tmp_path, credentials, expected):
     data = yaml.safe_load(Path(lab_env["KUBECONFIG"]).read_text())
@@ -127,10 +164,10 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(run_suite, lab_e
         assert second.returncode == 4
         assert "another seatrials run" in second.output and "holds this cluster's lock" in second.output
         waited = run_suite("-k", "pod_to_pod", "--lock-wait", "300")  # waits for the first, then runs
-        assert waited.returncode == 0, waited.output[-2000:]
+        assert waited.returncode == 6 and waited.signoff["verdict"] == "PARTIAL", waited.output[-2000:]
     finally:
         out, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, out[-2000:]
+    assert first.returncode == 6, out[-2000:]  # a selection: PARTIAL
     assert leftovers(kube) == []
 
 
@@ -151,8 +188,53 @@ def test_ctrl_c_cleans_up(lab_env, kube, tmp_path):
 
 def test_cleanup_only_removes_what_a_kept_run_left(run_suite, kube):
     kept = run_suite("-k", "pod_to_pod", "--keep-probes")
-    assert kept.returncode == 0
+    assert kept.returncode == 6
     assert any(n.startswith("seatrials-2") for n in leftovers(kube))
     cleanup = run_suite("--cleanup-only")
     assert cleanup.returncode == 0 and "removed namespace/seatrials-" in cleanup.output
     assert leftovers(kube) == []
+
+
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
+
+
+def kubectl(lab_env, *args, input=None) -> str:
+    binary = Path(subprocess.run([str(LAB_BUILD), "--print"], capture_output=True, text=True,
+                                 check=True).stdout.strip()) / "kubectl"
+    return subprocess.run([str(binary), "--kubeconfig", lab_env["KUBECONFIG"], *args], input=input,
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+@pytest.fixture
+def service_account_kubeconfig(lab_env, tmp_path):
+    """manifests/rbac.yaml applied, and a kubeconfig holding a token of its ServiceAccount; removed afterwards."""
+    kubectl(lab_env, "apply", "-f", str(RBAC))
+    token = kubectl(lab_env, "-n", "seatrials", "create", "token", "seatrials", "--duration=1h").strip()
+    data = yaml.safe_load(Path(lab_env["KUBECONFIG"]).read_text())
+    data["users"] = [{"name": "seatrials", "user": {"token": token}}]
+    for context in data["contexts"]:
+        context["context"]["user"] = "seatrials"
+    path = tmp_path / "seatrials-sa.kubeconfig"
+    path.write_text(yaml.safe_dump(data))
+    yield path
+    kubectl(lab_env, "delete", "-f", str(RBAC), "--ignore-not-found", "--wait=false")
+
+
+def test_the_least_privilege_service_account_signs_off(run_suite, service_account_kubeconfig, lab_env, kube):
+    run = run_suite("--kubeconfig", str(service_account_kubeconfig), "--namespace", "seatrials")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.signoff["verdict"] == "SIGNED OFF" and not run.signoff["not_verified"].get("kubelet")
+    # a permission taken away: only the checks that need it are not checked, in one line each
+    role = json.loads(kubectl(lab_env, "get", "clusterrole", "seatrials-reader", "-o", "json"))
+    role["rules"] = [r for r in role["rules"] if "nodes/proxy" not in r["resources"]]
+    kubectl(lab_env, "replace", "-f", "-", input=json.dumps(role))
+    run = run_suite("--kubeconfig", str(service_account_kubeconfig), "--namespace", "seatrials")
+    assert run.returncode == 0, run.output[-3000:]  # lenient policy: allowed, and said
+    kubelet = [c for c in run.signoff["checks"] if c["check"] == "test_kubelet_cgroups"]
+    assert kubelet and all(c["outcome"] == "skipped" and "forbidden (needs get nodes/proxy)" in c["message"]
+                           for c in kubelet), kubelet
+    assert "Traceback" not in run.output
+    strict = run_suite("--kubeconfig", str(service_account_kubeconfig), "--namespace", "seatrials",
+                       "--require", "kubelet")
+    assert strict.returncode == 1 and strict.signoff["verdict"] == "NOT SIGNED OFF"
+    assert any(r.startswith("required area kubelet not checked") for r in strict.signoff["verdict_reasons"])

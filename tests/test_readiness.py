@@ -1,0 +1,147 @@
+"""Why a node's probe does not run, found from node conditions, pod states and events within seconds,
+never by waiting out the readiness timeout. Objects are built with the Kubernetes client's own models,
+as the API returns them; the lab-backed tests prove it on a real cluster (tests/e2e)."""
+
+import datetime as dt
+import time
+
+from kubernetes import client
+
+from seatrials import readiness
+from seatrials.readiness import ProbeStatus, apply_events, apply_nodes, apply_pods, wait_ready
+
+NOW = dt.datetime(2026, 11, 30, 18, 49, 2, tzinfo=dt.UTC)
+
+
+def node(name, ready="True", message="kubelet is posting ready status"):
+    condition = client.V1NodeCondition(type="Ready", status=ready, message=message, last_transition_time=NOW,
+                                       reason="KubeletReady" if ready == "True" else "NodeStatusUnknown")
+    return client.V1Node(metadata=client.V1ObjectMeta(name=name), status=client.V1NodeStatus(conditions=[condition]))
+
+
+def pod(name, node_name, side="pod-network", ready=False, waiting=None, restarts=0, deleting=False, bound=True):
+    state = client.V1ContainerState(waiting=client.V1ContainerStateWaiting(reason=waiting[0], message=waiting[1])
+                                    if waiting else None)
+    status = client.V1PodStatus(
+        phase="Running" if ready else "Pending", pod_ip="10.200.22.4",
+        conditions=[client.V1PodCondition(type="Ready", status="True" if ready else "False")],
+        container_statuses=[client.V1ContainerStatus(name="probe", image="busybox", image_id="", ready=ready,
+                                                     restart_count=restarts, state=state)])
+    # an unscheduled DaemonSet pod names its node only in its required node affinity
+    affinity = client.V1Affinity(node_affinity=client.V1NodeAffinity(
+        required_during_scheduling_ignored_during_execution=client.V1NodeSelector(node_selector_terms=[
+            client.V1NodeSelectorTerm(match_fields=[client.V1NodeSelectorRequirement(
+                key="metadata.name", operator="In", values=[node_name])])])))
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name, labels={"seatrials.io/probe": side},
+                                                     deletion_timestamp=NOW if deleting else None),
+                        spec=client.V1PodSpec(node_name=node_name if bound else None, affinity=affinity,
+                                              containers=[]), status=status)
+
+
+def event(kind, name, reason, message):
+    return client.CoreV1Event(involved_object=client.V1ObjectReference(kind=kind, name=name), reason=reason,
+                              message=message, metadata=client.V1ObjectMeta(namespace="ns", creation_timestamp=NOW),
+                              last_timestamp=NOW)
+
+
+def statuses(*names):
+    return {(side, n): ProbeStatus(n, side) for side in ("pod", "host") for n in names}
+
+
+def test_a_node_whose_kubelet_stopped_posting_settles_at_once_with_its_condition():
+    status = statuses("worker-1", "worker-2")
+    apply_nodes(status, [node("worker-1"), node("worker-2", "Unknown", "Kubelet stopped posting node status.")],
+                ["worker-1", "worker-2"])
+    down = status[("pod", "worker-2")]
+    assert down.final and down.cause == "node-not-ready"
+    assert down.reason == "worker-2 NotReady since 2026-11-30 18:49:02Z: Kubelet stopped posting node status"
+    assert not status[("pod", "worker-1")].settled  # its probe is still to come
+
+
+def test_ready_false_is_left_to_the_pods():
+    status = statuses("worker-1")
+    apply_nodes(status, [node("worker-1", "False", "container runtime network not ready")], ["worker-1"])
+    assert not status[("host", "worker-1")].settled
+
+
+def test_a_node_that_left_the_cluster_is_named():
+    status = statuses("worker-3")
+    apply_nodes(status, [], ["worker-3"])
+    assert status[("pod", "worker-3")].reason == "worker-3 is no longer in the cluster"
+
+
+def test_pull_failures_settle_after_their_grace_only(monkeypatch):
+    status = statuses("worker-1")
+    failing = pod("p", "worker-1", waiting=("ImagePullBackOff", "Back-off pulling image busybox"))
+    apply_pods(status, [failing], crash_log=lambda p: "")
+    s = status[("pod", "worker-1")]
+    assert s.cause == "probe-image-unavailable" and not s.final
+    later = time.monotonic() + readiness.PULL_GRACE + 1
+    monkeypatch.setattr(readiness.time, "monotonic", lambda: later)
+    apply_pods(status, [failing], crash_log=lambda p: "")
+    assert s.final and "ImagePullBackOff" in s.reason
+
+
+def test_a_probe_that_keeps_exiting_with_address_in_use_is_a_taken_port():
+    status = statuses("worker-1")
+    crashing = pod("h", "worker-1", side="host-network", waiting=("CrashLoopBackOff", "back-off 10s"), restarts=2)
+    apply_pods(status, [crashing], crash_log=lambda p: "httpd: bind: Address in use")
+    s = status[("host", "worker-1")]
+    assert s.final and s.cause == "probe-host-port-taken" and "Address in use" in s.reason
+
+
+def test_ready_pods_and_terminating_leftovers():
+    status = statuses("worker-1")
+    apply_pods(status, [pod("old", "worker-1", deleting=True), pod("p", "worker-1", ready=True)], crash_log=None)
+    assert status[("pod", "worker-1")].ready and status[("pod", "worker-1")].pod == "p"
+
+
+def test_admission_refusal_settles_every_node_without_a_pod_at_once():
+    status = statuses("worker-1", "worker-2")
+    refusal = ('Error creating: pods "seatrials-probe-host-r-x" is forbidden: violates PodSecurity '
+               '"baseline:latest": host namespaces (hostNetwork=true)')
+    apply_events(status, [event("DaemonSet", "seatrials-probe-host-r", "FailedCreate", refusal)], {})
+    for n in ("worker-1", "worker-2"):
+        s = status[("host", n)]
+        assert s.final and s.cause == "probe-admission-refused" and "violates PodSecurity" in s.reason
+    assert not status[("pod", "worker-1")].settled
+
+
+def test_a_taken_host_port_is_told_by_the_scheduler():
+    status = statuses("worker-1")
+    pending = pod("h", "worker-1", side="host-network", bound=False)  # never bound: no spec.nodeName
+    apply_pods(status, [pending], crash_log=None)
+    assert status[("host", "worker-1")].pod == "h"
+    message = "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+    apply_events(status, [event("Pod", "h", "FailedScheduling", message)],
+                 {"h": ("host", readiness.target_node(pending))})
+    s = status[("host", "worker-1")]
+    assert s.cause == "probe-host-port-taken" and "free ports" in s.reason and not s.final  # a grace first
+
+
+class Api:
+    """list_* answers of a cluster where worker-2's kubelet is down and the rest is healthy."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def list_namespaced_pod(self, namespace, label_selector):
+        self.calls += 1
+        return client.V1PodList(items=[pod("p1", "worker-1", ready=True),
+                                       pod("h1", "worker-1", "host-network", ready=True),
+                                       pod("p2", "worker-2"), pod("h2", "worker-2", "host-network")])
+
+    def list_node(self):
+        return client.V1NodeList(items=[node("worker-1"), node("worker-2", "Unknown",
+                                                                "Kubelet stopped posting node status.")])
+
+    def list_namespaced_event(self, namespace):
+        return client.CoreV1EventList(items=[])
+
+
+def test_the_wait_ends_as_soon_as_every_probe_is_ready_or_failed_for_good():
+    cluster = type("Cluster", (), {"core": Api()})()
+    started = time.monotonic()
+    found = wait_ready(cluster, "ns", "r", ["worker-1", "worker-2"], timeout=180)
+    assert time.monotonic() - started < 1  # not the 180 s timeout
+    assert found[("pod", "worker-1")].ready and found[("host", "worker-2")].cause == "node-not-ready"

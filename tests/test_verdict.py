@@ -1,0 +1,45 @@
+"""The verdict of a run: SIGNED OFF only when the whole suite ran, nothing failed or errored, and
+nothing the policy requires went unchecked; every other run says what it is, why, and exits non-zero."""
+
+import pytest
+
+from seatrials.verdict import RunFacts, judge
+
+
+def facts(*outcomes, **kwargs) -> RunFacts:
+    return RunFacts(outcomes=[(o, area, f"test_{i}") for i, (o, area) in enumerate(outcomes)], **kwargs)
+
+
+PASS, SKIP_AWS = ("passed", "network"), ("skipped", "aws")
+
+
+@pytest.mark.parametrize("run,verdict,code", [
+    (facts(PASS), "SIGNED OFF", 0),
+    (facts(PASS, SKIP_AWS), "SIGNED OFF", 0),  # lenient by default
+    (facts(PASS, SKIP_AWS, required=("aws",)), "NOT SIGNED OFF", 1),
+    (facts(PASS, SKIP_AWS, required=("harbor",)), "SIGNED OFF", 0),
+    (facts(PASS, ("failed", "network")), "NOT SIGNED OFF", 1),
+    (facts(PASS, ("error", "kubelet")), "NOT SIGNED OFF", 1),
+    (facts(SKIP_AWS), "NOTHING CHECKED", 5),
+    (facts(), "NOTHING CHECKED", 5),
+    (facts(PASS, selection=["60 cases deselected (-k 'pod_to_pod')"]), "PARTIAL", 6),
+    (facts(PASS, ("failed", "network"), selection=["-k x"]), "NOT SIGNED OFF", 1),
+    (facts(PASS, PASS, stopped=["the probes never ran: probe image x cannot be pulled on any node"]),
+     "INCOMPLETE", 3),
+    (facts(PASS, ("failed", "network"), stopped=["lost the lock"]), "INCOMPLETE", 3),
+    (facts(PASS, interrupted="signal SIGTERM", stopped=["x"]), "INTERRUPTED", 2),
+])
+def test_verdict_and_exit_code(run, verdict, code):
+    judgement = judge(run)
+    assert (judgement.verdict, judgement.exit_code) == (verdict, code), judgement.reasons
+    assert judgement.reasons  # every verdict says why
+
+
+def test_the_reasons_name_what_stopped_the_run_and_what_was_not_verified():
+    judgement = judge(facts(PASS, SKIP_AWS, stopped=["the probes never ran: image x cannot be pulled"]))
+    assert judgement.reasons == ["the probes never ran: image x cannot be pulled"]
+    assert judgement.not_verified == {"aws": ["test_1"]}
+    required = judge(facts(PASS, SKIP_AWS, required=("aws",)))
+    assert required.reasons == ["required area aws not checked: 1 cases (test_1 ...)"]
+    partial = judge(facts(PASS, selection=["not collected: test_aws.py"]))
+    assert partial.reasons == ["only a selection ran: not collected: test_aws.py"]
