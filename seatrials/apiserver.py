@@ -39,6 +39,7 @@ from seatrials.causes import UNKNOWN, Result, Verdict
 from seatrials.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
 
 CAUSE = "apiserver-requestheader-allowed-names"
+OPEN = "requestheader-open-impersonation"
 STALE = "apiserver-auth-configmap-stale"
 LIVE = "live client CAs"
 LIVE_TIMEOUT = 5.0
@@ -169,7 +170,8 @@ def live_signals(verdict: Verdict, topology, data: dict | None) -> None:
             verdict.add(signal, "fault", f"asks for client certificates of [{shown}] only: its request-header CA "
                                          "is the client CA")
         else:
-            verdict.add(signal, "ok", f"asks for client certificates of [{shown}] only, with no allowed names")
+            verdict.add(signal, "fault", f"asks for client certificates of [{shown}] only: its request-header CA "
+                                         "is the client CA, with no allowed names", OPEN)
 
 
 def stale_or_verdict(verdict: Verdict) -> Result:
@@ -194,7 +196,7 @@ def stale_or_verdict(verdict: Verdict) -> Result:
         "apiservers' --requestheader-* flags"))
 
 
-def judge_authentication_config(data: dict) -> tuple[str, str]:
+def judge_authentication_config(data: dict) -> tuple[str, ...]:
     """State and detail for the extension-apiserver-authentication ConfigMap's data."""
     requestheader_bundle = data.get("requestheader-client-ca-file")
     if not requestheader_bundle:
@@ -217,9 +219,8 @@ def judge_authentication_config(data: dict) -> tuple[str, str]:
         return "fault", (f"requestheader CA == client CA ({names(shared)}), allowed names {listed}: every client "
                          "certificate of that CA is first tried as a front proxy and rejected unless its CN is "
                          "in the list")
-    return "ok", (f"requestheader CA == client CA ({names(shared)}) with no allowed names, so no certificate is "
-                  "refused as a front proxy (but every client certificate of that CA may then assert any user "
-                  "in X-Remote-User; a separate front-proxy CA, the kubeadm layout, is safer)")
+    return "fault", (f"requestheader CA == client CA ({names(shared)}) with no allowed names: every client "
+                     "certificate of that CA may assert any user and group in X-Remote-User/X-Remote-Group"), OPEN
 
 
 def ca_bundle(pem: str, key: str) -> list[x509.Certificate]:
@@ -280,7 +281,7 @@ def split_words(item: str) -> list[str]:
         return item.split()
 
 
-def judge_flags(flags: dict[str, str]) -> tuple[str, str]:
+def judge_flags(flags: dict[str, str]) -> tuple[str, ...]:
     allowed = [n for n in flags.get("requestheader-allowed-names", "").split(",") if n]
     requestheader_ca = flags.get("requestheader-client-ca-file")
     client_ca = flags.get("client-ca-file")
@@ -288,9 +289,12 @@ def judge_flags(flags: dict[str, str]) -> tuple[str, str]:
              f"--requestheader-client-ca-file={requestheader_ca or '(not set)'} "
              f"--client-ca-file={client_ca or '(not set)'} "
              f"--proxy-client-cert-file={flags.get('proxy-client-cert-file') or '(not set)'}")
-    if allowed and requestheader_ca and requestheader_ca == client_ca:
+    if requestheader_ca and requestheader_ca == client_ca and allowed:
         return "fault", (f"{shown}: the requestheader CA is the client CA file, so every client certificate "
                          f"is first tried as a front proxy and refused unless its CN is in [{', '.join(allowed)}]")
+    if requestheader_ca and requestheader_ca == client_ca:
+        return "fault", (f"{shown}: the requestheader CA is the client CA file with no allowed names, so every "
+                         "client certificate may assert any user and group"), OPEN
     return "ok", shown
 
 

@@ -240,32 +240,44 @@ def _mode(pool: dict, key: str) -> str:
     return (pool.get(key) or "Never").lower()
 
 
-def routes_pod_ips_natively(cni: str, calico_pools: list[dict] | None,
-                            flannel_backend: str | None = None) -> bool | None:
-    """Do pod IPs travel unencapsulated between nodes (where the EC2 source/
-    destination check drops them)? None when the CNI's routing is unknown."""
+# What seatrials knows of a CNI's routing: True native, False not through the VPC as pod IPs (encapsulated,
+# or pods given the VPC's own addresses by the AWS VPC CNI), None to be read from the cluster.
+KNOWN_ROUTING = {"aws-vpc-cni": False, "weave": False, "antrea": False, "kube-router": True}
+
+
+def routes_pod_ips_natively(cni: str, calico_pools: list[dict] | None, flannel_backend: str | None = None,
+                            observed: str = "unknown") -> bool | None:
+    """Do pod IPs travel unencapsulated between nodes (where the EC2 source/destination check drops
+    them)? From the CNI's own configuration where seatrials knows the CNI, else from the nodes' routes
+    (`observed`: native, encapsulated or unknown, see evidence.pod_routing); None when nothing tells."""
     if cni in ("flannel", "canal"):
         return flannel_backend == "host-gw"  # vxlan (the default) and udp encapsulate
-    if cni != "calico" or not calico_pools:
-        return None
-    return not all("always" in (_mode(p, "ipipMode"), _mode(p, "vxlanMode")) for p in calico_pools)
+    if cni == "calico" and calico_pools:
+        return not all("always" in (_mode(p, "ipipMode"), _mode(p, "vxlanMode")) for p in calico_pools)
+    if cni in KNOWN_ROUTING:
+        return KNOWN_ROUTING[cni]
+    return {"native": True, "encapsulated": False}.get(observed)
 
 
 def routing_note(routes_natively: bool | None) -> str:
     return {True: "the CNI routes pod IPs natively",
-            False: "the CNI encapsulates pod traffic between nodes (IP-in-IP or VXLAN)",
-            None: "the CNI's routing is unknown: treated as native"}[routes_natively]
+            False: "the CNI does not send pod IPs through the VPC as they are (it encapsulates them, or pods "
+                   "have VPC addresses)",
+            None: "the CNI's routing is unknown"}[routes_natively]
 
 
-def cni_traffic_needed(topology: Topology, same_subnet: bool) -> tuple[list[Traffic], bool]:
-    """What the CNI sends between two nodes: (host-to-host traffic, whether pod IPs
-    also travel natively and so need all traffic from the pod CIDRs)."""
+def cni_traffic_needed(topology: Topology, same_subnet: bool,
+                       observed: str = "unknown") -> tuple[list[Traffic], bool] | None:
+    """What the CNI sends between two nodes: (host-to-host traffic, whether pod IPs also travel natively
+    and so need all traffic from the pod CIDRs); None when the CNI is one seatrials does not know and the
+    nodes' routes do not show it routing natively."""
     if topology.cni in ("flannel", "canal"):
         if topology.flannel_backend == "host-gw":
             return [], True
         return [FLANNEL_UDP if topology.flannel_backend == "udp" else FLANNEL_VXLAN], False
     if topology.cni != "calico":
-        return [], True
+        native = routes_pod_ips_natively(topology.cni, None, None, observed)
+        return ([], True) if native else ([], False) if topology.cni == "aws-vpc-cni" else None
     needed, native = [CALICO_BGP], not topology.calico_pools
     for pool in topology.calico_pools or []:
         encap = {"always": True, "crosssubnet": not same_subnet}
@@ -292,36 +304,46 @@ def _host_or_note(inv: Inventory, verdict: Verdict, node: Node) -> Host | None:
     return inv.hosts.get(node.name)
 
 
-def source_dest_check(inv: Inventory, node: Node, routes_natively: bool | None) -> Verdict:
-    """Both places EC2 keeps the flag: the instance attribute and the primary interface."""
-    verdict = Verdict(SOURCE_DEST)
-    host = _host_or_note(inv, verdict, node)
-    if host is None:
-        return verdict
-    note = routing_note(routes_natively)
-    harmful = routes_natively is not False
-
-    def judge(signal: str, enabled: bool):
-        if not enabled:
-            verdict.add(signal, "ok", f"false on {node.name}")
-        elif harmful:
-            verdict.add(signal, "fault", f"true on {node.name}: the VPC drops its pod-IP packets ({note})")
-        else:
-            verdict.add(signal, "ok", f"true on {node.name}, harmless: {note}")
-
-    signal = f"instance {host.instance_id} sourceDestCheck"
+def source_dest_flags(inv: Inventory, node: Node) -> list[tuple[str, bool | str]]:
+    """(where, on) for both places EC2 keeps the flag: the instance attribute and the primary interface;
+    `on` is the reason instead where it could not be read."""
+    host = inv.hosts[node.name]
+    flags: list[tuple[str, bool | str]] = []
     try:
-        answer = inv.client.describe_instance_attribute(
-            InstanceId=host.instance_id, Attribute="sourceDestCheck")
-        judge(signal, answer["SourceDestCheck"]["Value"])
+        answer = inv.client.describe_instance_attribute(InstanceId=host.instance_id, Attribute="sourceDestCheck")
+        flags.append((f"instance {host.instance_id} sourceDestCheck", answer["SourceDestCheck"]["Value"]))
     except (ClientError, BotoCoreError) as exc:
-        verdict.add(signal, "unreadable", refusal(exc))
+        flags.append((f"instance {host.instance_id} sourceDestCheck", refusal(exc)))
     eni = inv.interfaces.get(node.name, {})
     if "SourceDestCheck" in eni:
-        judge(f"primary interface {eni['NetworkInterfaceId']} SourceDestCheck", eni["SourceDestCheck"])
+        flags.append((f"primary interface {eni['NetworkInterfaceId']} SourceDestCheck", eni["SourceDestCheck"]))
     else:
-        verdict.add("primary interface SourceDestCheck", "unreadable",
-                    f"describe_instances lists no primary interface for {host.instance_id}")
+        flags.append(("primary interface SourceDestCheck",
+                      f"describe_instances lists no primary interface for {host.instance_id}"))
+    return flags
+
+
+def source_dest_check(inv: Inventory, node: Node, routes_natively: bool | None) -> Verdict:
+    """Both places EC2 keeps the flag, judged against how the CNI moves pod IPs."""
+    verdict = Verdict(SOURCE_DEST)
+    if _host_or_note(inv, verdict, node) is None:
+        return verdict
+    if routes_natively is None:
+        verdict.add("CNI", "unreadable", "unknown CNI: neither its configuration nor the nodes' routes tell "
+                                         "whether pod IPs cross the VPC as they are")
+    note = routing_note(routes_natively)
+    for signal, on in source_dest_flags(inv, node):
+        if isinstance(on, str):
+            verdict.add(signal, "unreadable", on)
+        elif not on:
+            verdict.add(signal, "ok", f"false on {node.name}")
+        elif routes_natively:
+            verdict.add(signal, "fault", f"true on {node.name}: the VPC drops its pod-IP packets ({note})")
+        elif routes_natively is False:
+            verdict.add(signal, "ok", f"true on {node.name}, not relevant here: {note}")
+        else:
+            verdict.add(signal, "unreadable", f"true on {node.name}: harmful only if pod IPs cross the VPC as "
+                                              "they are, which is unknown for this CNI")
     return verdict
 
 
@@ -354,14 +376,18 @@ def apiserver_port(inv: Inventory, topology: Topology, source: Node, endpoint: s
     return verdict
 
 
-def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node) -> Verdict:
+def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
     """The CNI's own traffic from one node to another, as EC2 filters it."""
     verdict = Verdict(CNI)
     hosts = _hosts(inv, verdict, source, target)
     if not hosts:
         return verdict
     src, dst = hosts
-    host_traffic, native = cni_traffic_needed(topology, src.subnet == dst.subnet)
+    needed = cni_traffic_needed(topology, src.subnet == dst.subnet, observed)
+    if needed is None:
+        verdict.add("CNI", "unreadable", f"unknown CNI ({topology.cni}): what it sends between nodes is unknown")
+        return verdict
+    host_traffic, native = needed
     for traffic in host_traffic:
         _judge_traffic(verdict, inv, src, dst, traffic)
     if native:
@@ -370,7 +396,8 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node) 
             verdict.add(f"{source.name}->{target.name} pod traffic", "unreadable",
                         f"no pod CIDR known for {target.name if src_cidrs else source.name} "
                         "(no spec.podCIDRs, no Calico pool)")
-        note = routing_note(routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend))
+        note = routing_note(routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend,
+                                                    observed))
         for s in src_cidrs:
             for d in dst_cidrs:
                 _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
@@ -379,26 +406,28 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node) 
 
 # ---- for the network diagnosis ---------------------------------------------------------
 
-@dataclass(frozen=True)
-class AwsFinding:
-    cause: str
-    subject: str  # a node, "worker-1->master-1", or "worker-1->10.240.0.11:6444" (as the test ids)
-    detail: str
-
-
-def findings(settings, topology: Topology) -> list[AwsFinding]:
-    """Every fault the AWS checks see, per node or node pair, to corroborate
-    probe failures. Empty when AWS cannot be read (the AWS checks themselves say
-    why) and for nodes without an instance (the checks report those too)."""
-    try:
-        inv = inventory(settings, topology)
-    except Unavailable:
-        return []
-    routes = routes_pod_ips_natively(topology.cni, topology.calico_pools, topology.flannel_backend)
-    verdicts = [(n.name, source_dest_check(inv, n, routes)) for n in topology.nodes]
+def facts(settings, topology: Topology, observed: str = "unknown") -> dict:
+    """What EC2 says for the diagnosis, as JSON: whether it was read (and why not), each node's
+    source/destination check (on when either place says so), subnet, and every fault the security-group
+    and ACL checks find per node pair ({cause, subject, detail}; subjects as the test ids)."""
+    inv = read(settings, topology)
+    if isinstance(inv, Unavailable):
+        return {"read": False, "why": str(inv)}
+    nodes = [n for n in topology.nodes if n.name in inv.hosts]
+    source_dest = {}
+    for n in nodes:
+        flags = source_dest_flags(inv, n)
+        known = [on for _, on in flags if isinstance(on, bool)]
+        source_dest[n.name] = {"on": any(known) if known else None, "where": "; ".join(
+            f"{where}: {on if isinstance(on, bool) else 'unreadable'}" for where, on in flags)}
+    verdicts = []
     for node in topology.nodes:
         for endpoint in (f"{ip}:{port}" for ip, port in topology.apiserver_endpoints):
             verdicts.append((f"{node.name}->{endpoint}", apiserver_port(inv, topology, node, endpoint)))
     for a, b in topology.ordered_pairs():
-        verdicts.append((f"{a.name}->{b.name}", cni_traffic(inv, topology, a, b)))
-    return [AwsFinding(v.cause, subject, o.line()) for subject, v in verdicts for o in v.of_state("fault")]
+        verdicts.append((f"{a.name}->{b.name}", cni_traffic(inv, topology, a, b, observed)))
+    findings = [{"cause": v.cause, "subject": subject, "detail": o.line()}
+                for subject, v in verdicts for o in v.of_state("fault")]
+    return {"read": True, "source_dest": source_dest, "findings": findings,
+            "subnets": {n.name: inv.hosts[n.name].subnet for n in nodes},
+            "instances": {n.name: inv.hosts[n.name].instance_id for n in nodes}}

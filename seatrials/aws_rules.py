@@ -240,15 +240,20 @@ def _acl_step(acl: dict | None, subnet: str, inbound: bool, traffic: Traffic, ad
     # AWS lists the final `*` deny as rule 32767; moto leaves it out: both end the same way
     entries = sorted((e for e in acl.get("Entries", []) if e["Egress"] != inbound and "CidrBlock" in e
                       and e["RuleNumber"] < LAST_ACL_RULE), key=lambda e: e["RuleNumber"])
+    partly = []  # denies of part of the traffic only (TCP 22 of all traffic): they do not block the rest
     for entry in entries:
         cidr = address(entry["CidrBlock"])
         if not addr.overlaps(cidr) or (match := _entry_match(entry, traffic)) == "none":
             continue
-        if entry["RuleAction"] == "deny":
+        whole = match == "all" and addr.subnet_of(cidr)
+        if entry["RuleAction"] == "deny" and not whole:
+            partly.append(_entry_label(entry))
+        elif entry["RuleAction"] == "deny":
             return (False, f"{name} {_entry_label(entry)} denies {what} {way} {addr}",
                     f"add to {name}, numbered below {entry['RuleNumber']}: allow {traffic.label} {way} {addr}")
-        if match == "all" and addr.subnet_of(cidr):
-            return True, f"{name} {_entry_label(entry)} allows {what}", ""
+        elif whole:
+            but = f" (except what {', '.join(partly)} denies first)" if partly else ""
+            return True, f"{name} {_entry_label(entry)} allows {what}{but}", ""
     return (False, f"{name}: no rule allows {what} {way} {addr} (the final * rule denies it)",
             f"add to {name}: allow {traffic.label} {way} {addr}")
 

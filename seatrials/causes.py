@@ -20,6 +20,7 @@ from typing import Literal
 import yaml
 
 UNKNOWN = "unknown"
+SEVERITY = ("low", "medium", "high", "critical")
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "causes"
 
 
@@ -31,6 +32,8 @@ class Cause:
     severity: str
     symptom: str
     signals: tuple[str, ...]
+    requires: tuple[str, ...]  # the evidence without which it is never named
+    ruled_out_by: tuple[str, ...]  # the evidence that excludes it
     fix: str
 
     @property
@@ -44,7 +47,7 @@ def catalog() -> dict[str, Cause]:
     raw = yaml.safe_load(resources.files("seatrials").joinpath("causes.yaml").read_text())
     causes = {}
     for entry in raw:
-        cause = Cause(**{**entry, "signals": tuple(entry["signals"])})
+        cause = Cause(**{**entry, **{k: tuple(entry[k]) for k in ("signals", "requires", "ruled_out_by")}})
         if cause.id in causes:
             raise ValueError(f"cause id {cause.id!r} appears twice in causes.yaml")
         causes[cause.id] = cause
@@ -130,6 +133,7 @@ class Observation:
     signal: str
     state: Literal["ok", "fault", "unreadable"]
     detail: str
+    cause: str | None = None  # a fault of another cause than the check's own (a graver one it also sees)
 
     def line(self) -> str:
         return f"{self.signal}: {self.detail}"
@@ -147,8 +151,8 @@ class Verdict:
     cause: str
     observations: list[Observation] = field(default_factory=list)
 
-    def add(self, signal: str, state: str, detail: str) -> Observation:
-        obs = Observation(signal, state, detail)
+    def add(self, signal: str, state: str, detail: str, cause: str | None = None) -> Observation:
+        obs = Observation(signal, state, detail, cause)
         self.observations.append(obs)
         return obs
 
@@ -159,7 +163,8 @@ class Verdict:
         """Failed on any fault, not checked when nothing was readable, else passed with the unread signals."""
         unreadable = [o.line() for o in self.of_state("unreadable")]
         if faults := self.of_state("fault"):
-            return Result.failed(self.cause, [o.line() for o in faults] + [f"not checked: {u}" for u in unreadable])
+            named = max((o.cause or self.cause for o in faults), key=lambda c: SEVERITY.index(cause(c).severity))
+            return Result.failed(named, [o.line() for o in faults] + [f"not checked: {u}" for u in unreadable])
         if not self.of_state("ok"):
             return Result.not_checked("; ".join(unreadable) or "no signal was readable")
         return Result.passed(notes=unreadable)

@@ -103,6 +103,7 @@ class Cluster:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apiregistration = client.ApiregistrationV1Api(api)

@@ -6,7 +6,8 @@
 #
 #   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
 #   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
-#            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS
+#            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS |
+#            id,health,ADDRESS,PORT (GET /healthz) | id,routes,-,- (the IPv4 routes, whole)
 #
 # Output: one line per target, "ST|id|exit code|tries|output" (output with tabs
 # for newlines). Busybox only: nc, ping, nslookup, timeout (wget -T crashes in
@@ -26,7 +27,11 @@ dns() {
   timeout "$W" nslookup "$1${suffix:+.$suffix}" 2>&1
 }
 
-report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-400)"; }
+health() { printf 'GET /healthz HTTP/1.0\r\n\r\n' | timeout $((W + 1)) nc -w "$W" "$1" "$2" 2>&1; }
+routes() { ip -4 route 2>&1; }
+
+# LIMIT: how much of an output to keep (a routing table is kept whole)
+report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-"${LIMIT:-400}")"; }
 
 single() {
   id=$1 mode=$2 addr=$3 port=$4 n=0 W=$T
@@ -39,7 +44,7 @@ single() {
     [ $rc -eq 0 ] || [ $n -gt "$R" ] && break
     W=$RETRY_WAIT
   done
-  report "$id" "$rc" "$n" "$out"
+  if [ "$mode" = routes ]; then LIMIT=16000 report "$id" "$rc" "$n" "$out"; else report "$id" "$rc" "$n" "$out"; fi
 }
 
 # Ask the load-balanced addresses until every expected backend node has answered

@@ -57,6 +57,14 @@ class Unreadable(Exception):
     """A signal could not be read; str(self) says why, for an `unreadable` observation."""
 
 
+class KubeletUnreachable(Unreadable):
+    """The apiserver could not reach the kubelet at all: every other read of it would fail the same way."""
+
+
+# The apiserver's words when its proxy cannot reach a kubelet (dial errors, an unknown node address).
+UNREACHABLE = re.compile(r"error trying to reach service|dial tcp|no route to host|connection refused|i/o timeout")
+
+
 def read_failure(exc: Exception) -> str:
     """One line saying why an API read failed (status and the server's own words; a 403 names what it lacks)."""
     if isinstance(exc, ApiException):
@@ -114,17 +122,21 @@ def service_log(cluster, node: str, service: str, files: tuple[str, ...]) -> Log
 
     First the node log query, then the plain files under /var/log that `/logs/`
     serves without the query feature. Raises Unreadable with every reason when
-    none of them answers.
+    none of them answers, KubeletUnreachable at once when the kubelet cannot be reached.
     """
     reasons = []
     try:
         return query_log(cluster, node, service)
+    except KubeletUnreachable:
+        raise
     except Unreadable as exc:
         reasons.append(str(exc))
     for path in files:
         label = f"logs/{path}"
         try:
             body = fetch(cluster, node, label, None, label)
+        except KubeletUnreachable:
+            raise
         except Unreadable as exc:
             reasons.append(str(exc))
             continue
@@ -160,7 +172,9 @@ def fetch(cluster, node: str, path: str, query: dict | None, label: str) -> str:
     try:
         return cluster.node_proxy(node, path, query)
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        raise Unreadable(f"{label}: {read_failure(exc)}") from None
+        why = read_failure(exc)
+        gone = isinstance(exc, ApiException) and exc.status in (500, 502, 503) and UNREACHABLE.search(why)
+        raise (KubeletUnreachable if gone else Unreadable)(f"{label}: {why}") from None
 
 
 @dataclass(frozen=True)
@@ -232,16 +246,24 @@ def cgroups_verdict(cluster, node: str) -> Verdict:
       shows the fault, and unreadable when neither of them can be read.
     """
     verdict = Verdict("kubelet-cgroups")
-    errors, log_ok = log_signal(verdict, cluster, node)
+    try:
+        errors, log_ok = log_signal(verdict, cluster, node)
+    except KubeletUnreachable as exc:  # one request says it for every signal: a run stays O(nodes) requests
+        verdict.add("kubelet", "unreadable", f"the apiserver cannot reach the kubelet of {node}: {exc}")
+        return verdict
     summary_fault, summary_ok = summary_signal(verdict, cluster, node, errors)
-    configz_signal(verdict, cluster, node, corroborated=bool(errors) or summary_fault,
-                   other_readable=log_ok or summary_ok)
+    if errors or summary_fault or not (log_ok and summary_ok):  # configz only corroborates or stands in
+        configz_signal(verdict, cluster, node, corroborated=bool(errors) or summary_fault,
+                       other_readable=log_ok or summary_ok)
     return verdict
 
 
 def log_signal(verdict: Verdict, cluster, node: str) -> tuple[list[StatsError], bool]:
+    """The kubelet log's signal; KubeletUnreachable when the apiserver cannot reach the kubelet at all."""
     try:
         log = service_log(cluster, node, "kubelet", ("kubelet.log", "kubelet/kubelet.log"))
+    except KubeletUnreachable:
+        raise
     except Unreadable as exc:
         verdict.add("kubelet log", "unreadable", str(exc))
         return [], False

@@ -34,6 +34,12 @@ KINDS = {
     "external-ip": ("host", "node to a Service's externalIPs: every backend answers"),
 }
 POD_IP_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip")
+# What a node's host-network probe reads of the node itself, for the diagnosis (not paths: no test case each).
+EVIDENCE_KINDS = {
+    "routes": "the node's IPv4 routes (ip -4 route)",
+    "kube-proxy": "kube-proxy's /healthz on the node (127.0.0.1:10256)",
+}
+KUBE_PROXY_HEALTH_PORT = 10256
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,8 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
         if pod_probes and external_ips:
             targets.append(Target("external-ip", "*", "backends", node_ips, str(settings.service_port),
                                   (backends, str(backends_deadline(settings)))))
+        targets.append(Target("routes", node, "routes", "-"))
+        targets.append(Target("kube-proxy", node, "health", "127.0.0.1", str(KUBE_PROXY_HEALTH_PORT)))
         plans[("host", node)] = targets
     return plans
 
@@ -167,7 +175,9 @@ def parse(source: str, side: str, targets: list[Target], output: str, expect_dns
             continue
         outcome = classify(rc, out)
         detail = out.replace("\t", " ").strip()[:200]
-        if outcome == "ok":
+        if t.kind in EVIDENCE_KINDS:
+            outcome, detail = evidence_of(t.kind, outcome, out, detail)
+        elif outcome == "ok":
             outcome, detail = answer_of(t.kind, out, expect_dns)
         elif "permission denied" in out.lower() or "operation not permitted" in out.lower():
             outcome, detail = "not-run", "ICMP is not permitted in the probe pod"
@@ -177,6 +187,17 @@ def parse(source: str, side: str, targets: list[Target], output: str, expect_dns
         if t.id not in seen_ids:
             results += not_run(source, [t], "the fan-out printed no result for it")
     return results
+
+
+def evidence_of(kind: str, outcome: str, out: str, detail: str) -> tuple[str, str]:
+    """A routing table is kept whole (tab-separated lines); a /healthz that answers other than 200 (503:
+    kube-proxy's rules are not synced) is an error, with what it said."""
+    if kind == "routes":
+        return outcome, out.strip()
+    status = out.split("\t", 1)[0].strip()
+    if outcome == "ok" and " 200 " not in f"{status} ":
+        return "error", f"answered {status}"
+    return outcome, detail
 
 
 def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeResult]:

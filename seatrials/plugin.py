@@ -302,7 +302,7 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
 
     def measure():
         return trial_mod.run(cluster, topology, settings, run_id, state.space,
-                             aws_findings=lambda topo: aws.findings(settings, topo))
+                             aws_facts=lambda topo, observed: aws.facts(settings, topo, observed))
 
     try:
         return trial_mod.obtain(state.shared, measure)

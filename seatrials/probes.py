@@ -80,6 +80,12 @@ def daemonset(manifest: str, run_id: str, image: str, port: int, namespace: str 
     return ds
 
 
+def pod_probe_labels(run_id: str) -> dict:
+    """The labels of a run's pod-network probes, as NetworkPolicies would select them."""
+    labels = load_manifest("probe-pod-network.yaml")["spec"]["template"]["metadata"]["labels"]
+    return {**labels, RUN_LABEL: run_id}
+
+
 def external_ip_service(run_id: str, node_ips: list[str], port: int, namespace: str | None = None) -> dict:
     svc = per_run(load_manifest("probe-external-ip.yaml"), run_id, namespace or f"seatrials-{run_id}")
     svc["spec"]["selector"][RUN_LABEL] = run_id

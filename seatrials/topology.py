@@ -19,7 +19,8 @@ MASTER_TAINTS = MASTER_LABELS
 LEGACY_ROLE_LABEL = "kubernetes.io/role"
 # CNI name -> a piece of the name of the DaemonSet it runs on every node
 CNI_DAEMONSETS = (("calico", "calico-node"), ("flannel", "flannel"), ("cilium", "cilium"),
-                  ("weave", "weave-net"), ("canal", "canal"))
+                  ("weave", "weave-net"), ("canal", "canal"), ("aws-vpc-cni", "aws-node"),
+                  ("kube-router", "kube-router"), ("antrea", "antrea-agent"))
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Topology:
     cni: str  # calico, flannel, cilium, weave, other
     calico_pools: list[dict] | None = None  # Calico IP pools (ipipMode/vxlanMode), when Calico
     flannel_backend: str | None = None  # vxlan, udp, host-gw..., when flannel
+    cni_agent: dict | None = None  # the CNI's DaemonSet: namespace, name, selector (its pod on each node)
     version: str = ""
     dns_service: tuple[str, int] | None = None  # kube-dns ClusterIP, port 53
     dns_nodes: list[str] = field(default_factory=list)  # nodes running the cluster DNS pods
@@ -170,15 +172,25 @@ def flannel_backend(cluster) -> str | None:
     return None
 
 
-def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None]:
+def cni_agent(daemonsets: list) -> tuple[str, dict | None]:
+    """The CNI named from its DaemonSet, and that DaemonSet (namespace, name, pod selector); "other", None
+    when no DaemonSet of a CNI seatrials knows runs."""
+    for name, marker in CNI_DAEMONSETS:
+        for ds in daemonsets:
+            if marker in ds.metadata.name:
+                return name, {"namespace": ds.metadata.namespace, "name": ds.metadata.name,
+                              "selector": dict(ds.spec.selector.match_labels or {})}
+    return "other", None
+
+
+def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None, dict | None]:
     """Name the CNI from its DaemonSets; for Calico read the IP pools' encapsulation, for
     flannel its backend: they decide whether pod IPs travel natively between nodes."""
-    names = " ".join(ds.metadata.name for ds in cluster.apps.list_daemon_set_for_all_namespaces().items)
-    cni = next((name for name, marker in CNI_DAEMONSETS if marker in names), "other")
+    cni, agent = cni_agent(cluster.apps.list_daemon_set_for_all_namespaces().items)
     if cni in ("flannel", "canal"):
-        return cni, None, flannel_backend(cluster)
+        return cni, None, flannel_backend(cluster), agent
     if cni != "calico":
-        return cni, None, None
+        return cni, None, None, agent
     pools = None
     for group in ("crd.projectcalico.org", "projectcalico.org"):
         try:
@@ -189,7 +201,7 @@ def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None]:
             break
         except ApiException:
             continue
-    return cni, pools, None
+    return cni, pools, None, agent
 
 
 def discover(cluster, master_selector: str | None = None, worker_selector: str | None = None) -> Topology:
@@ -206,7 +218,7 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
     except ApiException as exc:
         if exc.status != 404:
             raise
-    cni, pools, backend = detect_cni(cluster)
+    cni, pools, backend, agent = detect_cni(cluster)
     return Topology(
         nodes=discover_nodes(cluster, master_selector, worker_selector),
         api_service=(svc.spec.cluster_ip, https.port),
@@ -214,6 +226,7 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
         cni=cni,
         calico_pools=pools,
         flannel_backend=backend,
+        cni_agent=agent,
         version=cluster.version_api.get_code().git_version,
         dns_service=dns,
         dns_nodes=dns_nodes,

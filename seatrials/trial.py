@@ -19,6 +19,7 @@ from seatrials import network, probes, readiness
 from seatrials.causes import FAILED, UNKNOWN, Result
 from seatrials.cluster import SetupError
 from seatrials.diagnosis import Diagnosis, diagnose
+from seatrials.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
 from seatrials.network import ControlChannel, ProbePod, ProbeResult
 
 
@@ -31,8 +32,13 @@ class Trial:
     results: list[ProbeResult]
     service_error: str = ""
     timings: dict = field(default_factory=dict)
-    corroboration: list[dict] = field(default_factory=list)  # AWS findings (cause, subject, detail)
     image: str = ""  # the probe image as the pods pulled it
+    # read once next to the measurement, for the diagnosis (seatrials.evidence)
+    aws: dict = field(default_factory=dict)  # aws.facts: {} when AWS was not asked
+    dns_ready: int | None = None
+    policies: list[str] = field(default_factory=list)
+    policies_unread: str = ""  # why the NetworkPolicies could not be read, if they could not
+    cni_agents: dict = field(default_factory=dict)
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -49,22 +55,23 @@ class Trial:
                       "results": [ProbeResult(**r) for r in data["results"]]})
 
     # ------------------------------------------------------------ judging
-    def diagnosis(self, topology) -> Diagnosis:
-        """Computed once per process: the whole matrix explains each failed cell."""
-        if self._diagnosis is None:
-            roles = {n.name: n.role for n in topology.nodes}
-            self._diagnosis = diagnose(self.results, roles, topology.dns_nodes, self._corroborate)
-        return self._diagnosis
+    def evidence(self, topology) -> Evidence:
+        """What the run knows beyond the matrix: the API's answers, and what each node's probe read of it."""
+        routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        kube_proxy = {r.source: "" if r.ok else f"{r.outcome}: {r.detail}" for r in self.results
+                      if r.kind == "kube-proxy" and r.outcome != "not-run"}
+        return Evidence(
+            roles={n.name: n.role for n in topology.nodes}, node_ips={n.name: n.internal_ip for n in topology.nodes},
+            pod_cidrs={n.name: list(n.pod_cidrs) for n in topology.nodes},
+            on_ec2=any((n.provider_id or "").startswith("aws://") for n in topology.nodes),
+            dns_nodes=topology.dns_nodes, dns_ready=self.dns_ready, routes=routes, kube_proxy=kube_proxy,
+            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents, aws=self.aws)
 
-    def _corroborate(self, cause: str, nodes: set[str]) -> tuple[list[str], str]:
-        """AWS lines that agree with a pattern, or a doubt when AWS was read and disagrees."""
-        if not self.corroboration or cause == UNKNOWN:
-            return [], ""
-        agree = [f"AWS: {c['detail']}" for c in self.corroboration
-                 if c["cause"] == cause and nodes & set(c["subject"].replace("->", " ").split())]
-        if agree:
-            return agree, ""
-        return [], "EC2 settings read for this run do not show this cause; the probes alone point at it"
+    def diagnosis(self, topology) -> Diagnosis:
+        """Computed once per process: the whole matrix, weighed with the evidence, explains each failed cell."""
+        if self._diagnosis is None:
+            self._diagnosis = diagnose(self.results, self.evidence(topology))
+        return self._diagnosis
 
     def status(self, side: str, node: str) -> dict | None:
         return next((s for s in self.statuses if s["side"] == side and s["node"] == node), None)
@@ -108,6 +115,38 @@ class Trial:
                              "exec, logs and port-forward go from the apiserver to the kubelet on TCP 10250: allow "
                              "it from the masters to every node, and check the kubelet's serving certificate")
 
+    def policies_result(self) -> Result:
+        """No NetworkPolicy selects the pod-network probes: else they measure the policy, not the network."""
+        if self.policies_unread:
+            return Result.not_checked(self.policies_unread)
+        if not self.policies:
+            return Result.passed()
+        return Result.failed("network-policy-blocks-probes", [f"{p} selects the pod-network probes"
+                                                              for p in self.policies])
+
+    def cni_agent_result(self, topology, node: str) -> Result:
+        """The CNI's agent runs on the node (its DaemonSet's pod is ready)."""
+        if not topology.cni_agent:
+            return Result.not_checked(f"no CNI agent DaemonSet seatrials knows runs here (cni: {topology.cni})")
+        if node not in self.cni_agents:
+            return Result.not_checked(f"the pods of {topology.cni_agent['namespace']}/{topology.cni_agent['name']} "
+                                      "could not be read")
+        why = self.cni_agents[node]
+        return Result.failed("cni-agent-down", [f"{node}: {why}"]) if why else Result.passed()
+
+    def kube_proxy_result(self, node: str) -> Result:
+        """kube-proxy answers healthy on the node, where it answers on any node at all (a CNI may replace it)."""
+        health = {r.source: r for r in self.results if r.kind == "kube-proxy"}
+        if node not in health or health[node].outcome == "not-run":
+            return Result.not_checked(f"no host-network probe read kube-proxy's /healthz on {node}")
+        if health[node].ok:
+            return Result.passed()
+        if not any(r.ok for r in health.values()):
+            return Result.not_checked("kube-proxy answers /healthz on no node: it may be replaced by the CNI")
+        return Result.failed("kube-proxy-not-forwarding", [f"kube-proxy /healthz on {node} "
+                                                           f"(127.0.0.1:10256): {health[node].outcome}, "
+                                                           f"{health[node].detail}"])
+
     def why_missing(self, topology, kind: str, source: str, target: str) -> str:
         if kind == "dns" and not topology.dns_service:
             return "the cluster has no kube-system/kube-dns service"
@@ -122,8 +161,8 @@ class Trial:
 
 
 # ---------------------------------------------------------------- measuring
-def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_findings=None) -> Trial:
-    """Deploy the probes, wait for them, measure every path. Raises SetupError when nothing can run."""
+def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts=None) -> Trial:
+    """Deploy the probes, wait for them, measure every path, read the evidence. SetupError when nothing can run."""
     started = time.monotonic()
     timings = {}
     deployment = probes.deploy(cluster, topology, settings, run_id, space)
@@ -139,8 +178,15 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_findi
     channels, results = network.measure(cluster, deployment.namespace, plans, by_source, settings,
                                         topology.api_service[0])
     timings["measure"] = round(time.monotonic() - measure_started, 2)
-    return Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
-                 deployment.service_error, timings, aws_findings(topology) if aws_findings else [], settings.image)
+    trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
+                  deployment.service_error, timings, settings.image)
+    trial.dns_ready = read_dns_ready(cluster)
+    trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
+                                                          probes.pod_probe_labels(run_id))
+    trial.cni_agents = read_cni_agents(cluster, topology.cni_agent, names)
+    if aws_facts:
+        trial.aws = aws_facts(topology, trial.evidence(topology).routing)
+    return trial
 
 
 def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:

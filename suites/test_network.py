@@ -9,7 +9,9 @@ masters' security group.
 import pytest
 
 pytestmark = pytest.mark.area("network")
-POD_IP_CAUSES = pytest.mark.cause("ec2-source-dest-check", "sg-master-inbound-from-nodes")
+# what drops pod IPs between nodes: the VPC, a node's routes, a CNI agent, a policy over the probes
+POD_IP_CAUSES = pytest.mark.cause("ec2-source-dest-check", "sg-master-inbound-from-nodes", "pod-route-missing",
+                                  "cni-agent-down", "cross-subnet-native-routing", "network-policy-blocks-probes")
 
 
 @POD_IP_CAUSES
@@ -36,7 +38,7 @@ def test_host_to_host(trial, topology, cross_pair):
     return trial.cell(topology, "host-to-host", source.name, target.name)
 
 
-@pytest.mark.cause("sg-master-inbound-from-nodes")
+@pytest.mark.cause("sg-master-inbound-from-nodes", "network-policy-blocks-probes")
 def test_pod_to_node(trial, topology, cross_pair):
     source, target = cross_pair
     return trial.cell(topology, "pod-to-node", source.name, target.name)

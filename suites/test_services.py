@@ -12,26 +12,30 @@ from seatrials import topology as topology_mod
 pytestmark = pytest.mark.area("network")
 
 
-@pytest.mark.cause("sg-node-to-apiserver")
+@pytest.mark.cause("sg-node-to-apiserver", "kube-proxy-not-forwarding", "network-policy-blocks-probes")
 def test_pod_to_kubernetes_service(trial, topology, node):
     service = "{}:{}".format(*topology.api_service)
     return trial.cell(topology, "pod-to-service", node.name, service)
 
 
-@pytest.mark.cause("sg-node-to-apiserver")
+@pytest.mark.cause("sg-node-to-apiserver", "network-policy-blocks-probes")
 def test_pod_to_apiserver_endpoint(trial, topology, endpoint_path):
     node, endpoint = endpoint_path
     return trial.cell(topology, "pod-to-apiserver", node.name, endpoint)
 
 
-@pytest.mark.cause("ec2-source-dest-check", "sg-master-inbound-from-nodes")
+@pytest.mark.cause("ec2-source-dest-check", "sg-master-inbound-from-nodes", "pod-route-missing", "cni-agent-down",
+                   "cross-subnet-native-routing", "kube-proxy-not-forwarding", "network-policy-blocks-probes")
 def test_external_ip_backends(trial, topology, pair):
     """From each node, the probe pod on every node answers through the externalIPs service."""
     source, backend = pair
     return trial.cell(topology, "external-ip", source.name, backend.name)
 
 
-@pytest.mark.cause("sg-node-to-apiserver", "ec2-source-dest-check", "sg-master-inbound-from-nodes")
+# a lookup fails with DNS itself, or follows the path to the DNS pods or theirs to the apiserver
+@pytest.mark.cause("cluster-dns-unavailable", "kube-proxy-not-forwarding", "sg-node-to-apiserver",
+                   "ec2-source-dest-check", "sg-master-inbound-from-nodes", "pod-route-missing", "cni-agent-down",
+                   "cross-subnet-native-routing", "network-policy-blocks-probes")
 def test_cluster_dns(trial, topology, node):
     return trial.cell(topology, "dns", node.name, "kubernetes.default")
 

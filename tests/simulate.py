@@ -3,6 +3,7 @@ probe results a cluster with a given fault would produce, following the same
 packet rules the lab enforces for real (lab/README.md). Only the diagnosis'
 unit tests use it; the lab proves the same scenarios end to end."""
 
+from seatrials.evidence import Evidence, parse_routes
 from seatrials.network import KINDS, ProbeResult
 
 MASTERS = ["master-1"]
@@ -72,6 +73,47 @@ def apiserver_port(roles_):
 
 
 def kube_proxy_broken_on(node):
+    """No service forwarding on the node: its ClusterIPs, externalIPs and the DNS ClusterIP from it fail."""
     def blocked(kind, src, dst):
-        return kind == "pod-to-service" and src == node
+        return kind in ("pod-to-service", "external-ip", "dns") and src == node
     return blocked
+
+
+# ---------------------------------------------------------------- the evidence such a cluster shows
+IPS = {"master-1": "10.240.0.11", "master-2": "10.240.0.12", "master-3": "10.240.0.13",
+       "worker-1": "10.240.0.21", "worker-2": "10.240.0.22"}
+
+
+def pod_cidr(node: str) -> str:
+    return f"10.200.{IPS[node].rsplit('.', 1)[1]}.0/24"
+
+
+def routes(node: str, nodes, missing=(), tunnel: str | None = None) -> list:
+    """A node's routing table as `ip -4 route` prints it: each other node's pod /24 via that node (native),
+    or through `tunnel` (an overlay's device); `missing` names the nodes whose pod route is not there."""
+    lines = [f"10.240.0.0/24 dev eth0 scope link src {IPS[node]}", f"{pod_cidr(node)} dev cni0 scope link"]
+    for other in nodes:
+        if other not in (node, *missing):
+            way = f"via {pod_cidr(other).split('/')[0]} dev {tunnel} onlink" if tunnel else f"via {IPS[other]} dev eth0"
+            lines.append(f"{pod_cidr(other)} {way}")
+    return parse_routes("\t".join(lines))
+
+
+def evidence(masters=MASTERS, workers=WORKERS, *, routes_missing=None, tunnel=None, aws=None, read_routes=True,
+             **fields) -> Evidence:
+    """The evidence of a native-routed EC2 cluster; `routes_missing` maps a node to the nodes it lacks pod
+    routes to; `aws` is aws.facts (None: AWS not read)."""
+    nodes = [*masters, *workers]
+    return Evidence(
+        roles=roles(masters, workers), node_ips={n: IPS[n] for n in nodes}, pod_cidrs={n: [pod_cidr(n)] for n in nodes},
+        on_ec2=True, dns_nodes=fields.pop("dns_nodes", ["worker-1"]),
+        routes={n: routes(n, nodes, (routes_missing or {}).get(n, ()), tunnel) for n in nodes} if read_routes else {},
+        kube_proxy=fields.pop("kube_proxy", {n: "" for n in nodes}), aws=aws or {"read": False, "why": "no creds"},
+        **fields)
+
+
+def aws_facts(nodes, check_on=(), findings=()) -> dict:
+    """aws.facts as EC2 would answer: the source/destination check on at `check_on`, and SG findings."""
+    return {"read": True, "findings": [{"cause": c, "subject": s, "detail": d} for c, s, d in findings],
+            "source_dest": {n: {"on": n in check_on, "where": f"instance i-{n} sourceDestCheck: {n in check_on}"}
+                            for n in nodes}}

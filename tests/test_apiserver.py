@@ -80,9 +80,20 @@ def test_separate_front_proxy_ca_is_fine(cas):
     assert state == "ok" and "separate from the client CA (CN=kubernetes)" in detail
 
 
-def test_shared_ca_without_allowed_names_refuses_nobody_but_is_noted(cas):
-    state, detail = apiserver.judge_authentication_config(auth_data(pem(cas["cluster"]), pem(cas["cluster"]), []))
-    assert state == "ok" and "X-Remote-User" in detail
+def test_shared_ca_without_allowed_names_is_open_impersonation(cas):
+    state, detail, cause = apiserver.judge_authentication_config(
+        auth_data(pem(cas["cluster"]), pem(cas["cluster"]), []))
+    assert (state, cause) == ("fault", "requestheader-open-impersonation") and "X-Remote-User" in detail
+
+
+def test_the_field_reports_fix_fails_as_critical_even_next_to_the_milder_fault(cas, tls_apiserver):
+    endpoint = tls_apiserver(cas["cluster"])
+    api = FakeApi(configmap=auth_data(pem(cas["cluster"]), pem(cas["cluster"]), []),
+                  pods=[static_pod("master-1", [f for f in FIELD_REPORT_FLAGS if "allowed-names" not in f])],
+                  pod_logs={"kube-apiserver-master-1": "I1127 15:50:57.419020 9367 server.go:150] Version: v1.34.4\n"})
+    result = apiserver.front_proxy_result(api, topology("master-1", endpoint=endpoint))
+    assert result.finding.cause == "requestheader-open-impersonation"
+    assert "with no allowed names" in str(result)
 
 
 def test_no_requestheader_ca_means_no_front_proxy():

@@ -148,7 +148,7 @@ def test_healthy_field_report_estate_has_no_findings(ec2):
     e = field_report_estate(ec2)
     for name in e.ids:
         e.source_dest_check(name, instance=False, interface=False)
-    assert aws.findings(SETTINGS, e.topology()) == []
+    assert aws.facts(SETTINGS, e.topology())["findings"] == []
 
 
 def test_every_check_passes_on_a_healthy_estate(ec2):
@@ -167,7 +167,7 @@ def test_every_check_passes_on_a_healthy_estate(ec2):
         # moto starts instances with the check on; IP-in-IP everywhere makes that harmless
         verdict = aws.source_dest_check(inv, node, aws.routes_pod_ips_natively("calico", IPIP))
         assert judged(verdict) == "passed"
-        assert all("harmless" in o.detail for o in verdict.observations)
+        assert all("not relevant here" in o.detail for o in verdict.observations)
 
 
 def test_native_routing_passes_when_the_pod_cidr_is_admitted(ec2):
@@ -177,7 +177,7 @@ def test_native_routing_passes_when_the_pod_cidr_is_admitted(ec2):
     for name in e.ids:
         e.source_dest_check(name, instance=False, interface=False)
     topo = e.topology(cni="calico", pools=NATIVE)
-    assert aws.findings(SETTINGS, topo) == []
+    assert aws.facts(SETTINGS, topo)["findings"] == []
     inv = aws.inventory(SETTINGS, topo)
     verdict = aws.cni_traffic(inv, topo, topo.node("worker-1"), topo.node("master-1"))
     assert {o.signal for o in verdict.observations} == {
@@ -199,7 +199,7 @@ def test_apiserver_port_closed_to_workers_names_the_rule_to_add(ec2):
             in message)
     # masters still reach each other's apiserver: the pattern of the field report
     assert judged(aws.apiserver_port(inv, topo, topo.node("master-2"), "10.240.0.11:6444")) == "passed"
-    subjects = {f.subject for f in aws.findings(SETTINGS, topo) if f.cause == aws.APISERVER}
+    subjects = {f["subject"] for f in aws.facts(SETTINGS, topo)["findings"] if f["cause"] == aws.APISERVER}
     assert subjects == {f"worker-{w}->10.240.0.1{m}:6444" for w in (1, 2) for m in (1, 2)}
 
 
@@ -247,8 +247,8 @@ def test_native_routing_needs_the_pod_cidr_not_just_the_group(ec2):
     e.allow("masters", "-1", source="workers")
     topo = e.topology(cni="other", pools=None)
     inv = aws.inventory(SETTINGS, topo)
-    message = judged(aws.cni_traffic(inv, topo, topo.node("worker-1"), topo.node("master-1")))
-    assert "the CNI's routing is unknown: treated as native" in message
+    message = judged(aws.cni_traffic(inv, topo, topo.node("worker-1"), topo.node("master-1"), observed="native"))
+    assert "the CNI routes pod IPs natively" in message
     assert f"add to {e.groups['masters']} (seatrials-lab-masters) inbound: all traffic from 10.200.11.0/24" in message
 
 
@@ -276,16 +276,19 @@ def test_source_dest_check_instance_and_interface_disagree(ec2):
     e.source_dest_check("worker-1", interface=False)
     inv = aws.inventory(SETTINGS, topo)
     assert judged(aws.source_dest_check(inv, topo.node("worker-1"), True)) == "passed"
-    found = {(f.cause, f.subject) for f in aws.findings(SETTINGS, topo)}
-    assert (aws.SOURCE_DEST, "worker-2") in found and (aws.SOURCE_DEST, "worker-1") not in found
+    sdc = aws.facts(SETTINGS, topo)["source_dest"]
+    assert sdc["worker-2"]["on"] and not sdc["worker-1"]["on"]
 
 
-def test_source_dest_check_when_routing_is_unknown_is_treated_as_native(ec2):
+def test_an_unknown_cni_is_not_checked_unless_the_routes_show_native_routing(ec2):
     e = field_report_estate(ec2)
     topo = e.topology(cni="other", pools=None)
     inv = aws.inventory(SETTINGS, topo)
     message = judged(aws.source_dest_check(inv, topo.node("master-1"), None))
-    assert "the CNI's routing is unknown: treated as native" in message
+    assert message.startswith("not checked: ") and "unknown CNI" in message
+    assert not judged(aws.cni_traffic(inv, topo, topo.node("worker-1"), topo.node("master-1"))).startswith("passed")
+    native = aws.routes_pod_ips_natively("other", None, observed="native")
+    assert judged(aws.source_dest_check(inv, topo.node("master-1"), native)).startswith("failed: [cause: ec2-")
 
 
 def test_network_acl_between_subnets_denies_inbound_and_replies(ec2):
@@ -363,7 +366,7 @@ def test_no_credentials_skips_with_the_reason(aws_env):
     with pytest.raises(aws.Unavailable) as exc:
         aws.inventory(SETTINGS, topo)
     assert str(exc.value) == aws.NO_CREDENTIALS
-    assert aws.findings(SETTINGS, topo) == []
+    assert aws.facts(SETTINGS, topo) == {"read": False, "why": aws.NO_CREDENTIALS}
 
 
 @pytest.mark.parametrize("on_ec2", [False, True])
@@ -475,9 +478,10 @@ def test_through_a_moto_server_as_the_lab_runs_it(moto_server):
     topo = e.topology(pools=NATIVE)
     inv = aws.inventory(SETTINGS, topo)
     assert inv.client.meta.endpoint_url == moto_server
-    found = {(f.cause, f.subject) for f in aws.findings(SETTINGS, topo)}
+    facts = aws.facts(SETTINGS, topo)
+    found = {(f["cause"], f["subject"]) for f in facts["findings"]}
     assert (aws.APISERVER, "worker-1->10.240.0.11:6444") in found
-    assert (aws.SOURCE_DEST, "worker-2") in found and (aws.SOURCE_DEST, "worker-1") not in found
+    assert facts["source_dest"]["worker-2"]["on"] and not facts["source_dest"]["worker-1"]["on"]
     assert not any(subject.startswith("master-") and cause == aws.APISERVER for cause, subject in found)
 
 

@@ -214,12 +214,15 @@ def test_network_acl_icmp_and_protocol_4_entries():
     assert evaluate(SPLIT_WORKER, MASTER, IP_IN_IP, OPEN_GROUPS, {"subnet-a": ipip, "subnet-b": OPEN_ACL}).allowed
 
 
-def test_network_acl_partial_deny_blocks_all_traffic_partial_allow_does_not_admit_it():
+def test_network_acl_deny_of_one_port_denies_that_port_only_partial_allow_does_not_admit():
     deny_ssh = acl("acl-a", entry(90, "deny", "6", ports=(22, 22)), entry(100, "allow"),
                    entry(100, "allow", egress=True))
     acls = {"subnet-a": deny_ssh, "subnet-b": OPEN_ACL}
     assert evaluate(SPLIT_WORKER, MASTER, tcp(6444), OPEN_GROUPS, acls).allowed
-    assert not evaluate(SPLIT_WORKER, MASTER, ALL_TRAFFIC, OPEN_GROUPS, acls).allowed
+    assert evaluate(SPLIT_WORKER, MASTER, udp(8472), OPEN_GROUPS, acls).allowed  # flannel's VXLAN
+    assert not evaluate(SPLIT_WORKER, MASTER, tcp(22), OPEN_GROUPS, acls).allowed
+    everything = evaluate(SPLIT_WORKER, MASTER, ALL_TRAFFIC, OPEN_GROUPS, acls)
+    assert everything.allowed and "except what rule 90 (deny tcp 22 0.0.0.0/0) denies first" in everything.summary()
     pods_half = acl("acl-a", entry(100, "allow", cidr="10.200.1.0/25"), entry(100, "allow", egress=True))
     acls = {"subnet-a": pods_half, "subnet-b": OPEN_ACL}
     assert not evaluate(SPLIT_WORKER, MASTER, tcp(9376), OPEN_GROUPS, acls, "10.200.1.0/24", "10.200.0.0/24").allowed

@@ -48,6 +48,12 @@ def test_every_cause_has_a_page_and_every_page_a_cause():
         assert f"`{cid}`" in (ROOT / c.page).read_text().splitlines()[0]
 
 
+def test_every_cause_states_what_it_requires_and_what_rules_it_out():
+    for cid, c in causes.catalog().items():
+        if cid != "unknown":
+            assert c.requires and c.ruled_out_by, cid
+
+
 def test_every_suite_module_declares_its_area():
     from seatrials.options import AREAS
 

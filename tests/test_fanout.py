@@ -9,7 +9,7 @@ from importlib import resources
 
 import pytest
 
-from seatrials import network
+from seatrials import evidence, network
 from seatrials.network import Target
 
 BUSYBOX = shutil.which("busybox")
@@ -25,7 +25,7 @@ ip link set lo up
 ip addr add 10.99.0.1/32 dev lo
 ip route add 10.99.0.2/32 dev lo
 iptables -A INPUT -d 10.99.0.2 -j DROP
-mkdir -p {www} && echo "probe-pod-a worker-1" > {www}/id
+mkdir -p {www} && echo "probe-pod-a worker-1" > {www}/id && echo ok > {www}/healthz
 {bb} httpd -f -p 10.99.0.1:9376 -h {www} &
 trap 'kill $!' EXIT  # the probe server goes with the namespace
 for i in $(seq 100); do echo | {bb} nc 10.99.0.1 9376 >/dev/null 2>&1 && break; sleep 0.05; done  # it listens
@@ -40,7 +40,7 @@ def fan_out(tmp_path, targets, timeout=1, retries=1):
     env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     (tmp_path / "bin").mkdir()
     applets = ("nc", "ping", "nslookup", "timeout", "date", "awk", "tail", "tr", "cut", "sleep", "sed", "grep",
-               "head", "wc", "mktemp", "rm")
+               "head", "wc", "mktemp", "rm", "ip")
     for applet in applets:
         (tmp_path / "bin" / applet).symlink_to(BUSYBOX)  # the pod's busybox, not the machine's tools
     started = time.monotonic()
@@ -78,3 +78,14 @@ def test_a_target_without_a_result_is_not_run_never_ok(tmp_path):
     targets = [Target("pod-to-pod", "worker-1", "tcp", "10.99.0.1", "9376")]
     results = network.parse("src", "pod", targets, "garbage\n", None)
     assert [r.outcome for r in results] == ["not-run"]
+
+
+def test_the_nodes_own_routes_and_kube_proxy_health_are_read_as_evidence(tmp_path):
+    targets = [Target("routes", "n", "routes", "-"), Target("kube-proxy", "n", "health", "10.99.0.1", "9376"),
+               Target("kube-proxy", "down", "health", "10.99.0.1", "10256")]
+    stdout, _ = fan_out(tmp_path, targets)
+    results = {(r.kind, r.target): r for r in network.parse("n", "host", targets, stdout, None)}
+    routes = evidence.parse_routes(results[("routes", "n")].detail)
+    assert evidence.route_to(routes, "10.99.0.2/32").dev == "lo"  # the whole table, not a truncated line
+    assert results[("kube-proxy", "n")].outcome == "ok"
+    assert results[("kube-proxy", "down")].outcome == "refused"

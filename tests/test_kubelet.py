@@ -146,7 +146,17 @@ def test_healthy_current_kubelet_with_empty_kubelet_cgroups_passes():
                            ("stats/summary", ()): HEALTHY_SUMMARY, ("configz", ()): configz()})
     verdict = kubelet.cgroups_verdict(proxy, "worker-1")
     assert verdict.result().ok and verdict.result().notes == []
-    assert [o.state for o in verdict.observations] == ["ok", "ok", "ok"]
+    assert [o.signal for o in verdict.observations] == ["kubelet log", "stats/summary"]  # configz not asked
+    assert [path for path, _ in proxy.asked] == ["logs/", "stats/summary"]  # two reads a node: O(nodes) requests
+
+
+def test_a_kubelet_the_apiserver_cannot_reach_costs_one_request():
+    gone = api_error(500, "Internal Server Error", json.dumps({"message": "error trying to reach service: dial tcp "
+                                                                          "10.9.9.9:10250: connect: no route to host"}))
+    proxy = FakeNodeProxy({query("kubelet"): gone})
+    result = kubelet.cgroups_verdict(proxy, "kwok-node-7").result()
+    assert result.status == "not checked" and "cannot reach the kubelet of kwok-node-7" in result.reason
+    assert len(proxy.asked) == 1
 
 
 def test_session_cgroup_on_a_current_kubelet_fails_with_the_cause():

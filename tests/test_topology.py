@@ -42,7 +42,10 @@ class FakeCluster:
         self.core = SimpleNamespace(read_namespaced_endpoints=lambda name, ns: endpoints,
                                     read_namespaced_config_map=self.config_map)
         self.apps = SimpleNamespace(list_daemon_set_for_all_namespaces=lambda: SimpleNamespace(items=[
-            k.V1DaemonSet(metadata=k.V1ObjectMeta(name=n)) for n in daemonsets]))
+            k.V1DaemonSet(metadata=k.V1ObjectMeta(name=n, namespace="kube-flannel"),
+                          spec=k.V1DaemonSetSpec(selector=k.V1LabelSelector(match_labels={"app": n}),
+                                                 template=k.V1PodTemplateSpec()))
+            for n in daemonsets]))
         self.configmaps = configmaps or {}
 
     def config_map(self, name, namespace):
@@ -68,9 +71,10 @@ def test_endpoints_are_the_fallback():
 def test_flannel_backend_is_read_from_its_config():
     cm = {("kube-flannel", "kube-flannel-cfg"): {"net-conf.json": '{"Network": "10.200.0.0/16", '
                                                                   '"Backend": {"Type": "host-gw"}}'}}
+    agent = {"namespace": "kube-flannel", "name": "kube-flannel-ds", "selector": {"app": "kube-flannel-ds"}}
     assert topology.detect_cni(FakeCluster([], daemonsets=["kube-flannel-ds"], configmaps=cm)) == (
-        "flannel", None, "host-gw")
-    assert topology.detect_cni(FakeCluster([], daemonsets=["kube-proxy"])) == ("other", None, None)
+        "flannel", None, "host-gw", agent)
+    assert topology.detect_cni(FakeCluster([], daemonsets=["kube-proxy"])) == ("other", None, None, None)
 
 
 def test_topology_survives_json_for_xdist_workers():

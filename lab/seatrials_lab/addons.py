@@ -250,3 +250,18 @@ def probe_like_pod() -> dict:
             "metadata": {"name": "admission-check", "namespace": PROBE_NAMESPACE,
                          "labels": {"app.kubernetes.io/name": "seatrials-probe"}},
             "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": BUSYBOX}]}}  # fmt: skip
+
+
+DEFAULT_DENY = "default-deny"
+
+
+def default_deny(namespace: str) -> list[dict]:
+    """The namespace (privileged, as the suite's probes need) and a NetworkPolicy denying all ingress and egress
+    of every pod in it."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": DEFAULT_DENY, "namespace": namespace},
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+    ]  # fmt: skip

@@ -68,6 +68,14 @@ def ready_condition(kubectl: Kubectl, node: str) -> dict:
     return next((c for c in conditions if c["type"] == "Ready"), {"status": "Unknown", "message": "no condition"})
 
 
+def endpoints(kubectl: Kubectl, namespace: str, service: str) -> tuple[int, int]:
+    """(all, ready) endpoints of a Service in its EndpointSlices. kube-proxy still forwards to a terminating
+    endpoint that serves when no other is ready, so a Service is dead only when none is left at all."""
+    slices = kubectl.json("get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}")
+    listed = [e for s in slices["items"] for e in s.get("endpoints") or []]
+    return len(listed), sum(1 for e in listed if (e.get("conditions") or {}).get("ready") is not False)
+
+
 def node_ready(kubectl: Kubectl, node: str) -> bool:
     return ready_condition(kubectl, node)["status"] == "True"
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from . import addons, aws, cgroups, checks, control_plane, images, namespaces, node, processes, services
+from . import addons, aws, cgroups, checks, control_plane, images, namespaces, net, node, processes, services
 from .cluster import Lab, answers
 from .images import BUSYBOX
 from .kubectl import Kubectl
 from .layout import (
+    API_SERVICE_IP,
     APISERVER_PORT,
     BALANCER_PORT,
     KUBELET_PORT,
@@ -33,9 +34,11 @@ from .layout import (
     Paths,
 )
 from .pki import Pki
-from .shell import LabError, port_open, wait_for
+from .shell import LabError, port_open, run, wait_for
 
 STATS_ERROR = "Failed to get system container stats"
+POLICY_NAMESPACE = "seatrials"  # the suite's least-privilege namespace (manifests/rbac.yaml)
+KUBE_PROXY_HEALTH_PORT = 10256
 KUBELET_OOM_SCORE_ADJ = -999  # the kubelet's default oomScoreAdj
 CAP_SYS_RESOURCE = 24
 AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
@@ -336,9 +339,11 @@ def _authentication_state(lab: Lab) -> tuple[str, str]:
     seen = f"{namespace}/{name}: requestheader-allowed-names {allowed}, requestheader CAs {cas}"
     if allowed == ["aggregator"] and cas == ["cluster CA"]:
         return "fault", seen
+    if allowed == [] and cas == ["cluster CA"]:
+        return "open", seen
     if allowed == ["front-proxy-client"] and cas == ["front-proxy CA"]:
         return "healthy", seen
-    if "aggregator" in allowed and "front-proxy-client" in allowed and len(cas) == 2:
+    if len(cas) == 2:  # both CAs: what the apiservers published before and after a fix, merged
         return "stale", seen
     return "other", seen
 
@@ -585,6 +590,138 @@ def check_admission(lab: Lab, nodes: list[Node], injected: bool) -> str:
     return _until(look, injected, "the admission policy to " + ("refuse" if injected else "admit") + " the probes")
 
 
+
+# --- pod-route-missing ------------------------------------------------------------------------
+
+
+def pod_routes_removed(lab: Lab, nodes: list[Node]) -> None:
+    """Every other node forgets its route to the node's pod CIDR (as a crashed route daemon would leave it)."""
+    for n in nodes:
+        for other in lab.nodes:
+            if other != n:
+                net.pod_route(other, n, present=False)
+
+
+def pod_routes_restored(lab: Lab, nodes: list[Node]) -> None:
+    for n in nodes:
+        for other in lab.nodes:
+            if other != n:
+                net.pod_route(other, n, present=True)
+
+
+def check_pod_routes(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """The other nodes' routes to the node's pods, and a pod on another node asking the node's pod."""
+    target = nodes[0]
+    source = next(n for n in lab.nodes if n != target)
+    routed = [o.name for o in lab.nodes if o != target and net.has_pod_route(o, target)]
+    if bool(routed) == injected:
+        raise LabError(f"routes to {target.pod_cidr} on {routed or 'no node'}: expected "
+                       f"{'none' if injected else 'every other node'}")
+
+    def look() -> tuple[bool, str]:
+        url, failure = checks.pod_to_pod(lab.kubectl, source.name, target.name)
+        return failure is not None, f"{source.name}'s probe pod -> {url} on {target.name}: {failure or 'answered'}"
+
+    seen = _until(look, injected, "the pod IP to be " + ("unreachable" if injected else "reachable again"))
+    return f"routes to {target.pod_cidr} on {', '.join(routed) or 'no other node'}; {seen}"
+
+
+# --- kube-proxy-not-forwarding ----------------------------------------------------------------
+
+
+def kube_proxy_gone(lab: Lab, nodes: list[Node]) -> None:
+    """The node's kube-proxy is stopped and its Service rules are gone (as after a start that never synced)."""
+    for n in nodes:
+        processes.stop(lab.paths, f"{n.name}.kube-proxy")
+        run(net.in_netns(n.netns, ["iptables", "-t", "nat", "-F", "KUBE-SERVICES"]))
+
+
+def kube_proxy_back(lab: Lab, nodes: list[Node]) -> None:
+    for n in nodes:
+        if processes.pid_of(lab.paths, f"{n.name}.kube-proxy") is None:
+            node.start_kube_proxy(lab.paths, n, lab.binaries)
+
+
+def check_kube_proxy(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """kube-proxy's /healthz on the node and a connection from the node to the kubernetes ClusterIP."""
+    lines = []
+    for n in nodes:
+
+        def look(n: Node = n) -> tuple[bool, str]:
+            health = checks.tcp_from_node(n, "127.0.0.1", KUBE_PROXY_HEALTH_PORT)
+            service = checks.tcp_from_node(n, API_SERVICE_IP, 443)
+            broken = health is not None and service is not None
+            return broken, (f"{n.name}: kube-proxy /healthz {health or 'answers'}; {API_SERVICE_IP}:443 "
+                            f"{service or 'connects'}")
+
+        lines.append(_until(look, injected, f"{n.name}'s Service forwarding", timeout=60))
+    return "; ".join(lines)
+
+
+# --- cluster-dns-unavailable ------------------------------------------------------------------
+
+
+def coredns_scaled(replicas: int) -> Callable[[Lab, list[Node]], None]:
+    def scale(lab: Lab, nodes: list[Node]) -> None:
+        lab.kubectl("scale", "-n", "kube-system", "deployment/coredns", f"--replicas={replicas}")
+    return scale
+
+
+def check_dns_endpoints(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    def look() -> tuple[bool, str]:
+        listed, ready = checks.endpoints(lab.kubectl, "kube-system", "kube-dns")
+        return (listed == 0) if injected else not ready, f"kube-system/kube-dns: {listed} endpoints, {ready} ready"
+
+    return _until(look, injected, "the DNS service's endpoints", timeout=90)
+
+
+# --- network-policy-blocks-probes -------------------------------------------------------------
+
+
+def default_deny_for_probes(lab: Lab, nodes: list[Node]) -> None:
+    """A default-deny NetworkPolicy in namespace `seatrials` (the least-privilege namespace of the suite's
+    manifests/rbac.yaml), where runs with --namespace seatrials put their probes."""
+    lab.kubectl.apply(addons.default_deny(POLICY_NAMESPACE))
+
+
+def default_deny_removed(lab: Lab, nodes: list[Node]) -> None:
+    lab.kubectl("delete", "networkpolicy", "-n", POLICY_NAMESPACE, addons.DEFAULT_DENY, "--ignore-not-found")
+
+
+def check_default_deny(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    names = lab.kubectl("get", "networkpolicy", "-n", POLICY_NAMESPACE, "-o", "name").split()
+    present = f"networkpolicy.networking.k8s.io/{addons.DEFAULT_DENY}" in names
+    if present != injected:
+        raise LabError(f"NetworkPolicies of {POLICY_NAMESPACE}: {names or 'none'}")
+    return (f"NetworkPolicies of {POLICY_NAMESPACE}: {', '.join(names) or 'none'} (this lab enforces no "
+            "NetworkPolicy: the suite reads them from the API)")
+
+
+# --- requestheader-open-impersonation ---------------------------------------------------------
+
+
+def front_proxy_open(lab: Lab, nodes: list[Node]) -> None:
+    """The field report's own fix, applied literally: no allowed names over the cluster CA, and the admin
+    certificate (system:masters) as the proxy client certificate."""
+    for m in lab.masters:
+        control_plane.install_pair(lab.paths, m, "proxy-admin", Pki(lab.paths.pki).admin)
+    _restart_apiservers(lab, open_apiserver_flags)
+    _republish_authentication(lab)
+
+
+def open_apiserver_flags(master: Node) -> dict[str, str]:
+    pki = control_plane.PKI
+    return {**faulty_apiserver_flags(master), "requestheader-allowed-names": "",
+            "proxy-client-cert-file": f"{pki}/proxy-admin.crt", "proxy-client-key-file": f"{pki}/proxy-admin.key"}
+
+
+def check_open_front_proxy(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    if not injected:
+        return check_front_proxy_settings(lab, nodes, False)
+    return _until(lambda: (_authentication_state(lab)[0] == "open", _authentication_state(lab)[1]), True,
+                  "the ConfigMap to show no allowed names over the cluster CA", timeout=90)
+
+
 # --- the catalog of faults --------------------------------------------------------------------
 
 FAULTS = {
@@ -619,12 +756,25 @@ FAULTS = {
               host_port_taken, host_port_freed, check_host_port, default_node="worker-1"),
         Fault("probe-admission-refused", "an admission policy refuses host-network pods labelled as seatrials "
               "probes", probes_refused, probes_admitted, check_admission),
+        Fault("pod-route-missing", "every other node forgets its route to the node's pod CIDR",
+              pod_routes_removed, pod_routes_restored, check_pod_routes, default_node="worker-2"),
+        Fault("kube-proxy-not-forwarding", "the node's kube-proxy is stopped and its Service rules flushed",
+              kube_proxy_gone, kube_proxy_back, check_kube_proxy, default_node="worker-2"),
+        Fault("cluster-dns-unavailable", "CoreDNS is scaled to zero", coredns_scaled(0), coredns_scaled(1),
+              check_dns_endpoints),
+        Fault("network-policy-blocks-probes", f"a default-deny NetworkPolicy in namespace {POLICY_NAMESPACE}, where "
+              f"--namespace {POLICY_NAMESPACE} runs put their probes", default_deny_for_probes,
+              default_deny_removed, check_default_deny),
+        Fault("requestheader-open-impersonation", "the field report's fix: the apiservers trust request headers "
+              "from any cluster-CA certificate, and proxy with the admin's", front_proxy_open,
+              front_proxy_on_its_own_ca, check_open_front_proxy, leaves="apiserver-auth-configmap-stale"),
     )
 }  # fmt: skip
 # Faults that change the same thing cannot be active together.
 CLASHES = ({"sg-node-to-apiserver", "sg-master-inbound-from-nodes"},  # both rewrite the masters' group
            {"kubelet-cgroups", "node-not-ready"},  # both stop and start kubelets
-           {"apiserver-requestheader-allowed-names", "apiserver-auth-configmap-stale"})  # the apiservers' flags
+           {"apiserver-requestheader-allowed-names", "apiserver-auth-configmap-stale",
+            "requestheader-open-impersonation"})  # the apiservers' flags
 
 
 def active(paths: Paths) -> dict[str, list[str]]:

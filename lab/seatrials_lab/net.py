@@ -89,6 +89,16 @@ def create_node(node: Node, nodes: list[Node]) -> None:
     run(in_netns(node.netns, ["iptables-restore", "--noflush"]), input=pod_nat_rules(node))
 
 
+def pod_route(node: Node, to: Node, present: bool) -> None:
+    """Add or remove `node`'s route to `to`'s pod CIDR (native routing: via `to`'s IP)."""
+    if has_pod_route(node, to) != present:
+        run(["ip", "-n", node.netns, "route", "add" if present else "del", to.pod_cidr, "via", to.ip, "dev", "eth0"])
+
+
+def has_pod_route(node: Node, to: Node) -> bool:
+    return bool(run(["ip", "-n", node.netns, "route", "show", to.pod_cidr]).strip())
+
+
 def pod_nat_rules(node: Node) -> str:
     """Pod traffic to anything but another pod leaves with the node's IP (like Calico's natOutgoing).
 

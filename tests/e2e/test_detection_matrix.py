@@ -11,6 +11,7 @@ is written to reports/detection-matrix.{md,svg,json}.
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,26 +21,50 @@ from tests.e2e.conftest import ROOT, lab
 
 pytestmark = pytest.mark.lab
 
-# fault -> (lab/lab fault arguments, checks that must fail naming it, text their evidence must hold)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How a scenario is injected and what the suite must say of it."""
+
+    checks: frozenset  # the checks that must fail naming the fault
+    evidence: str  # text the failures' evidence must hold
+    args: tuple = ()  # lab/lab fault arguments (QUIET-WORKER: a worker running no CoreDNS pod)
+    suite: tuple = ()  # extra suite arguments
+
+
+def fault(checks, evidence, args=(), suite=()) -> Fault:
+    return Fault(frozenset(checks), evidence, tuple(args), tuple(suite))
+
+
 FAULTS = {
-    "ec2-source-dest-check": (["--node", "worker-1"],
-                              {"test_pod_to_pod", "test_host_to_pod", "test_external_ip_backends",
-                               "test_source_dest_check"}, "sourceDestCheck"),
-    "sg-node-to-apiserver": ([], {"test_pod_to_apiserver_endpoint", "test_pod_to_kubernetes_service",
-                                  "test_nodes_reach_apiserver_port"}, ":6444"),
-    "sg-master-inbound-from-nodes": ([], {"test_host_to_pod", "test_pod_to_pod", "test_cni_traffic_between_groups"},
-                                     "master-1"),
-    "kubelet-cgroups": (["--node", "worker-1"], {"test_kubelet_cgroups"}, "/user/9999.user/16.session"),
-    "apiserver-requestheader-allowed-names": ([], {"test_front_proxy_settings"}, "its request-header CA is the "
-                                                                               "client CA"),
-    "apiserver-auth-configmap-stale": ([], {"test_front_proxy_settings"}, "a front-proxy CA separate from the "
-                                                                          "client CA"),
-    "client-pem-not-base64": ([], {"test_kubeconfig_credentials"}, "is raw PEM text"),
-    "harbor-k8s-deploy-stale-ui": ([], {"test_harbor_push_is_listed"}, "does not list"),
-    "node-not-ready": (["--node", "QUIET-WORKER"], {"test_probe_running"}, "NotReady since"),
-    "probe-image-unavailable": (["--node", "worker-1"], {"test_probe_running"}, "ImagePullBackOff"),
-    "probe-host-port-taken": (["--node", "worker-1"], {"test_probe_running"}, "free ports"),
-    "probe-admission-refused": ([], {"test_probe_running"}, "cannot create pods"),
+    "ec2-source-dest-check": fault({"test_pod_to_pod", "test_host_to_pod", "test_external_ip_backends",
+                                    "test_source_dest_check"}, "sourceDestCheck", ["--node", "worker-1"]),
+    "sg-node-to-apiserver": fault({"test_pod_to_apiserver_endpoint", "test_pod_to_kubernetes_service",
+                                   "test_nodes_reach_apiserver_port"}, ":6444"),
+    "sg-master-inbound-from-nodes": fault({"test_host_to_pod", "test_pod_to_pod", "test_cni_traffic_between_groups"},
+                                          "master-1"),
+    "kubelet-cgroups": fault({"test_kubelet_cgroups"}, "/user/9999.user/16.session", ["--node", "worker-1"]),
+    "apiserver-requestheader-allowed-names": fault({"test_front_proxy_settings"},
+                                                   "its request-header CA is the client CA"),
+    "apiserver-auth-configmap-stale": fault({"test_front_proxy_settings"}, "a front-proxy CA separate from the "
+                                                                           "client CA"),
+    "client-pem-not-base64": fault({"test_kubeconfig_credentials"}, "is raw PEM text"),
+    "harbor-k8s-deploy-stale-ui": fault({"test_harbor_push_is_listed"}, "does not list"),
+    # beyond the field report
+    "requestheader-open-impersonation": fault({"test_front_proxy_settings"}, "with no allowed names"),
+    "pod-route-missing": fault({"test_pod_to_pod", "test_host_to_pod"}, "has no route to 10.200.22.0/24",
+                               ["--node", "worker-2"]),
+    "kube-proxy-not-forwarding": fault({"test_pod_to_kubernetes_service", "test_kube_proxy_healthy"},
+                                       "kube-proxy /healthz on worker-2", ["--node", "worker-2"]),
+    "cluster-dns-unavailable": fault({"test_cluster_dns"}, "kube-system/kube-dns has no ready endpoint"),
+    "network-policy-blocks-probes": fault({"test_no_network_policy_over_probes"}, "NetworkPolicy seatrials/",
+                                          suite=["--namespace", "seatrials"]),
+    "node-not-ready": fault({"test_probe_running"}, "NotReady since", ["--node", "QUIET-WORKER"]),
+    # the trial's own: what keeps a probe from running on a node
+    "probe-image-unavailable": fault({"test_probe_running"}, "ImagePullBackOff", ["--node", "worker-1"]),
+    "probe-host-port-taken": fault({"test_probe_running"}, "free ports", ["--node", "worker-1"]),
+    "probe-admission-refused": fault({"test_probe_running"}, "cannot create pods"),
 }
 SCENARIOS = ["healthy", *FAULTS, "healed"]
 SUITE_ARGS = ("--harbor-timeout", "15")  # a stale Harbor is judged in 15 s, not the default 60
@@ -66,14 +91,13 @@ def test_detection(scenario, matrix, run_suite, kube):
     # what an earlier scenario's fix left behind is healed first, unless it is this scenario
     cleared = lab("heal", "--all", *(["--except", scenario] if scenario in FAULTS else []), check=False)
     assert cleared.returncode == 0, cleared.stdout + cleared.stderr
-    must_fail, evidence = set(), ""
     if scenario in FAULTS:
-        args, must_fail, evidence = FAULTS[scenario]
-        args = [quiet_worker(kube) if a == "QUIET-WORKER" else a for a in args]
+        f = FAULTS[scenario]
+        args = [quiet_worker(kube) if a == "QUIET-WORKER" else a for a in f.args]
         injected = lab("fault", scenario, *args, check=False)
         assert injected.returncode == 0, injected.stdout + injected.stderr
         try:
-            run = run_suite(*SUITE_ARGS)
+            run = run_suite(*SUITE_ARGS, *f.suite)
         finally:
             healed = lab("heal", scenario, check=False)
         assert healed.returncode == 0, healed.stdout + healed.stderr
@@ -84,11 +108,13 @@ def test_detection(scenario, matrix, run_suite, kube):
                         "wall_seconds": run.signoff["wall_seconds"]}
     named = {cause for _, _, cause in failures}
     failed_checks = {check for check, _, _ in failures}
+    assert not [c for c in run.signoff["checks"] if "seatrials bug" in c["message"]]  # causes declared by checks
     if scenario in FAULTS:
+        f = FAULTS[scenario]
         assert named == {scenario}, f"{scenario}: causes named {named}: {failures}"
-        assert must_fail <= failed_checks, f"{scenario}: not caught by {must_fail - failed_checks}"
-        messages = [c["message"] for c in run.signoff["checks"] if c["check"] in must_fail and c["cause"]]
-        assert any(evidence in m for m in messages), f"{scenario}: no evidence with {evidence!r}: {messages[:2]}"
+        assert f.checks <= failed_checks, f"{scenario}: not caught by {f.checks - failed_checks}"
+        messages = [c["message"] for c in run.signoff["checks"] if c["check"] in f.checks and c["cause"]]
+        assert any(f.evidence in m for m in messages), f"{scenario}: no evidence with {f.evidence!r}: {messages[:2]}"
         assert run.returncode == 1 and run.signoff["verdict"] == "NOT SIGNED OFF"
     else:
         assert failures == [], f"{scenario}: {failures}"
@@ -99,7 +125,7 @@ def write_matrix(rows: dict[str, dict]) -> None:
     if not rows:
         return
     checks = sorted({check for r in rows.values() for check, _, _ in r["failures"]} |
-                    {c for _, must, _ in FAULTS.values() for c in must})
+                    {c for f in FAULTS.values() for c in f.checks})
     cells = {}
     for scenario, r in rows.items():
         for check in checks:
