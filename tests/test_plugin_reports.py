@@ -11,6 +11,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
+import pytest
+
 from seatrials.options import Settings
 from seatrials.plugin import STATE, Run, pytest_pyfunc_call, pytest_runtest_makereport  # noqa: F401 - real hooks
 
@@ -20,11 +22,26 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "area(name): what the check signs off")
     settings = Settings(kubeconfig=None, context=None, extra_secrets=["hunter2hunter2"])
     config.stash[STATE] = Run(settings)
+
+
+@pytest.fixture
+def trial():  # stands for the probe trial: a check using it gets its measurement time in Allure
+    return None
 """
 
 SUITE = """
 import pytest
 from seatrials.causes import Result, Verdict
+from seatrials.topology import Node
+
+PAIR = (Node("worker-1", "worker", "10.240.0.21"), Node("master-1", "master", "10.240.0.11"))
+
+
+@pytest.mark.cause("unknown")
+@pytest.mark.parametrize("pair", [PAIR], ids=["worker-1->master-1"])
+@pytest.mark.parametrize("node", [PAIR[1]], ids=["master-1"])
+def test_readable(pair, node, trial):
+    return Result.passed()
 
 
 @pytest.mark.cause("sg-node-to-apiserver")
@@ -73,11 +90,14 @@ def cases(pytester):
 
 def test_junit_carries_the_cause_and_a_clean_message(ran):
     pytester, result = ran
-    result.assert_outcomes(failed=3, skipped=1, passed=1)
+    result.assert_outcomes(failed=3, skipped=1, passed=2)
     blocked = cases(pytester)["test_blocked"]
     props = {p.get("name"): p.get("value") for p in blocked.iter("property")}
     assert props["cause"] == "sg-node-to-apiserver"
     assert props["cause_page"] == "docs/causes/sg-node-to-apiserver.md"
+    assert blocked.find("failure").get("message") == (  # one line for CI views; the finding is the body
+        "[cause: sg-node-to-apiserver] Masters' security group does not admit worker nodes on the apiserver port: "
+        "pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout")
     text = blocked.find("failure").text
     assert text.startswith("[cause: sg-node-to-apiserver]") and "fix: " in text
     assert "Traceback" not in text and "seatrials/plugin.py" not in text  # the finding, not our internals
@@ -114,4 +134,16 @@ def test_allure_gets_a_cause_label_and_a_link_to_the_page(ran):
     blocked = next(r for r in results if r["name"] == "test_blocked")
     assert {"name": "cause", "value": "sg-node-to-apiserver"} in blocked["labels"]
     link = next(x for x in blocked["links"] if x["name"] == "cause: sg-node-to-apiserver")
-    assert link["url"].endswith("docs/causes/sg-node-to-apiserver.md")
+    assert link["url"] == "../causes/sg-node-to-apiserver.html"  # the page in the report folder beside allure-report
+    assert blocked["statusDetails"]["trace"].startswith("[cause: sg-node-to-apiserver]")  # the finding, not a traceback
+    page = next(a for a in blocked["attachments"] if a["name"] == "cause page: sg-node-to-apiserver")
+    assert "<h1>Masters&#x27; security group" in (pytester.path / "allure" / page["source"]).read_text()
+
+
+def test_allure_parameters_read_as_written_and_trial_checks_are_labelled(ran):
+    pytester, _ = ran
+    results = [json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json")]
+    readable = next(r for r in results if r["name"].startswith("test_readable"))
+    assert {p["name"]: p["value"] for p in readable["parameters"]} == {
+        "pair": "worker-1 -> master-1", "node": "master-1 (master, 10.240.0.11)"}
+    assert {"name": "measured", "value": "probe trial"} in readable["labels"]
