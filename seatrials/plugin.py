@@ -343,6 +343,7 @@ def conclude(item, result) -> None:
         allure.dynamic.label("cause", finding.cause)
         allure.dynamic.link(reporting.cause_url(finding.cause, item.config.stash[STATE].settings),
                             name=f"cause: {finding.cause}")
+        allure.dynamic.description_html(reporting.finding_html(finding))  # the evidence without a click
         allure.attach(reporting.page_html(finding.cause, nav=False), name=f"cause page: {finding.cause}",
                       attachment_type=allure.attachment_type.HTML)
         raise CauseFailure(finding)

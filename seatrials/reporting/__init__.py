@@ -17,6 +17,7 @@ from seatrials.reporting.pages import page_html
 from seatrials.reporting.records import (
     CheckReport,
     failure_repr,
+    finding_html,
     finding_record,
     one_line,
     readable_parameters,
@@ -28,6 +29,6 @@ from seatrials.reporting.terminal import terminal_summary
 from seatrials.reporting.writers import cause_url, write_all, write_not_started, write_report
 
 __all__ = ["MEASURED", "REDACTED", "CheckReport", "RunRecord", "allure_categories", "cause_url", "failure_repr",
-           "finding_record", "grid_svg", "html_report", "known_secrets", "markdown", "matrices",
+           "finding_html", "finding_record", "grid_svg", "html_report", "known_secrets", "markdown", "matrices",
            "matrix_svg", "one_line", "page_html", "readable_parameters", "redact", "redact_files", "signoff",
            "terminal_summary", "write_all", "write_not_started", "write_report"]

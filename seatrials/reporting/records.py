@@ -3,6 +3,7 @@ failure as plain data, its one-line message, and readable test parameters."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
@@ -90,6 +91,11 @@ def finding_record(finding: causes.Finding, secrets: list[str]) -> dict:
             "evidence": [redact(e, secrets) for e in finding.evidence],
             "corroboration": [redact(e, secrets) for e in finding.corroboration],
             "hint": redact(finding.hint, secrets)}
+
+
+def finding_html(finding: causes.Finding) -> str:
+    """The whole finding as Allure's description (its status message is the cause's headline)."""
+    return f"<pre>{html.escape(finding.message())}</pre>"
 
 
 def failure_repr(finding: causes.Finding, location: tuple[str, int | None, str], secrets: list[str]):
