@@ -53,11 +53,6 @@ class CheckReport:
     def name(self) -> str:
         return f"{self.check}[{self.case}]" if self.case else self.check
 
-    @property
-    def nodes(self) -> list[str]:
-        """The ends of the case's parameter id: a node, a pair of nodes, or a node and an address."""
-        return [part for part in self.case.split("->") if part]
-
 
 def error_line(text: str) -> str:
     """The last line of a traceback says what went wrong."""
