@@ -246,7 +246,8 @@ def not_verified_reasons(checks: list[CheckReport]) -> dict[str, list[dict]]:
 
 # ---------------------------------------------------------------- causes, by the nodes they concern
 def causes_of(checks: list[CheckReport], nodes: list[dict]) -> list[dict]:
-    """One entry per cause found, gravest first: the nodes it concerns and its fix for them."""
+    """One entry per cause found, the gravest documented one first and "unknown" last: the nodes it concerns
+    and its fix for them."""
     by_cause = defaultdict(list)
     for c in checks:
         if c.outcome == "failed" and c.cause:
@@ -268,7 +269,8 @@ def causes_of(checks: list[CheckReport], nodes: list[dict]) -> list[dict]:
             "fix": fix, "fix_commands": commands, "catalog_fix": cause.fix,
             "page": f"causes/{cause.id}.html", "page_markdown": f"causes/{cause.id}.md", "source_page": cause.page,
             "checks": [f.name for f in failures]})
-    return sorted(found, key=lambda c: (severity_rank(c["severity"]), -c["failures"], c["id"]))
+    return sorted(found, key=lambda c: (c["id"] == causes.UNKNOWN, severity_rank(c["severity"]), -c["failures"],
+                                        c["id"]))
 
 
 def severity_rank(severity: str) -> int:
