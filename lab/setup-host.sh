@@ -2,7 +2,8 @@
 # Installs what the lab needs on a Debian 12 machine (root); a no-op when all of it is present.
 #
 #   Debian packages: the container runtime, CNI plugins, the probe image's busybox, the registry,
-#                    and the network and namespace tools the lab drives.
+#                    and the network and namespace tools the lab drives; Chromium and its fonts for the
+#                    report's browser tests.
 #   Kernel:          bridge, veth, overlay, br_netfilter and xt_physdev (loaded when they are modules).
 #   Not from Debian: Go >= 1.24 for lab/build.sh (Debian 12 ships 1.19), and a Python >= 3.11 with
 #                    moto[server] (which brings boto3 and cryptography) for lab/lab; checked, not installed.
@@ -15,6 +16,7 @@ packages=(
   iptables conntrack iproute2 util-linux procps # VPC filter, kube-proxy, namespaces (nsenter, unshare), sysctl
   ca-certificates
   libokio-java                                 # the project's tests: okio's real decoder, for client-pem-not-base64
+  chromium fonts-dejavu-core                   # the project's tests: signoff.html in a real browser
 )
 
 missing=()

@@ -326,6 +326,10 @@ def pytest_pyfunc_call(pyfuncitem):
 def conclude(item, result) -> None:
     if not isinstance(result, Result):
         raise TypeError(f"seatrials bug: {item.name} returned {type(result).__name__}, not a seatrials Result")
+    for name, value in reporting.readable_parameters(item).items():
+        allure.dynamic.parameter(name, value)
+    if "trial" in item.funcargs:  # its result was measured by the probe trial: reporting gives it that time
+        allure.dynamic.label(*reporting.MEASURED)
     item.user_properties += list(result.properties.items())
     item.user_properties += [("not checked", n) for n in result.notes]
     if result.status == NOT_CHECKED:
@@ -339,10 +343,13 @@ def conclude(item, result) -> None:
         allure.dynamic.label("cause", finding.cause)
         allure.dynamic.link(reporting.cause_url(finding.cause, item.config.stash[STATE].settings),
                             name=f"cause: {finding.cause}")
+        allure.dynamic.description_html(reporting.finding_html(finding))  # the evidence without a click
+        allure.attach(reporting.page_html(finding.cause, nav=False), name=f"cause page: {finding.cause}",
+                      attachment_type=allure.attachment_type.HTML)
         raise CauseFailure(finding)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, trylast=True)  # innermost: allure-pytest's wrapper sees the report we leave
 def pytest_runtest_makereport(item, call):
     if call.when == "setup" and (area := item.get_closest_marker("area")):
         item.user_properties.append(("area", area.args[0]))
@@ -350,8 +357,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     secrets = reporting.known_secrets(item.config.stash[STATE])
-    if failure and report.when == "call":
-        report.longrepr = reporting.redact(failure.finding.message(), secrets)
+    if failure and report.when == "call":  # one line for JUnit's message and CI views, the finding as the body
+        report.longrepr = reporting.failure_repr(failure.finding, item.location, secrets)
+        report.seatrials_finding = reporting.finding_record(failure.finding, secrets)
     elif isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         path, line, reason = report.longrepr
         report.longrepr = (path, line, reporting.redact(reason, secrets))
@@ -431,7 +439,8 @@ def pytest_sessionfinish(session, exitstatus):
         (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))
     if state.judgement is not None and not is_worker(session.config):
         trial = trial_mod.load(state.shared) if state.shared else None
-        reporting.write_all(state, trial, *report_paths(session.config))
+        reporting.write_all(state, trial, *report_paths(session.config),
+                            command=session.config.invocation_params.args)
         shutil.rmtree(state.shared, ignore_errors=True)
 
 

@@ -43,9 +43,8 @@ def test_catalog_has_the_field_report_causes_and_says_where_each_comes_from():
 def test_every_cause_has_a_page_and_every_page_a_cause():
     pages = {p.stem for p in causes.DOCS_DIR.glob("*.md")}
     assert pages == set(causes.catalog())
-    for cid, c in causes.catalog().items():
+    for c in causes.catalog().values():
         assert (ROOT / c.page).exists()
-        assert f"`{cid}`" in (ROOT / c.page).read_text().splitlines()[0]
 
 
 def test_every_cause_states_what_it_requires_and_what_rules_it_out():

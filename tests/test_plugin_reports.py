@@ -11,6 +11,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
+import pytest
+
 from seatrials.options import Settings
 from seatrials.plugin import STATE, Run, pytest_pyfunc_call, pytest_runtest_makereport  # noqa: F401 - real hooks
 
@@ -20,11 +22,26 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "area(name): what the check signs off")
     settings = Settings(kubeconfig=None, context=None, extra_secrets=["hunter2hunter2"])
     config.stash[STATE] = Run(settings)
+
+
+@pytest.fixture
+def trial():  # stands for the probe trial: a check using it gets its measurement time in Allure
+    return None
 """
 
 SUITE = """
 import pytest
 from seatrials.causes import Result, Verdict
+from seatrials.topology import Node
+
+PAIR = (Node("worker-1", "worker", "10.240.0.21"), Node("master-1", "master", "10.240.0.11"))
+
+
+@pytest.mark.cause("unknown")
+@pytest.mark.parametrize("pair", [PAIR], ids=["worker-1->master-1"])
+@pytest.mark.parametrize("node", [PAIR[1]], ids=["master-1"])
+def test_readable(pair, node, trial):
+    return Result.passed()
 
 
 @pytest.mark.cause("sg-node-to-apiserver")
@@ -73,11 +90,14 @@ def cases(pytester):
 
 def test_junit_carries_the_cause_and_a_clean_message(ran):
     pytester, result = ran
-    result.assert_outcomes(failed=3, skipped=1, passed=1)
+    result.assert_outcomes(failed=3, skipped=1, passed=2)
     blocked = cases(pytester)["test_blocked"]
     props = {p.get("name"): p.get("value") for p in blocked.iter("property")}
     assert props["cause"] == "sg-node-to-apiserver"
     assert props["cause_page"] == "docs/causes/sg-node-to-apiserver.md"
+    assert blocked.find("failure").get("message") == (  # one line for CI views; the finding is the body
+        "[cause: sg-node-to-apiserver] Masters' security group does not admit worker nodes on the apiserver port: "
+        "pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout")
     text = blocked.find("failure").text
     assert text.startswith("[cause: sg-node-to-apiserver]") and "fix: " in text
     assert "Traceback" not in text and "seatrials/plugin.py" not in text  # the finding, not our internals
@@ -114,4 +134,85 @@ def test_allure_gets_a_cause_label_and_a_link_to_the_page(ran):
     blocked = next(r for r in results if r["name"] == "test_blocked")
     assert {"name": "cause", "value": "sg-node-to-apiserver"} in blocked["labels"]
     link = next(x for x in blocked["links"] if x["name"] == "cause: sg-node-to-apiserver")
-    assert link["url"].endswith("docs/causes/sg-node-to-apiserver.md")
+    assert link["url"] == "../causes/sg-node-to-apiserver.html"  # the page in the report folder beside allure-report
+    assert blocked["statusDetails"]["trace"].startswith("[cause: sg-node-to-apiserver]")  # the finding, not a traceback
+    assert "pod-to-apiserver worker-1 -&gt; 10.240.0.11:6444: timeout" in blocked["descriptionHtml"]
+    page = next(a for a in blocked["attachments"] if a["name"] == "cause page: sg-node-to-apiserver")
+    assert "<h1>Masters&#x27; security group" in (pytester.path / "allure" / page["source"]).read_text()
+
+
+def test_allure_parameters_read_as_written_and_trial_checks_are_labelled(ran):
+    pytester, _ = ran
+    results = [json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json")]
+    readable = next(r for r in results if r["name"].startswith("test_readable"))
+    assert {p["name"]: p["value"] for p in readable["parameters"]} == {
+        "pair": "worker-1 -> master-1", "node": "master-1 (master, 10.240.0.11)"}
+    assert {"name": "measured", "value": "probe trial"} in readable["labels"]
+
+
+FULL_CONFTEST = """
+from types import SimpleNamespace
+
+import pytest
+
+from seatrials.options import Settings
+from seatrials.plugin import (STATE, Run, RunReporter, pytest_pyfunc_call, pytest_runtest_makereport,  # noqa: F401
+                              pytest_sessionfinish)
+from seatrials.topology import Node, Topology
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cause(*ids): causes")
+    config.addinivalue_line("markers", "area(name): area")
+    settings = Settings(kubeconfig=None, context="lab", reports_dir=config.rootpath / "reports")
+    cluster = SimpleNamespace(server="https://127.0.0.1:6443", context="lab", kubeconfig={}, requests_made=7)
+    nodes = [Node("master-1", "master", "10.240.0.11", "aws:///eu-west-1a/i-0aaa"),
+             Node("worker-1", "worker", "10.240.0.21", "aws:///eu-west-1a/i-0bbb")]
+    config.stash[STATE] = Run(settings, cluster=cluster, topology=Topology(nodes, ("10.32.0.1", 443),
+                                                                             [("10.240.0.11", 6444)], "other"),
+                              run_id="r1")
+    config.option.xmlpath = str(config.rootpath / "reports" / "junit.xml")
+    config.pluginmanager.register(RunReporter(config), "seatrials-run-reporter")
+"""
+
+FULL_SUITE = """
+import pytest
+from seatrials.causes import Result
+
+pytestmark = pytest.mark.area("network")
+
+
+@pytest.mark.cause("sg-node-to-apiserver")
+@pytest.mark.parametrize("source", ["worker-1"])
+def test_endpoint(source):
+    return Result.failed("sg-node-to-apiserver", [f"pod-to-apiserver {source} -> 10.240.0.11:6444: timeout",
+                                                  "pattern: pods on workers (worker-1) cannot reach the apiserver"])
+
+
+def test_fine():
+    pass
+"""
+
+
+def test_a_whole_run_leaves_the_signoff_its_pages_and_completed_junit_and_allure(pytester):
+    pytester.makeconftest(FULL_CONFTEST)
+    pytester.makepyfile(test_suite=FULL_SUITE)
+    pytester.runpytest("-p", "no:cacheprovider", "--alluredir", "reports/allure-results")
+    reports = pytester.path / "reports"
+    signoff = json.loads((reports / "signoff.json").read_text())
+    [cause] = signoff["causes"]
+    assert [(x["node"], x["instance"]) for x in cause["subjects"]] == [("worker-1", "i-0bbb")]
+    assert signoff["checks"][0]["evidence"][0] == "pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout"
+    assert (reports / "causes" / "sg-node-to-apiserver.html").exists() and (reports / "signoff.html").exists()
+    root = ET.parse(reports / "junit.xml").getroot()
+    assert [f.get("type") for f in root.iter("failure")] == ["sg-node-to-apiserver"]
+    props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
+    assert props["fingerprint_hash"] == signoff["fingerprint_hash"] and props["verdict"] == "NOT SIGNED OFF"
+    results = [json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json")]
+    failed = next(r for r in results if r["status"] == "failed")
+    assert failed["statusDetails"]["message"] == ("[cause: sg-node-to-apiserver] Masters' security group does not "
+                                                  "admit worker nodes on the apiserver port")
+    executor = json.loads((reports / "allure-results" / "executor.json").read_text())
+    assert executor["buildName"] == "seatrials run r1"
+    assert "fingerprint=sha256:" in (reports / "allure-results" / "environment.properties").read_text()
