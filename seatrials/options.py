@@ -153,8 +153,8 @@ class Settings:
         "--aws-region", "AWS region of the nodes (default: $AWS_REGION/$AWS_DEFAULT_REGION, then the nodes' "
                         "providerIDs); AWS checks are not checked without credentials")
     docs_base_url: str | None = option(
-        "--docs-base-url", "base URL of the cause pages for report links (default: the docs/causes folder of "
-                           "this checkout)")
+        "--docs-base-url", "base URL of the cause pages for report links (default: the pages rendered into "
+                           "the report folder's causes/)")
     client_kubeconfigs: list[str] = option(
         "--client-kubeconfig", "a kubeconfig handed to another client (e.g. a Java app); its credentials are "
                                "checked too (repeatable)", action="append", metavar="PATH", factory=list)

@@ -121,6 +121,9 @@ def pytest_configure(config):
         state.shared = Path(given["shared"]) if given["shared"] else None
         state.space = probes.Space(**given["space"]) if given["space"] else None
         state.topology = Topology.from_json(given["topology"]) if given["topology"] else None
+        if given.get("allure_dir") and hasattr(config.option, "allure_report_dir"):
+            # the results go where the controller chose (its default included), cleaned there once
+            config.option.allure_report_dir, config.option.clean_alluredir = given["allure_dir"], False
         return
     default_report_paths(config, settings)
     try:
@@ -203,12 +206,13 @@ def pytest_configure_node(node):
     node.workerinput["seatrials"] = json.dumps({
         "run_id": state.run_id, "shared": str(state.shared) if state.shared else "",
         "space": vars(state.space) if state.space else None,
-        "topology": state.topology.to_json() if state.topology else None})
+        "topology": state.topology.to_json() if state.topology else None,
+        "allure_dir": getattr(node.config.option, "allure_report_dir", None)})
 
 
 def pytest_report_header(config):
     state = config.stash.get(STATE, None)
-    if not state or not state.topology:
+    if not state or not state.topology or state.cluster is None:  # xdist workers have no cluster of their own
         return None
     lines = [f"seatrials run {state.run_id} on {state.cluster.server} (context {state.cluster.context})"]
     lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]

@@ -47,10 +47,11 @@ class Topology:
     cni: str  # calico, flannel, cilium, weave, other
     calico_pools: list[dict] | None = None  # Calico IP pools (ipipMode/vxlanMode), when Calico
     flannel_backend: str | None = None  # vxlan, udp, host-gw..., when flannel
-    cni_agent: dict | None = None  # the CNI's DaemonSet: namespace, name, selector (its pod on each node)
     version: str = ""
     dns_service: tuple[str, int] | None = None  # kube-dns ClusterIP, port 53
     dns_nodes: list[str] = field(default_factory=list)  # nodes running the cluster DNS pods
+    cni_agent: dict | None = None  # the CNI's DaemonSet: namespace, name, selector (its pod on each node)
+    service_cidrs: list[str] = field(default_factory=list)  # the ServiceCIDR objects' ranges (1.33+)
 
     @property
     def masters(self) -> list[Node]:
@@ -73,6 +74,7 @@ class Topology:
             "masters": [f"{n.name} ({n.internal_ip})" for n in self.masters],
             "workers": [f"{n.name} ({n.internal_ip})" for n in self.workers],
             "kubernetes service": "{}:{}".format(*self.api_service),
+            "service cidrs": ", ".join(self.service_cidrs) or "not published (ServiceCIDR objects: Kubernetes 1.33+)",
             "apiserver endpoints": [f"{ip}:{port}" for ip, port in self.apiserver_endpoints],
             "cni": self.cni + (f" ({self.flannel_backend})" if self.flannel_backend else "") + (
                 " (pools: " + ", ".join(f"{p['cidr']} ipip={p['ipipMode']} vxlan={p['vxlanMode']}"
@@ -204,6 +206,15 @@ def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None, dict | None
     return cni, pools, None, agent
 
 
+def service_cidrs(cluster) -> list[str]:
+    """The ranges Services get their ClusterIPs from, as the ServiceCIDR objects publish them."""
+    try:
+        items = cluster.networking.list_service_cidr().items
+    except (ApiException, AttributeError):  # before 1.33, or a client without the API
+        return []
+    return sorted({c for item in items for c in (item.spec.cidrs or [])})
+
+
 def discover(cluster, master_selector: str | None = None, worker_selector: str | None = None) -> Topology:
     svc = cluster.core.read_namespaced_service("kubernetes", "default")
     https = next((p for p in svc.spec.ports if p.name in ("https", None)), svc.spec.ports[0])
@@ -227,6 +238,7 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
         calico_pools=pools,
         flannel_backend=backend,
         cni_agent=agent,
+        service_cidrs=service_cidrs(cluster),
         version=cluster.version_api.get_code().git_version,
         dns_service=dns,
         dns_nodes=dns_nodes,

@@ -33,6 +33,7 @@ class Trial:
     service_error: str = ""
     timings: dict = field(default_factory=dict)
     image: str = ""  # the probe image as the pods pulled it
+    window: tuple[float, float] | None = None  # when the paths were measured (seconds since the epoch)
     # read once next to the measurement, for the diagnosis (seatrials.evidence)
     aws: dict = field(default_factory=dict)  # aws.facts: {} when AWS was not asked
     dns_ready: int | None = None
@@ -52,7 +53,8 @@ class Trial:
     @classmethod
     def from_json(cls, data: dict) -> Trial:
         return cls(**{**data, "channels": [ControlChannel(**c) for c in data["channels"]],
-                      "results": [ProbeResult(**r) for r in data["results"]]})
+                      "results": [ProbeResult(**r) for r in data["results"]],
+                      "window": tuple(data["window"]) if data.get("window") else None})
 
     # ------------------------------------------------------------ judging
     def evidence(self, topology) -> Evidence:
@@ -174,12 +176,12 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
     plans = network.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
     by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
-    measure_started = time.monotonic()
+    measure_started, wall_started = time.monotonic(), time.time()
     channels, results = network.measure(cluster, deployment.namespace, plans, by_source, settings,
                                         topology.api_service[0])
     timings["measure"] = round(time.monotonic() - measure_started, 2)
     trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
-                  deployment.service_error, timings, settings.image)
+                  deployment.service_error, timings, settings.image, (wall_started, time.time()))
     trial.dns_ready = read_dns_ready(cluster)
     trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
                                                           probes.pod_probe_labels(run_id))

@@ -12,7 +12,7 @@ import random
 
 from seatrials import verdict
 from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
-from seatrials.network import KINDS
+from seatrials.network import KINDS, ProbeResult
 from seatrials.reporting import CheckReport, RunRecord, finding_record, matrices
 from seatrials.reporting.signoff import OUTCOME_CODES, fingerprint, node_list
 from seatrials.topology import Node, Topology
@@ -69,8 +69,9 @@ def record(topo: Topology, checks: list[CheckReport], matrix: dict, run_id: str)
 def three_nodes(source_dest_check_on: tuple[str, ...] = ()) -> RunRecord:
     topo = topology(simulate.MASTERS, simulate.WORKERS)
     blocked = simulate.source_dest_check(source_dest_check_on) if source_dest_check_on else simulate.healthy
-    results = simulate.results(blocked, endpoints=(ENDPOINT,), service=SERVICE)
-    trial = Trial("r1", "ns", [], [], results)
+    results = simulate.results(blocked, endpoints=(ENDPOINT,), service=SERVICE) + native_routes(topo)
+    trial = Trial("r1", "ns", [], [], results, aws=simulate.aws_facts([n.name for n in topo.nodes],
+                                                                      check_on=source_dest_check_on))
     names = [n.name for n in topo.nodes]
     checks = []
     for check, kind in (PAIR_CHECKS | CROSS_CHECKS).items():
@@ -97,6 +98,13 @@ def three_nodes(source_dest_check_on: tuple[str, ...] = ()) -> RunRecord:
     checks.append(report("suites/test_services.py::test_kubernetes_service_ip", "network",
                          Result.not_checked("no --expect-service-ip given")))
     return record(topo, checks, matrices(trial), "20261118-082640-3a7c")
+
+
+def native_routes(topo: Topology) -> list[ProbeResult]:
+    """What each node's host probe reads of its routes: every other node's pod CIDR via that node (Calico, no
+    encapsulation): the evidence that routes are sound, so the VPC's check is the cause."""
+    return [ProbeResult("routes", n.name, n.name, "-", "ok", "\t".join(
+        f"{o.pod_cidrs[0]} via {o.internal_ip} dev eth0" for o in topo.nodes if o != n)) for n in topo.nodes]
 
 
 def source_dest(topo: Topology, name: str, on: tuple[str, ...]) -> Result:

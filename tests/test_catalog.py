@@ -51,6 +51,8 @@ def test_every_cause_states_what_it_requires_and_what_rules_it_out():
     for cid, c in causes.catalog().items():
         if cid != "unknown":
             assert c.requires and c.ruled_out_by, cid
+        for text in (*c.signals, *c.requires, *c.ruled_out_by):
+            assert isinstance(text, str), (cid, text)  # an unquoted "AWS: ..." is a mapping in YAML
 
 
 def test_every_suite_module_declares_its_area():

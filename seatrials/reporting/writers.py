@@ -35,7 +35,7 @@ def write_all(state, trial, junit: Path | None = None, allure_dir: Path | None =
     write_report(out_dir, report)
     allure_dir = allure_dir or out_dir / "allure-results"
     if allure_dir.exists():
-        allure.write(allure_dir, report, trial_window(state, trial))
+        allure.write(allure_dir, report, trial.window if trial is not None else None)
     if junit and junit.exists():
         junit_mod.complete(junit, report)
     redact_files([out_dir, allure_dir, *([junit] if junit else [])], secrets)
@@ -53,15 +53,6 @@ def write_report(out_dir: Path, report: dict) -> None:
     for kind, m in report["matrix"].items():
         (out_dir / f"matrix-{kind}.svg").write_text(matrix_svg(kind, m, f"{kind}: {m['title']}"))
     write_pages(out_dir)
-
-
-def trial_window(state, trial) -> tuple[float, float] | None:
-    """When the probes measured: trial.json is written the moment the measurement ends."""
-    done = state.shared / "trial.json" if state.shared else None
-    if trial is None or done is None or not done.exists():
-        return None
-    end = done.stat().st_mtime
-    return end - trial.timings.get("measure", 0), end
 
 
 def write_not_started(settings, reason: str, secrets: list[str], junit: Path | None = None,
