@@ -85,7 +85,5 @@ build pause "$here/build/pause" . "$bin.partial/pause" -ldflags "-s -w"
 build "kubernetes $k8s_version" "$here/build/kubernetes" tool "$bin.partial/" -ldflags "$ldflags"
 rm -rf "$bin" && mv "$bin.partial" "$bin"
 complete
-# Builds of older pins are of no use any more (a few hundred MB each).
-find "$cache/bin" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
 echo "lab build: complete in $((SECONDS - started)) s" >&2
 echo "$bin"
