@@ -68,8 +68,8 @@ case "$mode" in
   --background)
     if complete; then echo "$bin"; exit 0; fi
     setsid nohup "$0" --kubernetes "$k8s_version" > "$log" 2>&1 < /dev/null &
-    echo "building Kubernetes $k8s_version in the background (cold: about 12 minutes; after another build waits" \
-         "for it): lab/build.sh --kubernetes $k8s_version --status, log $log"
+    echo "building Kubernetes $k8s_version in the background (cold: about 12 minutes, after any build already" \
+         "running): lab/build.sh --kubernetes $k8s_version --status, log $log"
     exit 0 ;;
 esac
 
@@ -106,8 +106,10 @@ build() {  # build NAME DIR TARGET OUTPUT [go build flags...]
 # The release's go and godebug lines are kept, so the binaries behave as upstream builds them.
 kubernetes_module() {  # kubernetes_module DIR
   local dir=$1 gomod need have staging m
-  gomod=$(cd "$cache" && go list -m -f '{{.GoMod}}' "k8s.io/kubernetes@$k8s_version" 2>&1) \
-    || die "kubernetes $k8s_version: the Go module proxy does not serve it ($(tail -n 1 <<< "$gomod" | sed -E 's/^[[:space:]]*(server response: )?//' | cut -c1-160))"
+  if ! gomod=$(cd "$cache" && go list -m -f '{{.GoMod}}' "k8s.io/kubernetes@$k8s_version" 2>&1); then
+    gomod=$(tail -n 1 <<< "$gomod" | sed -E 's/^[[:space:]]*(server response: )?//' | cut -c1-160)
+    die "kubernetes $k8s_version: the Go module proxy does not serve it ($gomod)"
+  fi
   need=$(awk '$1 == "go" {print $2; exit}' "$gomod") have=$(go env GOVERSION | sed 's/^go//')
   if [[ "$(printf '%s\n' "$need" "$have" | sort -V | head -n 1)" != "$need" ]]; then
     die "kubernetes $k8s_version needs Go >= $need (this machine has go$have)"
@@ -134,7 +136,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-rm -rf "$bin.partial" && mkdir -p "$bin.partial"
+rm -rf "$bin.partial"
 module="$bin.partial/kubernetes-module"  # kept beside the binaries: the go.mod and go.sum they were built from
 kubernetes_module "$module"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod

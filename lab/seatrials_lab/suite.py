@@ -104,13 +104,15 @@ def matrix(
     paths: Paths, masters: int, workers: int, versions: list[str] | None, pytest_args: list[str]
 ) -> list[dict]:
     """For each version (default: every pinned release) in turn: build (cached), up, `pytest suites/`
-    with reports in reports/kubernetes-<version>/, down. One row of figures per version; a version
-    whose lab fails says why in its row, and the next one still runs."""
+    with reports in reports/kubernetes-<version>/, every documented fault injected, verified and
+    healed, down. One row of figures per version; a version whose lab fails says why in its row,
+    and the next one still runs."""
     if cluster.load_record(paths) is not None:
         raise LabError("a lab is up: the matrix brings up each version itself (lab/lab down first)")
     rows = []
     for version in versions or releases(paths):
-        row = {"version": version, "build_seconds": None, "ready_seconds": None, "suite_seconds": None}
+        row = {"version": version, "build_seconds": None, "ready_seconds": None, "suite_seconds": None,
+               "faults": "-"}
         started = time.monotonic()
         try:
             build(paths, version)
@@ -122,12 +124,31 @@ def matrix(
                 started = time.monotonic()
                 _pytest_suites(paths, reports, pytest_args)  # its verdict is read from the sign-off it writes
                 row["suite_seconds"] = round(time.monotonic() - started, 1)
+                row["faults"] = fault_round(cluster.running(paths))
             row["verdict"], row["outcomes"] = _signoff(reports)
         except LabError as e:
             row.update(verdict="lab failed", outcomes=str(e))
         print(f"lab: matrix: {matrix_table([row]).splitlines()[-1]}", file=sys.stderr, flush=True)
         rows.append(row)
     return rows
+
+
+def proved(row: dict) -> bool:
+    """A matrix row whose lab signed off and took every fault."""
+    return row["verdict"] == SIGNED_OFF and row["faults"] == f"{len(faults.FAULTS)}/{len(faults.FAULTS)}"
+
+
+def fault_round(lab: cluster.Lab) -> str:
+    """Inject, verify and heal every documented fault in turn: "7/7", or how many did and the first that did not."""
+    failed = []
+    for cause in faults.FAULTS:
+        for step in (faults.inject, faults.heal):
+            try:
+                print(f"lab: matrix: {cause}: {step(lab, cause)}", file=sys.stderr, flush=True)
+            except LabError as e:
+                failed.append(f"{cause} {step.__name__}: {e}")
+    done = len(faults.FAULTS) - len({f.split()[0] for f in failed})
+    return f"{done}/{len(faults.FAULTS)}" + (f" ({failed[0]})" if failed else "")
 
 
 def _signoff(reports: Path) -> tuple[str, str]:
@@ -143,10 +164,11 @@ def matrix_table(rows: list[dict]) -> str:
     def shown(seconds: float | None) -> str:
         return "-" if seconds is None else f"{seconds:.1f}"
 
-    lines = [f"{'kubernetes':16} {'build s':>8} {'up to ready s':>13} {'suite s':>8}  verdict (outcomes)"]
+    lines = [f"{'kubernetes':16} {'build s':>8} {'up to ready s':>13} {'suite s':>8} {'faults':>6}  "
+             "verdict (outcomes)"]
     for r in rows:
         lines.append(f"{r['version']:16} {shown(r['build_seconds']):>8} {shown(r['ready_seconds']):>13} "
-                     f"{shown(r['suite_seconds']):>8}  {r['verdict']} ({r['outcomes']})")  # fmt: skip
+                     f"{shown(r['suite_seconds']):>8} {r['faults']:>6}  {r['verdict']} ({r['outcomes']})")  # fmt: skip
     return "\n".join(lines)
 
 

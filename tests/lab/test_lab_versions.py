@@ -63,11 +63,13 @@ def test_matrix_releases_are_the_pinned_ones_newest_first(paths):
 def test_matrix_table_one_row_per_version():
     rows = [
         {"version": "v1.37.2", "build_seconds": 0.1, "ready_seconds": 16.5, "suite_seconds": 30.2,
-         "verdict": suite.SIGNED_OFF, "outcomes": "80 passed, 3 skipped"},
+         "faults": "7/7", "verdict": suite.SIGNED_OFF, "outcomes": "80 passed, 3 skipped"},
         {"version": "1.35", "build_seconds": None, "ready_seconds": None, "suite_seconds": None,
-         "verdict": "lab failed", "outcomes": "timed out after 300s waiting for every node to be Ready"},
+         "faults": "-", "verdict": "lab failed", "outcomes": "timed out after 300s waiting for every node to be Ready"},
     ]
+    assert [suite.proved(r) for r in rows] == [True, False]
+    assert not suite.proved({**rows[0], "faults": "6/7 (kubelet-cgroups inject: timed out)"})
     header, signed, failed = suite.matrix_table(rows).splitlines()
     assert header.split()[:2] == ["kubernetes", "build"]
-    assert signed.split()[:4] == ["v1.37.2", "0.1", "16.5", "30.2"] and "SIGNED OFF (80 passed" in signed
-    assert failed.split()[:4] == ["1.35", "-", "-", "-"] and "lab failed (timed out" in failed
+    assert signed.split()[:5] == ["v1.37.2", "0.1", "16.5", "30.2", "7/7"] and "SIGNED OFF (80 passed" in signed
+    assert failed.split()[:5] == ["1.35", "-", "-", "-", "-"] and "lab failed (timed out" in failed
