@@ -97,6 +97,11 @@ def kubernetes_version(binaries: Path) -> str:
     return run([str(binaries / "kube-apiserver"), "--version"]).split()[-1]
 
 
+def binaries_of(paths: Paths, record: dict) -> Path:
+    """The binaries the lab came up with (a lab an older checkout brought up did not record them)."""
+    return Path(record["binaries"]) if "binaries" in record else bin_dir(paths)
+
+
 def load_record(paths: Paths) -> dict | None:
     try:
         return json.loads(paths.record.read_text())
@@ -336,10 +341,10 @@ def status(paths: Paths) -> tuple[str, bool]:
         found = leftovers(paths)
         return ("lab is down" + (f", but {len(found)} leftovers remain: run lab/lab down" if found else ""), False)
     nodes = nodes_of(record)
-    kubectl = Kubectl(Path(record["binaries"]) / "kubectl", paths.lab_kubeconfig)
+    kubectl = Kubectl(binaries_of(paths, record) / "kubectl", paths.lab_kubeconfig)
     items = _node_items(kubectl)
     healthy = bool(items)
-    size = f"Kubernetes {record['kubernetes']}, {_count(record['masters'], 'master')}, "
+    size = f"Kubernetes {record.get('kubernetes', '(not recorded)')}, {_count(record['masters'], 'master')}, "
     size += _count(record["workers"], "worker")
     if "ready_seconds" in record:
         lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
@@ -441,7 +446,7 @@ def running(paths: Paths) -> Lab:
         raise LabError("the lab is down (lab/lab up first)")
     if "ready_seconds" not in record:
         raise LabError("the lab is not ready (an `up` is running or failed; lab/lab down cleans up)")
-    return Lab(paths, record, Path(record["binaries"]))
+    return Lab(paths, record, binaries_of(paths, record))
 
 
 def sync_vpc(paths: Paths) -> str:

@@ -41,8 +41,9 @@ def build(paths: Paths, kubernetes: str | None = None) -> None:
 def lab_up(
     paths: Paths, masters: int | None, workers: int | None, keep: bool = False, kubernetes: str | None = None
 ) -> Iterator[bool]:
-    """The lab up at the size and Kubernetes version asked for; yields whether it was already up. A lab
-    brought up here is taken down on the way out (after a failure or Ctrl-C too) unless `keep`."""
+    """The lab up at the size and Kubernetes version asked for (built first unless cached); yields whether
+    it was already up. A lab brought up here is taken down on the way out (after a failure or Ctrl-C too)
+    unless `keep`."""
     record = cluster.load_record(paths)
     if record is not None:
         asked = (masters or record["masters"], workers if workers is not None else record["workers"])
@@ -51,12 +52,13 @@ def lab_up(
                 f"the lab is up with {record['masters']} master(s) and {record['workers']} worker(s), not "
                 f"{asked[0]} and {asked[1]}: lab/lab down first, or leave out --masters/--workers"
             )
-        if kubernetes and str(cluster.build_dir(paths, kubernetes)) != record["binaries"]:
-            raise LabError(f"the lab is up with Kubernetes {record['kubernetes']}, not {kubernetes}: "
+        if kubernetes and cluster.build_dir(paths, kubernetes) != cluster.binaries_of(paths, record):
+            raise LabError(f"the lab is up with Kubernetes {record.get('kubernetes')}, not {kubernetes}: "
                            "lab/lab down first, or leave out --kubernetes")
         cluster.running(paths)  # up and ready, or a one-line error
         yield True
         return
+    build(paths, kubernetes)
     try:
         cluster.up(paths, masters or DEFAULT_MASTERS, DEFAULT_WORKERS if workers is None else workers, kubernetes)
         yield False
@@ -80,7 +82,6 @@ def run_suite(
 ) -> int:
     """Build (cached), bring the lab up unless it is, run `pytest suites/` against it with reports in
     the repository's reports/, take down a lab brought up here unless --keep; pytest's exit code."""
-    build(paths, kubernetes)
     with lab_up(paths, masters, workers, keep, kubernetes) as was_up:
         if was_up:
             print("lab: the lab was already up; it stays up", file=sys.stderr)
@@ -115,7 +116,7 @@ def matrix(
                "faults": "-"}
         started = time.monotonic()
         try:
-            build(paths, version)
+            build(paths, version)  # timed apart from `up`, which then finds it cached
             row["build_seconds"] = round(time.monotonic() - started, 1)
             with lab_up(paths, masters, workers, kubernetes=version):
                 record = cluster.load_record(paths)
@@ -177,7 +178,6 @@ def bench(
 ) -> list[dict]:
     """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken;
     returns one row per run."""
-    build(paths, kubernetes)
     with lab_up(paths, masters, workers, kubernetes=kubernetes) as was_up:
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
