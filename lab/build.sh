@@ -1,44 +1,76 @@
 #!/usr/bin/env bash
-# Builds the lab's upstream binaries (Kubernetes, etcd, CoreDNS) and its pause
-# binary from the Go module proxy into a cache outside the checkout. A build is
-# keyed by the wrapper modules and the Go version, so a warm run only checks the
-# key and returns.
+# Builds the lab's upstream binaries (one Kubernetes release, etcd, CoreDNS) and its
+# pause binary from the Go module proxy into a cache outside the checkout. A build is
+# keyed by the Kubernetes version, the wrapper modules and the Go version, so a warm
+# run only checks the key and returns; the builds of other versions stay cached.
 #
-#   lab/build.sh               build (or reuse) and print the bin directory; progress on stderr
-#   lab/build.sh --background  start a cold build detached and return (log: <cache>/build.log)
-#   lab/build.sh --status      built, building (with its progress), or not built; exit 0 only when built
-#   lab/build.sh --print       print the bin directory the current pins map to
+#   lab/build.sh [--kubernetes V]               build (or reuse) and print the bin directory; progress on stderr
+#   lab/build.sh [--kubernetes V] --background  start a cold build detached and return (log: <cache>/build-<version>.log)
+#   lab/build.sh [--kubernetes V] --status      built, building (with its progress), or not built; exit 0 only when built
+#   lab/build.sh [--kubernetes V] --print       print the bin directory the version and pins map to
 #
-# One build at a time (a lock in the cache): a foreground build waits for one
-# running in the background, then finds the binaries in place.
+# V is a minor (1.37: the release lab/build/kubernetes/releases pins for it; the first
+# line there is the default) or a full version (v1.36.3) the Go module proxy serves.
+# One build at a time (a lock in the cache): a build waits for one running in the
+# background, then finds the binaries in place if it was the same version.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SEATRIALS_LAB_CACHE:-$HOME/.cache/seatrials-lab}
-key=$(cat "$here"/build/*/go.mod "$here"/build/*/go.sum "$here"/build/*/*.go "$here/build.sh" <(go version) | sha256sum | cut -c1-16)
-bin="$cache/bin/$key"
-log="$cache/build.log"
+releases="$here/build/kubernetes/releases"
+usage="usage: lab/build.sh [--kubernetes MINOR|VERSION] [--background|--status|--print]"
+die() { echo "lab build: $*" >&2; exit 2; }
+
+asked="" mode=""
+while (($#)); do
+  case "$1" in
+    --kubernetes) (($# >= 2)) || die "--kubernetes needs a version (a minor such as 1.37 or a release such as v1.37.2)"
+                  asked=$2; shift 2 ;;
+    --kubernetes=*) asked=${1#*=}; shift ;;
+    --print|--status|--background) [[ -z "$mode" ]] || die "$usage"; mode=$1; shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+
+pinned() { grep -v '^#' "$releases" | awk -v m="$1" 'NF == 2 && (m == "" || $1 == m) {print $2; exit}'; }
+minors() { grep -v '^#' "$releases" | awk 'NF == 2 {printf "%s%s", sep, $1; sep = ", "}'; }
+# The release to build: the pinned one of a minor, or a full version as given (v added).
+resolve() {
+  local v=${1#v}
+  if [[ -z "$v" ]]; then pinned ""
+  elif [[ "$v" =~ ^1\.[0-9]+$ ]]; then
+    pinned "$v" | grep . || die "kubernetes $1: no release of this minor is pinned (pinned: $(minors)); give a full version such as v$v.0"
+  elif [[ "$v" =~ ^1\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$ ]]; then echo "v$v"
+  else die "kubernetes $1: not a version (a minor such as 1.37 or a release such as v1.37.2)"
+  fi
+}
+k8s_version=$(resolve "$asked")
+key=$(cat "$here"/build/*/go.mod "$here"/build/*/go.sum "$here"/build/*/*.go "$here/build.sh" <(go version) \
+      <(echo "$k8s_version") | sha256sum | cut -c1-16)
+bin="$cache/bin/$k8s_version-$key"
+log="$cache/build-$k8s_version.log"
 lock="$cache/build.lock"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd coredns pause)
+# Kubernetes commands built from k8s.io/kubernetes (a wrapper module's `tool` directives);
+# add one here to build it too. A test binary (e2e.test) would be one `go test -c` call below.
+k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
+binaries=("${k8s_commands[@]}" etcd coredns pause)
 
 complete() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
 building() { [[ -e "$lock" ]] && ! flock -n "$lock" true; }
 mkdir -p "$cache"
 
-case "${1:-}" in
+case "$mode" in
   --print) echo "$bin"; exit 0 ;;
   --status)
     if complete; then echo "built: $bin"; exit 0; fi
-    if building; then echo "building: $(grep -a '^lab build' "$log" | tail -n 1)"; exit 1; fi
+    if building; then echo "building: $(grep -ahs '^lab build' "$cache"/build-*.log | tail -n 1)"; exit 1; fi
     echo "not built"; if [[ -s "$log" ]]; then echo "last build log $log ends:"; tail -n 5 "$log"; fi; exit 1 ;;
   --background)
     if complete; then echo "$bin"; exit 0; fi
-    if building; then echo "a build is already running: lab/build.sh --status"; exit 0; fi
-    setsid nohup "$0" > "$log" 2>&1 < /dev/null &
-    echo "building in the background (a cold build takes about 8 minutes): lab/build.sh --status, log $log"
+    setsid nohup "$0" --kubernetes "$k8s_version" > "$log" 2>&1 < /dev/null &
+    echo "building Kubernetes $k8s_version in the background (cold: about 12 minutes, after any build already" \
+         "running): lab/build.sh --kubernetes $k8s_version --status, log $log"
     exit 0 ;;
-  "") ;;
-  *) echo "usage: lab/build.sh [--background|--status|--print]" >&2; exit 2 ;;
 esac
 
 if complete; then echo "$bin"; exit 0; fi
@@ -68,7 +100,35 @@ build() {  # build NAME DIR TARGET OUTPUT [go build flags...]
   echo "lab build $name: done (elapsed $((SECONDS - started)) s)" >&2
 }
 
-k8s_version=$(cd "$here/build/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+# The wrapper module of the release, derived from the release's own go.mod: it requires its
+# staging modules (k8s.io/api, ...) at v0.0.0 and replaces them with ./staging/src/k8s.io/<name>,
+# which a module download lacks, so each is replaced here with its published v0.<minor>.<patch>.
+# The release's go and godebug lines are kept, so the binaries behave as upstream builds them.
+kubernetes_module() {  # kubernetes_module DIR
+  local dir=$1 gomod need have staging m
+  if ! gomod=$(cd "$cache" && go list -m -f '{{.GoMod}}' "k8s.io/kubernetes@$k8s_version" 2>&1); then
+    gomod=$(tail -n 1 <<< "$gomod" | sed -E 's/^[[:space:]]*(server response: )?//' | cut -c1-160)
+    die "kubernetes $k8s_version: the Go module proxy does not serve it ($gomod)"
+  fi
+  need=$(awk '$1 == "go" {print $2; exit}' "$gomod") have=$(go env GOVERSION | sed 's/^go//')
+  if [[ "$(printf '%s\n' "$need" "$have" | sort -V | head -n 1)" != "$need" ]]; then
+    die "kubernetes $k8s_version needs Go >= $need (this machine has go$have)"
+  fi
+  staging=$(sed -nE 's#^(replace)?[[:space:]]*(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/src/.*#\2#p' "$gomod")
+  [[ -n "$staging" ]] || die "kubernetes $k8s_version: its go.mod replaces no staging module; not a release?"
+  mkdir -p "$dir"
+  {
+    echo "// Generated by lab/build.sh from the go.mod of k8s.io/kubernetes@$k8s_version."
+    echo "module seatrials.lab/kubernetes"
+    awk '/^godebug \(/ {block = 1} block || /^(go|godebug) / {print} /^\)/ {block = 0}' "$gomod"
+    echo "require k8s.io/kubernetes $k8s_version"
+    echo "tool ("; printf '\tk8s.io/kubernetes/cmd/%s\n' "${k8s_commands[@]}"; echo ")"
+    echo "replace ("
+    for m in $staging; do printf '\t%s => %s v0.%s\n' "$m" "$m" "${k8s_version#v1.}"; done
+    echo ")"
+  } > "$dir/go.mod"
+}
+
 minor=$(echo "$k8s_version" | cut -d. -f2)
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -76,16 +136,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-rm -rf "$bin.partial" && mkdir -p "$bin.partial"
+rm -rf "$bin.partial"
+module="$bin.partial/kubernetes-module"  # kept beside the binaries: the go.mod and go.sum they were built from
+kubernetes_module "$module"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 # `tool` builds every tool the wrapper module declares; -p 2 keeps memory bounded.
 build etcd "$here/build/etcd" go.etcd.io/etcd/server/v3 "$bin.partial/etcd" -ldflags "-s -w"
 build coredns "$here/build/coredns" tool "$bin.partial/" -ldflags "-s -w"
 build pause "$here/build/pause" . "$bin.partial/pause" -ldflags "-s -w"
-build "kubernetes $k8s_version" "$here/build/kubernetes" tool "$bin.partial/" -ldflags "$ldflags"
+build "kubernetes $k8s_version" "$module" tool "$bin.partial/" -ldflags "$ldflags"
 rm -rf "$bin" && mv "$bin.partial" "$bin"
 complete
-# Builds of older pins are of no use any more (a few hundred MB each).
-find "$cache/bin" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
 echo "lab build: complete in $((SECONDS - started)) s" >&2
 echo "$bin"

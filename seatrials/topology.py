@@ -143,20 +143,25 @@ def discover_nodes(cluster, master_selector: str | None, worker_selector: str | 
 
 def apiserver_endpoints(cluster) -> list[tuple[str, int]]:
     """Where the `kubernetes` service really forwards: EndpointSlices, else Endpoints."""
+    found = slice_endpoints(cluster.discovery.list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=kubernetes").items)
+    if not found:
+        eps = cluster.core.read_namespaced_endpoints("kubernetes", "default")
+        for subset in eps.subsets or []:
+            found += [(a.ip, p.port) for a in subset.addresses or [] for p in subset.ports or []]
+    return sorted(set(found))
+
+
+def slice_endpoints(slices) -> list[tuple[str, int]]:
+    """(address, port) of every endpoint not marked unready in these EndpointSlices (https ports)."""
     found = []
-    slices = cluster.discovery.list_namespaced_endpoint_slice(
-        "default", label_selector="kubernetes.io/service-name=kubernetes").items
     for s in slices:
         ports = [p.port for p in s.ports or [] if p.name in (None, "", "https")]
         for ep in s.endpoints or []:
             if ep.conditions and ep.conditions.ready is False:
                 continue
             found += [(addr, port) for addr in ep.addresses for port in ports]
-    if not found:
-        eps = cluster.core.read_namespaced_endpoints("kubernetes", "default")
-        for subset in eps.subsets or []:
-            found += [(a.ip, p.port) for a in subset.addresses or [] for p in subset.ports or []]
-    return sorted(set(found))
+    return found
 
 
 def flannel_backend(cluster) -> str | None:

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring the cluster up; returns when every node is Ready and answers")
     _size_options(up, defaults=True)
+    _version_option(up)
     commands.add_parser("down", help="tear everything down, leaving nothing behind (also after a failed up)")
     commands.add_parser("status", help="what runs and which faults are active; exit 0 only when everything runs")
     commands.add_parser("env", help='export lines for the suite (eval "$(lab/lab env)")')
@@ -44,17 +45,30 @@ def main(argv: list[str] | None = None) -> int:
         help="build (cached), up unless up, pytest suites/ with reports in reports/, down; pytest's exit code",
     )
     _size_options(run_suite, defaults=False)
+    _version_option(run_suite)
     run_suite.add_argument("--keep", action="store_true", help="leave a lab brought up here running afterwards")
     run_suite.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     bench = commands.add_parser("bench", help="the suite's wall time and API requests, healthy and pod network broken")
     _size_options(bench, defaults=False)
+    _version_option(bench)
     bench.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
+    matrix = commands.add_parser(
+        "matrix",
+        help="for each Kubernetes version in turn: build (cached), up, pytest suites/ (reports in "
+        "reports/kubernetes-<version>/), every fault injected and healed, down; a table of figures; "
+        "exit 0 only when every version signed off and took every fault",
+    )
+    _size_options(matrix, defaults=True)
+    matrix.add_argument("--kubernetes", action="append", metavar="VERSION",
+                        help="a minor (1.37) or release (v1.37.2); repeat for several (default: every minor "
+                             "lab/build/kubernetes/releases pins)")  # fmt: skip
+    matrix.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
 
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     try:
         if args.command == "up":
-            cluster.up(paths, args.masters, args.workers)
+            cluster.up(paths, args.masters, args.workers, args.kubernetes)
         elif args.command == "down":
             cluster.down(paths)
             print("lab is down; nothing of it remains", file=sys.stderr)
@@ -85,10 +99,14 @@ def main(argv: list[str] | None = None) -> int:
             if left := faults.active(paths):
                 print(f"still active (a heal leaves it, as the real fix does): {', '.join(left)}")
         elif args.command == "run-suite":
-            extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
-            return suite.run_suite(paths, args.masters, args.workers, args.keep, extra)
+            extra = _pytest_args(args)
+            return suite.run_suite(paths, args.masters, args.workers, args.keep, extra, args.kubernetes)
         elif args.command == "bench":
-            print(suite.bench_table(suite.bench(paths, args.masters, args.workers, args.runs)))
+            print(suite.bench_table(suite.bench(paths, args.masters, args.workers, args.runs, args.kubernetes)))
+        elif args.command == "matrix":
+            rows = suite.matrix(paths, args.masters, args.workers, args.kubernetes, _pytest_args(args))
+            print(suite.matrix_table(rows))
+            return 0 if all(map(suite.proved, rows)) else 1
     except (LabError, ValueError) as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1
@@ -96,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         print("lab: interrupted (lab/lab down cleans up a partial lab)", file=sys.stderr)
         return 130
     return 0
+
+
+def _pytest_args(args: argparse.Namespace) -> list[str]:
+    return args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+
+
+def _version_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--kubernetes", metavar="VERSION",
+                         help="a minor (1.37) or a release (v1.37.2) to run; default: the first of "
+                              "lab/build/kubernetes/releases")  # fmt: skip
 
 
 def _size_options(command: argparse.ArgumentParser, defaults: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,12 +62,44 @@ def require_root() -> None:
         raise LabError("the lab needs root (network namespaces, mounts, cgroups)")
 
 
-def bin_dir(paths: Paths) -> Path:
-    directory = Path(run([str(paths.lab / "build.sh"), "--print"]).strip())
+def build_args(kubernetes: str | None) -> list[str]:
+    return ["--kubernetes", kubernetes] if kubernetes else []
+
+
+def build_sh(paths: Paths, kubernetes: str | None, *mode: str, **run_options) -> subprocess.CompletedProcess:
+    """lab/build.sh for this Kubernetes version (a minor such as 1.37, a release such as v1.37.2, None
+    for the default), on the lab's cache."""
+    env = {**os.environ, "SEATRIALS_LAB_CACHE": str(paths.cache)}
+    return subprocess.run([str(paths.lab / "build.sh"), *build_args(kubernetes), *mode], env=env, **run_options)
+
+
+def build_dir(paths: Paths, kubernetes: str | None = None) -> Path:
+    """Where lab/build.sh puts the binaries of this version; a one-line error for a version it cannot name."""
+    done = build_sh(paths, kubernetes, "--print", capture_output=True, text=True)
+    if done.returncode != 0:  # build.sh says what is wrong with the version in one line
+        said = done.stderr.strip().splitlines() or [f"lab/build.sh failed (exit {done.returncode})"]
+        raise LabError(said[-1].removeprefix("lab build: "))
+    return Path(done.stdout.strip())
+
+
+def bin_dir(paths: Paths, kubernetes: str | None = None) -> Path:
+    """The built binaries of this Kubernetes version, all of them there."""
+    directory = build_dir(paths, kubernetes)
     missing = [b for b in BINARIES if not (directory / b).is_file()]
     if missing:
-        raise LabError(f"binaries not built ({', '.join(missing)} missing in {directory}): run lab/build.sh")
+        build = " ".join(["lab/build.sh", *build_args(kubernetes)])
+        raise LabError(f"binaries not built ({', '.join(missing)} missing in {directory}): run {build}")
     return directory
+
+
+def kubernetes_version(binaries: Path) -> str:
+    """The release of these binaries, as the apiserver reports it (v1.37.2)."""
+    return run([str(binaries / "kube-apiserver"), "--version"]).split()[-1]
+
+
+def binaries_of(paths: Paths, record: dict) -> Path:
+    """The binaries the lab came up with (a lab an older checkout brought up did not record them)."""
+    return Path(record["binaries"]) if "binaries" in record else bin_dir(paths)
 
 
 def load_record(paths: Paths) -> dict | None:
@@ -122,7 +155,7 @@ def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
     return found
 
 
-def up(paths: Paths, masters: int, workers: int) -> None:
+def up(paths: Paths, masters: int, workers: int, kubernetes: str | None = None) -> None:
     require_root()
     nodes = plan(masters, workers)
     if (existing := load_record(paths)) is not None:
@@ -131,11 +164,13 @@ def up(paths: Paths, masters: int, workers: int) -> None:
         raise LabError("a lab is already there, not ready (an `up` is running or failed): lab/lab down removes it")
     if found := leftovers(paths):
         raise LabError(f"a previous lab left {found[0]} and {len(found) - 1} more: run lab/lab down first")
-    binaries = bin_dir(paths)
+    binaries = bin_dir(paths, kubernetes)
     created = namespaces.missing_mountpoints()
     record = {
         "masters": masters,
         "workers": workers,
+        "kubernetes": kubernetes_version(binaries),
+        "binaries": str(binaries),  # the lab keeps using the binaries it came up with
         "started": time.time(),
         "created": [str(p) for p in created],  # mount targets that did not exist on the machine
         "run_netns_was_mounted": namespaces.mounted(net.NETNS_DIR),
@@ -220,7 +255,7 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     record["ready_seconds"] = round(progress.elapsed, 1)
     save_record(paths, record)
     size = f"{_count(len(masters_), 'master')}, {_count(len(nodes) - len(masters_), 'worker')}"
-    progress(f'lab ready: {size} (eval "$(lab/lab env)" for the suite)')
+    progress(f'lab ready: Kubernetes {record["kubernetes"]}, {size} (eval "$(lab/lab env)" for the suite)')
 
 
 def _count(n: int, noun: str) -> str:
@@ -306,10 +341,11 @@ def status(paths: Paths) -> tuple[str, bool]:
         found = leftovers(paths)
         return ("lab is down" + (f", but {len(found)} leftovers remain: run lab/lab down" if found else ""), False)
     nodes = nodes_of(record)
-    kubectl = Kubectl(bin_dir(paths) / "kubectl", paths.lab_kubeconfig)
+    kubectl = Kubectl(binaries_of(paths, record) / "kubectl", paths.lab_kubeconfig)
     items = _node_items(kubectl)
     healthy = bool(items)
-    size = f"{_count(record['masters'], 'master')}, {_count(record['workers'], 'worker')}"
+    size = f"Kubernetes {record.get('kubernetes', '(not recorded)')}, {_count(record['masters'], 'master')}, "
+    size += _count(record["workers"], "worker")
     if "ready_seconds" in record:
         lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
     else:
@@ -410,7 +446,7 @@ def running(paths: Paths) -> Lab:
         raise LabError("the lab is down (lab/lab up first)")
     if "ready_seconds" not in record:
         raise LabError("the lab is not ready (an `up` is running or failed; lab/lab down cleans up)")
-    return Lab(paths, record, bin_dir(paths))
+    return Lab(paths, record, binaries_of(paths, record))
 
 
 def sync_vpc(paths: Paths) -> str:

@@ -89,6 +89,8 @@ def kubelet_config(node: Node, instance_id: str) -> dict:
         "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": f"{ETC}/resolv.conf",  # the cluster DNS only, never the machine's resolver
         "failSwapOn": False,
+        # This machine is cgroup v1 (hybrid): kubelets from 1.35 on refuse it unless told not to.
+        "failCgroupV1": False,
         # Every node reports the whole machine's memory and disk: evict only when nearly nothing is left.
         "evictionHard": {
             "memory.available": "100Mi",
@@ -101,7 +103,7 @@ def kubelet_config(node: Node, instance_id: str) -> dict:
         "imageGCLowThresholdPercent": 99,
         "enableSystemLogHandler": True,
         "enableSystemLogQuery": True,
-        "featureGates": {"NodeLogQuery": True},
+        "featureGates": {"NodeLogQuery": True},  # beta, off by default before 1.36; GA (locked on) from 1.36
         "providerID": f"aws:///{ZONE}/{instance_id}",
         "registerWithTaints": [CONTROL_PLANE_TAINT] if node.is_master else [],
         "readOnlyPort": 0,

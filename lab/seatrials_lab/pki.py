@@ -3,8 +3,8 @@
 Three authorities, as kubeadm makes them: the cluster CA (apiserver, kubelets, every
 client), the etcd CA, and a separate front-proxy CA for the aggregation layer's request
 headers (phase 2 of the lab breaks exactly that separation). Everything is generated once
-and cached under <state>/pki; a certificate is reissued only when it is missing or about
-to expire.
+and cached under <state>/pki; a certificate is reissued only when it is missing, about to
+expire, or names other addresses than the lab asks for (a lab of another layout issued it).
 """
 
 from __future__ import annotations
@@ -99,15 +99,16 @@ class Authority:
         ips: tuple[str, ...] = (),
     ) -> Pair:
         pair = Pair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
+        subject = _name(common_name, organizations)
         names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        if _fresh(pair) and _issued_by(pair, self.cert) and _names(pair) == set(names):
-            return pair  # a node's address differs between lab shapes: then it is issued again
+        if _fresh(pair) and _issued_by(pair, self.cert) and _names(pair) == (subject, set(names)):
+            return pair
         key = ec.generate_private_key(ec.SECP256R1())
         usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
             [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
         )
         builder = (
-            _builder(_name(common_name, organizations), self.cert.subject, key, LEAF_DAYS)
+            _builder(subject, self.cert.subject, key, LEAF_DAYS)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -145,17 +146,19 @@ def _usage(cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _names(pair: Pair) -> set:
-    """The subject alternative names of a certificate."""
-    try:
-        return set(x509.load_pem_x509_certificate(pair.cert_pem).extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value)  # fmt: skip
-    except x509.ExtensionNotFound:
-        return set()
-
-
 def _issued_by(pair: Pair, ca: x509.Certificate) -> bool:
     return x509.load_pem_x509_certificate(pair.cert_pem).issuer == ca.subject
+
+
+def _names(pair: Pair) -> tuple[x509.Name, set]:
+    """The subject and alternative names of a cached certificate: a lab of another layout (other node
+    addresses) issued it otherwise, and it must be issued again."""
+    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    try:
+        alternative = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        alternative = set()
+    return cert.subject, alternative
 
 
 class Pki:

@@ -13,7 +13,9 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from . import cluster, faults
 from .layout import Paths
@@ -24,19 +26,25 @@ BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses
 HEALTHY = "healthy"  # the bench's scenarios
 BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
 NOT_READY = "one worker NotReady (its kubelet stopped)"
+SIGNED_OFF = "SIGNED OFF"  # the suite's verdict for a healthy cluster (signoff.json)
 
 
-def build(paths: Paths) -> None:
+def build(paths: Paths, kubernetes: str | None = None) -> None:
     """lab/build.sh: returns at once when the binaries are cached, builds them otherwise."""
-    done = subprocess.run([str(paths.lab / "build.sh")], stdout=subprocess.DEVNULL)
+    cluster.build_dir(paths, kubernetes)  # a version build.sh cannot name: its one line, before anything runs
+    done = cluster.build_sh(paths, kubernetes, stdout=subprocess.DEVNULL)
     if done.returncode != 0:
-        raise LabError(f"lab/build.sh failed (exit {done.returncode})")
+        command = " ".join(["lab/build.sh", *cluster.build_args(kubernetes)])
+        raise LabError(f"{command} failed (exit {done.returncode})")
 
 
 @contextlib.contextmanager
-def lab_up(paths: Paths, masters: int | None, workers: int | None, keep: bool = False) -> Iterator[bool]:
-    """The lab up at the size asked for; yields whether it was already up. A lab brought up here is
-    taken down on the way out (after a failure or Ctrl-C too) unless `keep`."""
+def lab_up(
+    paths: Paths, masters: int | None, workers: int | None, keep: bool = False, kubernetes: str | None = None
+) -> Iterator[bool]:
+    """The lab up at the size and Kubernetes version asked for (built first unless cached); yields whether
+    it was already up. A lab brought up here is taken down on the way out (after a failure or Ctrl-C too)
+    unless `keep`."""
     record = cluster.load_record(paths)
     if record is not None:
         asked = (masters or record["masters"], workers if workers is not None else record["workers"])
@@ -45,11 +53,15 @@ def lab_up(paths: Paths, masters: int | None, workers: int | None, keep: bool = 
                 f"the lab is up with {record['masters']} master(s) and {record['workers']} worker(s), not "
                 f"{asked[0]} and {asked[1]}: lab/lab down first, or leave out --masters/--workers"
             )
+        if kubernetes and cluster.build_dir(paths, kubernetes) != cluster.binaries_of(paths, record):
+            raise LabError(f"the lab is up with Kubernetes {record.get('kubernetes')}, not {kubernetes}: "
+                           "lab/lab down first, or leave out --kubernetes")
         cluster.running(paths)  # up and ready, or a one-line error
         yield True
         return
+    build(paths, kubernetes)
     try:
-        cluster.up(paths, masters or DEFAULT_MASTERS, DEFAULT_WORKERS if workers is None else workers)
+        cluster.up(paths, masters or DEFAULT_MASTERS, DEFAULT_WORKERS if workers is None else workers, kubernetes)
         yield False
     finally:
         if not keep:
@@ -61,24 +73,116 @@ def suite_env(paths: Paths) -> dict[str, str]:
     return {**os.environ, **cluster.env_values(paths)}
 
 
-def run_suite(paths: Paths, masters: int | None, workers: int | None, keep: bool, pytest_args: list[str]) -> int:
+def run_suite(
+    paths: Paths,
+    masters: int | None,
+    workers: int | None,
+    keep: bool,
+    pytest_args: list[str],
+    kubernetes: str | None = None,
+) -> int:
     """Build (cached), bring the lab up unless it is, run `pytest suites/` against it with reports in
     the repository's reports/, take down a lab brought up here unless --keep; pytest's exit code."""
-    build(paths)
-    repository = paths.lab.parent
-    with lab_up(paths, masters, workers, keep) as was_up:
+    with lab_up(paths, masters, workers, keep, kubernetes) as was_up:
         if was_up:
             print("lab: the lab was already up; it stays up", file=sys.stderr)
-        argv = [sys.executable, "-m", "pytest", "suites/", "--reports-dir", str(repository / "reports"), *pytest_args]
-        print(f"lab: running {' '.join(argv[1:])}", file=sys.stderr, flush=True)
-        return subprocess.run(argv, cwd=repository, env=suite_env(paths)).returncode
+        return _pytest_suites(paths, paths.lab.parent / "reports", pytest_args)
 
 
-def bench(paths: Paths, masters: int | None, workers: int | None, runs: int = 3) -> list[dict]:
+def _pytest_suites(paths: Paths, reports: Path, pytest_args: list[str]) -> int:
+    """`python -m pytest suites/` from the repository against the lab up now; pytest's exit code."""
+    argv = [sys.executable, "-m", "pytest", "suites/", "--reports-dir", str(reports), *pytest_args]
+    print(f"lab: running {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+    return subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths)).returncode
+
+
+def releases(paths: Paths) -> list[str]:
+    """The release pinned for each minor in lab/build/kubernetes/releases, the default first."""
+    lines = (paths.lab / "build" / "kubernetes" / "releases").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.strip() and not line.startswith("#")]
+
+
+def matrix(
+    paths: Paths, masters: int, workers: int, versions: list[str] | None, pytest_args: list[str]
+) -> list[dict]:
+    """For each version (default: every pinned release) in turn: build (cached), up, `pytest suites/`
+    with reports in reports/kubernetes-<version>/, every documented fault injected, verified and
+    healed, down. One row of figures per version; a version whose lab fails says why in its row,
+    and the next one still runs."""
+    if cluster.load_record(paths) is not None:
+        raise LabError("a lab is up: the matrix brings up each version itself (lab/lab down first)")
+    rows = []
+    for version in versions or releases(paths):
+        row = {"version": version, "build_seconds": None, "ready_seconds": None, "suite_seconds": None,
+               "faults": "-"}
+        started = time.monotonic()
+        try:
+            build(paths, version)  # timed apart from `up`, which then finds it cached
+            row["build_seconds"] = round(time.monotonic() - started, 1)
+            with lab_up(paths, masters, workers, kubernetes=version):
+                record = cluster.load_record(paths)
+                row.update(version=record["kubernetes"], ready_seconds=record["ready_seconds"])
+                reports = paths.lab.parent / "reports" / f"kubernetes-{record['kubernetes']}"
+                started = time.monotonic()
+                _pytest_suites(paths, reports, pytest_args)  # its verdict is read from the sign-off it writes
+                row["suite_seconds"] = round(time.monotonic() - started, 1)
+                row["faults"] = fault_round(cluster.running(paths))
+            row["verdict"], row["outcomes"] = _signoff(reports)
+        except LabError as e:
+            row.update(verdict="lab failed", outcomes=str(e))
+        print(f"lab: matrix: {matrix_table([row]).splitlines()[-1]}", file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def proved(row: dict) -> bool:
+    """A matrix row whose lab signed off and took every fault."""
+    return row["verdict"] == SIGNED_OFF and row["faults"] == f"{len(faults.FAULTS)}/{len(faults.FAULTS)}"
+
+
+def fault_round(lab: cluster.Lab) -> str:
+    """Inject, verify and heal every fault of the default shape in turn, and what a heal leaves behind:
+    "N/N", or how many did and the first that did not."""
+    failed = []
+    for cause in faults.FAULTS:
+        for step in (faults.inject, faults.heal):
+            try:
+                print(f"lab: matrix: {cause}: {step(lab, cause)}", file=sys.stderr, flush=True)
+            except LabError as e:
+                failed.append(f"{cause} {step.__name__}: {e}")
+    for cause, line in faults.heal_all(lab):
+        print(f"lab: matrix: {cause}: {line}", file=sys.stderr, flush=True)
+    done = len(faults.FAULTS) - len({f.split()[0] for f in failed})
+    return f"{done}/{len(faults.FAULTS)}" + (f" ({failed[0]})" if failed else "")
+
+
+def _signoff(reports: Path) -> tuple[str, str]:
+    """The suite's verdict and its outcome counts, from the sign-off it wrote."""
+    try:
+        signoff = json.loads((reports / "signoff.json").read_text())
+    except (OSError, ValueError):
+        return "no sign-off written", ""
+    return signoff["verdict"], ", ".join(f"{n} {outcome}" for outcome, n in sorted(signoff["outcomes"].items()))
+
+
+def matrix_table(rows: list[dict]) -> str:
+    def shown(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds:.1f}"
+
+    lines = [f"{'kubernetes':16} {'build s':>8} {'up to ready s':>13} {'suite s':>8} {'faults':>6}  "
+             "verdict (outcomes)"]
+    for r in rows:
+        lines.append(f"{r['version']:16} {shown(r['build_seconds']):>8} {shown(r['ready_seconds']):>13} "
+                     f"{shown(r['suite_seconds']):>8} {r['faults']:>6}  {r['verdict']} ({r['outcomes']})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def bench(
+    paths: Paths, masters: int | None, workers: int | None, runs: int = 3, kubernetes: str | None = None
+) -> list[dict]:
     """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken, then with one
     worker NotReady; returns one row per run."""
-    build(paths)
-    with lab_up(paths, masters, workers) as was_up:
+    with lab_up(paths, masters, workers, kubernetes=kubernetes) as was_up:
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
         rows = _bench_runs(paths, HEALTHY, runs)

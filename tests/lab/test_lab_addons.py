@@ -29,6 +29,7 @@ def test_kubelet_settings_the_causes_depend_on():
     assert config["cgroupRoot"] == "/seatrials-lab/worker-1" and config["cgroupDriver"] == "cgroupfs"
     assert config["providerID"] == "aws:///us-east-1a/i-0abc"
     assert config["enableSystemLogHandler"] and config["enableSystemLogQuery"]
+    assert config["failCgroupV1"] is False  # kubelets >= 1.35 refuse this cgroup v1 machine otherwise
     assert config["registerWithTaints"] == [] and kubelet_config(master, "i-1")["registerWithTaints"]
 
 

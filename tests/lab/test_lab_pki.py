@@ -1,6 +1,7 @@
 """The lab's credentials: kubeadm's three authorities, the SANs clients dial, base64 kubeconfigs."""
 
 import base64
+import dataclasses
 import ipaddress
 import json
 
@@ -38,6 +39,14 @@ def test_node_identities(tmp_path):
 def test_credentials_are_cached(tmp_path):
     first = Pki(tmp_path).apiserver.cert_pem
     assert Pki(tmp_path).apiserver.cert_pem == first
+    worker = plan(1, 1)[1]
+    assert Pki(tmp_path).kubelet_serving(worker).cert_pem == Pki(tmp_path).kubelet_serving(worker).cert_pem
+
+
+def test_a_cached_certificate_for_other_addresses_is_issued_again(tmp_path):
+    worker = plan(1, 1)[1]
+    Pki(tmp_path).kubelet_serving(dataclasses.replace(worker, ip="10.240.1.21"))  # the node in another layout
+    assert sans(Pki(tmp_path).kubelet_serving(worker)) == {"10.240.0.21", "worker-1"}
 
 
 def test_kubeconfig_embeds_strict_base64_pem(tmp_path):
