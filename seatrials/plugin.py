@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 
 from seatrials import aws, causes, probes, reporting
 from seatrials import trial as trial_mod
+from seatrials import versions
 from seatrials import verdict as verdict_mod
 from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
@@ -192,6 +193,12 @@ def stop_run(state: Run) -> None:
               "run `pytest suites/ --cleanup-only` once the cluster answers", file=sys.stderr)
 
 
+def caveats(state: Run) -> list[str]:
+    """What limits any verdict of this run: a Kubernetes minor the suite is not proved on."""
+    line = versions.unproved(state.topology.version) if state.topology else None
+    return [line] if line else []
+
+
 def pytest_unconfigure(config):
     """A safety net: whatever happened, the namespace and the lock go."""
     state = config.stash.get(STATE, None)
@@ -216,6 +223,7 @@ def pytest_report_header(config):
         return None
     lines = [f"seatrials run {state.run_id} on {state.cluster.server} (context {state.cluster.context})"]
     lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]
+    lines += [f"  {line}" for line in caveats(state)]
     lines.append(f"  sign-off policy: required areas {', '.join(state.settings.require) or 'none (lenient)'}")
     if state.removed:
         lines.append(f"  removed what earlier runs left: {', '.join(state.removed)}")
@@ -425,7 +433,7 @@ class RunReporter:
         facts = verdict_mod.RunFacts(
             outcomes=[(r.outcome, r.area, f"{r.check}[{r.case}]" if r.case else r.check) for r in state.reports],
             interrupted=state.interrupted, stopped=stopped, selection=notes(state, "selection"),
-            required=state.settings.require)
+            required=state.settings.require, caveats=caveats(state))
         state.judgement = verdict_mod.judge(facts)
         session.exitstatus = state.judgement.exit_code
 

@@ -35,6 +35,7 @@ class RunFacts:
     stopped: list[str] = field(default_factory=list)  # why it could not start or stopped early
     selection: list[str] = field(default_factory=list)  # how the cases run are a subset of the suite
     required: tuple[str, ...] = ()  # areas the sign-off policy requires
+    caveats: list[str] = field(default_factory=list)  # what limits any verdict (an unproved Kubernetes minor)
 
 
 @dataclass
@@ -49,6 +50,13 @@ class Judgement:
 
 
 def judge(facts: RunFacts) -> Judgement:
+    """The verdict; the caveats follow its reasons whatever it is, so a pass they limit is never silent."""
+    judgement = verdict_of(facts)
+    judgement.reasons += facts.caveats
+    return judgement
+
+
+def verdict_of(facts: RunFacts) -> Judgement:
     counts = Counter(outcome for outcome, _, _ in facts.outcomes)
     skipped = defaultdict(list)
     for outcome, area, case in facts.outcomes:

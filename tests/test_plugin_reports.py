@@ -170,7 +170,8 @@ def pytest_configure(config):
     nodes = [Node("master-1", "master", "10.240.0.11", "aws:///eu-west-1a/i-0aaa"),
              Node("worker-1", "worker", "10.240.0.21", "aws:///eu-west-1a/i-0bbb")]
     config.stash[STATE] = Run(settings, cluster=cluster, topology=Topology(nodes, ("10.32.0.1", 443),
-                                                                             [("10.240.0.11", 6444)], "other"),
+                                                                             [("10.240.0.11", 6444)], "other",
+                                                                             version="v1.38.0"),
                               run_id="r1")
     config.option.xmlpath = str(config.rootpath / "reports" / "junit.xml")
     config.pluginmanager.register(RunReporter(config), "seatrials-run-reporter")
@@ -209,6 +210,9 @@ def test_a_whole_run_leaves_the_signoff_its_pages_and_completed_junit_and_allure
     assert [f.get("type") for f in root.iter("failure")] == ["sg-node-to-apiserver"]
     props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
     assert props["fingerprint_hash"] == signoff["fingerprint_hash"] and props["verdict"] == "NOT SIGNED OFF"
+    unproved = "Kubernetes v1.38.0 is newer than 1.37, the newest minor this suite is proved on"
+    assert signoff["verdict_reasons"][-1].startswith(unproved) and unproved in props["verdict_reasons"]
+    assert unproved in (reports / "signoff.html").read_text() and unproved in (reports / "signoff.md").read_text()
     results = [json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json")]
     failed = next(r for r in results if r["status"] == "failed")
     assert failed["statusDetails"]["message"] == ("[cause: sg-node-to-apiserver] Masters' security group does not "

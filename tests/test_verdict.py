@@ -43,3 +43,11 @@ def test_the_reasons_name_what_stopped_the_run_and_what_was_not_verified():
     assert required.reasons == ["required area aws not checked: 1 cases (test_1 ...)"]
     partial = judge(facts(PASS, selection=["not collected: test_aws.py"]))
     assert partial.reasons == ["only a selection ran: not collected: test_aws.py"]
+
+
+@pytest.mark.parametrize("run", [facts(PASS), facts(PASS, ("failed", "network")), facts(PASS, stopped=["x"])])
+def test_a_caveat_follows_the_reasons_of_every_verdict_and_does_not_change_it(run):
+    caveat = "Kubernetes v1.38.0 is newer than 1.37, the newest minor this suite is proved on"
+    plain, limited = judge(run), judge(RunFacts(**{**vars(run), "caveats": [caveat]}))
+    assert (limited.verdict, limited.exit_code) == (plain.verdict, plain.exit_code)
+    assert limited.reasons == plain.reasons + [caveat]
