@@ -35,8 +35,8 @@ def images(args) -> int:
 
 
 def cleanup(args) -> int:
-    from seatrials import probes
     from seatrials.cluster import SetupError, connect
+    from seatrials.network import probes
 
     try:
         cluster = connect(args.kubeconfig or default_kubeconfig(), args.context)
@@ -49,7 +49,7 @@ def cleanup(args) -> int:
 
 
 def java_credentials(args) -> int:
-    from seatrials import credentials
+    from seatrials.checks import credentials
 
     return credentials.print_java_credentials(args.kubeconfig or default_kubeconfig(), args.context)
 

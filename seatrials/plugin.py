@@ -29,13 +29,14 @@ import allure
 import pytest
 from kubernetes.client.rest import ApiException
 
-from seatrials import aws, causes, probes, reporting
-from seatrials import trial as trial_mod
-from seatrials import versions
+from seatrials import causes, reporting, versions
 from seatrials import verdict as verdict_mod
 from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
+from seatrials.checks import aws
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
 from seatrials.lock import ClusterLock
+from seatrials.network import probes
+from seatrials.network import trial as trial_mod
 from seatrials.options import AREAS, BadOption, Settings, settings_from
 from seatrials.topology import Topology, discover
 

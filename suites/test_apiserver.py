@@ -1,11 +1,11 @@
 """The apiserver's front-proxy settings do not refuse node and user
 certificates (cause apiserver-requestheader-allowed-names), and aggregated APIs
-are available. The logic lives in seatrials/apiserver.py.
+are available. The logic lives in seatrials/checks/apiserver.py.
 """
 
 import pytest
 
-from seatrials import apiserver
+from seatrials.checks import apiserver
 
 pytestmark = pytest.mark.area("apiserver")
 

@@ -4,13 +4,13 @@ Runs when AWS credentials and a region are found (AWS_PROFILE or
 AWS_ACCESS_KEY_ID..., --aws-region or AWS_REGION; AWS_ENDPOINT_URL for another
 endpoint); otherwise every case is "not checked" with the reason. Nodes are
 matched to instances by spec.providerID, else by private IP. The logic lives in
-seatrials/aws.py (calls) and seatrials/aws_rules.py (how EC2 filters a packet);
+seatrials/checks/aws.py (calls) and seatrials/checks/aws_rules.py (how EC2 filters a packet);
 docs/aws.md has the IAM policy.
 """
 
 import pytest
 
-from seatrials import aws
+from seatrials.checks import aws
 
 pytestmark = pytest.mark.area("aws")
 

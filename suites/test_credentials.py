@@ -3,13 +3,13 @@
 The kubeconfig in use and every --client-kubeconfig (kubeconfigs handed to
 other clients, such as Java applications): each *-data field is strict base64
 of PEM, and a real TLS handshake with the credentials succeeds. The logic
-lives in seatrials/credentials.py; `seatrials java-credentials` prints the
+lives in seatrials/checks/credentials.py; `seatrials java-credentials` prints the
 values to give a Java client.
 """
 
 import pytest
 
-from seatrials import credentials
+from seatrials.checks import credentials
 
 pytestmark = pytest.mark.area("credentials")
 

@@ -1,12 +1,12 @@
 """Harbor records what is pushed to it (cause harbor-k8s-deploy-stale-ui).
 
 Runs only with --harbor-url (or SEATRIALS_HARBOR_URL); credentials come from
-HARBOR_USERNAME and HARBOR_PASSWORD. The logic lives in seatrials/harbor.py.
+HARBOR_USERNAME and HARBOR_PASSWORD. The logic lives in seatrials/checks/harbor.py.
 """
 
 import pytest
 
-from seatrials import harbor
+from seatrials.checks import harbor
 
 pytestmark = pytest.mark.area("harbor")
 

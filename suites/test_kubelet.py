@@ -2,12 +2,12 @@
 
 One case per node, e.g. test_kubelet_cgroups[worker-1]. Read through the API
 only: the kubelet's log (node log query, then /var/log/kubelet.log), its
-stats/summary and its configz. The logic lives in seatrials/kubelet.py.
+stats/summary and its configz. The logic lives in seatrials/checks/kubelet.py.
 """
 
 import pytest
 
-from seatrials import kubelet
+from seatrials.checks import kubelet
 
 pytestmark = pytest.mark.area("kubelet")
 

@@ -12,11 +12,11 @@ import random
 
 from seatrials import verdict
 from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
-from seatrials.network import KINDS, ProbeResult
+from seatrials.network.paths import KINDS, ProbeResult
+from seatrials.network.trial import Trial
 from seatrials.reporting import CheckReport, RunRecord, finding_record, matrices
 from seatrials.reporting.signoff import OUTCOME_CODES, fingerprint, node_list
 from seatrials.topology import Node, Topology
-from seatrials.trial import Trial
 from tests import simulate
 
 STARTED = 1_795_000_000.0  # 2026-11-18T08:26:40Z
@@ -108,7 +108,7 @@ def native_routes(topo: Topology) -> list[ProbeResult]:
 
 
 def source_dest(topo: Topology, name: str, on: tuple[str, ...]) -> Result:
-    """What the AWS check says: both places EC2 keeps the flag (as seatrials/aws.py words them)."""
+    """What the AWS check says: both places EC2 keeps the flag (as seatrials/checks/aws.py words them)."""
     instance = next(n.provider_id for n in topo.nodes if n.name == name).rsplit("/", 1)[1]
     if name not in on:
         return Result.passed()

@@ -3,8 +3,8 @@ probe results a cluster with a given fault would produce, following the same
 packet rules the lab enforces for real (lab/README.md). Only the diagnosis'
 unit tests use it; the lab proves the same scenarios end to end."""
 
-from seatrials.evidence import Evidence, parse_routes
-from seatrials.network import KINDS, ProbeResult
+from seatrials.network.evidence import Evidence, parse_routes
+from seatrials.network.paths import KINDS, ProbeResult
 
 MASTERS = ["master-1"]
 WORKERS = ["worker-1", "worker-2"]

@@ -16,8 +16,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from OpenSSL import SSL
 
-from seatrials import apiserver
-from seatrials.kubelet import LogTail, tail
+from seatrials.checks import apiserver
+from seatrials.checks.kubelet import LogTail, tail
 from seatrials.topology import Node, Topology
 from tests.test_credentials import issue, new_ca
 from tests.test_kubelet import FakeNodeProxy, api_error, query, sample

@@ -1,4 +1,4 @@
-"""seatrials.aws against moto's EC2: in-process (moto.mock_aws) for speed, and
+"""seatrials.checks.aws against moto's EC2: in-process (moto.mock_aws) for speed, and
 through a real moto server on loopback reached by AWS_ENDPOINT_URL, as the lab does;
 last, suites/test_aws.py run the way a user runs it.
 
@@ -19,7 +19,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.server import ThreadedMotoServer
 
-from seatrials import aws
+from seatrials.checks import aws
 from seatrials.options import Settings
 from seatrials.topology import Node, Topology
 

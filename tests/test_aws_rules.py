@@ -1,4 +1,4 @@
-"""seatrials.aws_rules: how EC2 filters one packet, over hand-written describe outputs.
+"""seatrials.checks.aws_rules: how EC2 filters one packet, over hand-written describe outputs.
 
 The dicts below have the shapes describe_security_groups and
 describe_network_acls return (checked against moto in tests/test_aws.py).
@@ -6,7 +6,7 @@ describe_network_acls return (checked against moto in tests/test_aws.py).
 
 import pytest
 
-from seatrials.aws_rules import (
+from seatrials.checks.aws_rules import (
     ALL_TRAFFIC,
     IP_IN_IP,
     PING,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from seatrials import baseline
+from seatrials.reporting import baseline
 
 
 def run(started: str, **outcomes) -> dict:

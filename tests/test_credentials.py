@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seatrials import credentials, kubeconfig
+from seatrials import kubeconfig
 from seatrials.causes import Verdict
-from seatrials.credentials import field_problem, okio_decode_base64, strict_base64
+from seatrials.checks import credentials
+from seatrials.checks.credentials import field_problem, okio_decode_base64, strict_base64
 
 OKIO_JAR = Path("/usr/share/java/okio.jar")  # Debian libokio-java 1.16: the okio 1.x fabric8 used
 OKIO_DECODE = Path(__file__).parent / "data" / "OkioDecode.java"

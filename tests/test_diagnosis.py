@@ -3,7 +3,7 @@ named only on its own evidence, and what the evidence cannot tell apart is "unkn
 
 import pytest
 
-from seatrials.diagnosis import diagnose
+from seatrials.network.diagnosis import diagnose
 from tests import simulate as sim
 
 THREE_MASTERS = ["master-1", "master-2", "master-3"]

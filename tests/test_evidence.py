@@ -2,11 +2,11 @@
 how pod IPs travel as the routes show it, and NetworkPolicies selecting the probes as Kubernetes
 selects them."""
 
-from seatrials import evidence
-from seatrials.evidence import parse_routes, pod_routing, policies_over, route_to, selects
-from seatrials.network import ControlChannel, ProbeResult
+from seatrials.network import evidence
+from seatrials.network.evidence import parse_routes, pod_routing, policies_over, route_to, selects
+from seatrials.network.paths import ControlChannel, ProbeResult
+from seatrials.network.trial import Trial
 from seatrials.topology import Node, Topology
-from seatrials.trial import Trial
 
 NATIVE = ("default via 10.0.0.1 dev ens5\t10.240.0.0/24 dev eth0 scope link  src 10.240.0.21\t"
           "10.200.11.0/24 via 10.240.0.11 dev eth0\t10.200.21.0/24 dev cni0 scope link  src 10.200.21.1\t"

@@ -9,14 +9,14 @@ from importlib import resources
 
 import pytest
 
-from seatrials import evidence, network
-from seatrials.network import Target
+from seatrials.network import evidence, paths
+from seatrials.network.paths import Target
 
 BUSYBOX = shutil.which("busybox")
 pytestmark = pytest.mark.skipif(not BUSYBOX or not shutil.which("unshare"),
                                 reason="needs busybox (Debian busybox-static) and unshare")
 
-SCRIPT = resources.files("seatrials").joinpath("fanout.sh").read_text()
+SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
 
 # Everything below runs in a fresh network namespace: 10.99.0.0/24 exists only there.
 SETUP = """
@@ -58,7 +58,7 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
         Target("external-ip", "*", "backends", "10.99.0.1", "9376", ("worker-1+worker-9", "3")),
     ]
     stdout, elapsed = fan_out(tmp_path, targets)
-    results = {(r.kind, r.target): r for r in network.parse("src", "pod", targets, stdout, None)}
+    results = {(r.kind, r.target): r for r in paths.parse("src", "pod", targets, stdout, None)}
     assert results[("pod-to-pod", "worker-1")].outcome == "ok"
     assert results[("pod-to-pod", "worker-1")].detail == "answered by probe-pod-a worker-1"
     assert results[("pod-to-pod", "closed")].outcome == "refused"
@@ -76,7 +76,7 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
 
 def test_a_target_without_a_result_is_not_run_never_ok(tmp_path):
     targets = [Target("pod-to-pod", "worker-1", "tcp", "10.99.0.1", "9376")]
-    results = network.parse("src", "pod", targets, "garbage\n", None)
+    results = paths.parse("src", "pod", targets, "garbage\n", None)
     assert [r.outcome for r in results] == ["not-run"]
 
 
@@ -84,7 +84,7 @@ def test_the_nodes_own_routes_and_kube_proxy_health_are_read_as_evidence(tmp_pat
     targets = [Target("routes", "n", "routes", "-"), Target("kube-proxy", "n", "health", "10.99.0.1", "9376"),
                Target("kube-proxy", "down", "health", "10.99.0.1", "10256")]
     stdout, _ = fan_out(tmp_path, targets)
-    results = {(r.kind, r.target): r for r in network.parse("n", "host", targets, stdout, None)}
+    results = {(r.kind, r.target): r for r in paths.parse("n", "host", targets, stdout, None)}
     routes = evidence.parse_routes(results[("routes", "n")].detail)
     assert evidence.route_to(routes, "10.99.0.2/32").dev == "lo"  # the whole table, not a truncated line
     assert results[("kube-proxy", "n")].outcome == "ok"

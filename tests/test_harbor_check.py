@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from seatrials import harbor
 from seatrials.causes import Result
-from seatrials.harbor import HarborApi
+from seatrials.checks import harbor
+from seatrials.checks.harbor import HarborApi
+from seatrials.checks.registry import Registry, probe_image
 from seatrials.options import Settings
-from seatrials.registry import Registry, probe_image
 
 RUN_ID = "20260101-test"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import requests
 
-from seatrials.harbor import HarborApi, tagged
-from seatrials.registry import Registry, probe_image
+from seatrials.checks.harbor import HarborApi, tagged
+from seatrials.checks.registry import Registry, probe_image
 
 HARBOR_DOUBLE = Path(__file__).resolve().parent.parent / "lab" / "harbor_double.py"
 

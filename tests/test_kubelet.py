@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.rest import ApiException
 
-from seatrials import kubelet
+from seatrials.checks import kubelet
 from seatrials.topology import Node
 
 DATA = Path(__file__).parent / "data"

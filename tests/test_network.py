@@ -2,8 +2,8 @@
 
 import pytest
 
-from seatrials import network
-from seatrials.network import ProbePod
+from seatrials.network import paths
+from seatrials.network.paths import ProbePod
 from seatrials.options import Settings
 from seatrials.topology import Node, Topology
 
@@ -21,7 +21,7 @@ def cluster_of(masters, workers):
 @pytest.mark.parametrize("masters,workers", [(1, 2), (3, 2), (3, 20)])
 def test_one_exec_per_probe_covers_every_pair(masters, workers):
     topo, pods, hosts = cluster_of(masters, workers)
-    plans = network.plan(topo, pods, hosts, Settings(None, None))
+    plans = paths.plan(topo, pods, hosts, Settings(None, None))
     n = masters + workers
     assert len(plans) == 2 * n  # API calls for the measurement: linear in nodes
     pairs = {(t.kind, src, t.target) for (side, src), targets in plans.items() for t in targets}
@@ -39,7 +39,7 @@ def test_one_exec_per_probe_covers_every_pair(masters, workers):
 
 def test_exec_arguments_stay_small_for_a_big_cluster():
     topo, pods, hosts = cluster_of(3, 100)
-    plans = network.plan(topo, pods, hosts, Settings(None, None))
+    plans = paths.plan(topo, pods, hosts, Settings(None, None))
     biggest = max(len(" ".join(t.arg() for t in targets)) for targets in plans.values())
     assert biggest < 64_000  # well inside Linux's 128 KiB argument limit per string
 
@@ -54,11 +54,11 @@ def test_exec_arguments_stay_small_for_a_big_cluster():
     (1, "something else", "error"),
 ])
 def test_classify(rc, out, expected):
-    assert network.classify(rc, out) == expected
+    assert paths.classify(rc, out) == expected
 
 
 def test_dns_answer_must_be_the_kubernetes_service():
     out = "Server:\t\t10.32.0.10\tAddress:\t10.32.0.10:53\t\tName:\tkubernetes.default.svc.cluster.local\t" \
           "Address: 10.32.0.1\t"
-    assert network.answer_of("dns", out, "10.32.0.1") == ("ok", "resolved to 10.32.0.1")
-    assert network.answer_of("dns", out.replace("10.32.0.1\t", "10.32.0.99\t"), "10.32.0.1")[0] == "error"
+    assert paths.answer_of("dns", out, "10.32.0.1") == ("ok", "resolved to 10.32.0.1")
+    assert paths.answer_of("dns", out.replace("10.32.0.1\t", "10.32.0.99\t"), "10.32.0.1")[0] == "error"

@@ -8,7 +8,7 @@ from types import SimpleNamespace as NS
 import pytest
 from kubernetes.client.rest import ApiException
 
-from seatrials import probes
+from seatrials.network import probes
 
 
 def pod(name, namespace, deleting=False, node="worker-1"):

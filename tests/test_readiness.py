@@ -7,8 +7,8 @@ import time
 
 from kubernetes import client
 
-from seatrials import readiness
-from seatrials.readiness import ProbeStatus, apply_events, apply_nodes, apply_pods, wait_ready
+from seatrials.network import readiness
+from seatrials.network.readiness import ProbeStatus, apply_events, apply_nodes, apply_pods, wait_ready
 
 NOW = dt.datetime(2026, 11, 30, 18, 49, 2, tzinfo=dt.UTC)
 

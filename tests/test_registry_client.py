@@ -1,4 +1,4 @@
-"""seatrials.registry against a real registry: anonymous, HTTP basic and Bearer tokens."""
+"""seatrials.checks.registry against a real registry: anonymous, HTTP basic and Bearer tokens."""
 
 import gzip
 import io
@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from seatrials.registry import (
+from seatrials.checks.registry import (
     MANIFEST_V2,
     Registry,
     RegistryError,

@@ -8,10 +8,10 @@ import re
 import xml.etree.ElementTree as ET
 
 from seatrials import causes, reporting
-from seatrials.network import ProbeResult
+from seatrials.network.paths import ProbeResult
+from seatrials.network.trial import Trial
 from seatrials.reporting import allure, junit, pages, svg
 from seatrials.reporting.signoff import concrete_fix
-from seatrials.trial import Trial
 from tests import report_samples
 
 KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\n-----END RSA PRIVATE KEY-----"

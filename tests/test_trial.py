@@ -1,9 +1,9 @@
 """Judging one cell of a measured trial: passed, failed with the diagnosed cause, or
 "not checked" with the reason; never a silent pass."""
 
-from seatrials.network import ControlChannel, ProbeResult
+from seatrials.network.paths import ControlChannel, ProbeResult
+from seatrials.network.trial import Trial
 from seatrials.topology import Node, Topology
-from seatrials.trial import Trial
 
 TOPOLOGY = Topology([Node("master-1", "master", "10.240.0.11"), Node("worker-1", "worker", "10.240.0.21")],
                     ("10.32.0.1", 443), [("10.240.0.11", 6444)], "other")

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client
 
-from seatrials import apiserver, kubelet, topology, versions
+from seatrials import topology, versions
 from seatrials.causes import Verdict
+from seatrials.checks import apiserver, kubelet
 from tests.test_kubelet import FakeNodeProxy, query
 
 VERSIONS = Path(__file__).parent / "data" / "versions"

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from seatrials import aws, causes, network
+from seatrials import causes
+from seatrials.checks import aws
+from seatrials.network import paths
 from seatrials.options import AREAS, Settings
 from seatrials.reporting.records import CheckReport
 from seatrials.reporting.redaction import redact
@@ -130,13 +132,13 @@ def matrices(trial) -> dict[str, dict]:
     by_kind = defaultdict(dict)
     for r in trial.results:
         by_kind[r.kind][(r.source, r.target)] = OUTCOME_CODES.get(r.outcome, "e")
-    for kind in network.KINDS:
+    for kind in paths.KINDS:
         cells = by_kind.get(kind)
         if not cells:
             continue
         sources = sorted({s for s, _ in cells})
         targets = sorted({t for _, t in cells})
-        out[kind] = {"title": network.KINDS[kind][1], "sources": sources, "targets": targets,
+        out[kind] = {"title": paths.KINDS[kind][1], "sources": sources, "targets": targets,
                      "rows": {s: "".join(cells.get((s, t), NO_PATH) for t in targets) for s in sources}}
     return out
 

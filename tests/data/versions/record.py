@@ -4,7 +4,7 @@ into tests/data/versions/<gitVersion>/ (tests/test_version_differences.py feeds 
     eval "$(lab/lab env)"; python tests/data/versions/record.py     # root; the lab up, healthy
 
 Every file is an answer of the apiserver as the suite gets it, verbatim; logs are gzipped and
-cut to the tail the suite reads (seatrials.kubelet.TAIL_LINES lines). It injects and heals
+cut to the tail the suite reads (seatrials.checks.kubelet.TAIL_LINES lines). It injects and heals
 kubelet-cgroups (worker-1) and apiserver-requestheader-allowed-names to record the faulty
 shapes too, and the kubelet's log once healed. Nothing secret is recorded (the ConfigMap
 holds CA certificates only); a body with a private key or a bearer token is refused.
@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from seatrials.checks.kubelet import TAIL_LINES, tail
 from seatrials.cluster import connect
-from seatrials.kubelet import TAIL_LINES, tail
 
 ROOT = Path(__file__).resolve().parents[3]
 NODE, MASTER = "worker-1", "master-1"

@@ -23,9 +23,9 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seatrials import aws_rules
-from seatrials.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
 from seatrials.causes import Result, Verdict
+from seatrials.checks import aws_rules
+from seatrials.checks.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
 from seatrials.topology import Node, Topology
 
 SOURCE_DEST = "ec2-source-dest-check"

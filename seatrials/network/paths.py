@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from seatrials.cluster import one_line
 
-FANOUT_SCRIPT = resources.files("seatrials").joinpath("fanout.sh").read_text()
+FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
 MAX_PARALLEL_EXECS = 16
 
 # kind -> (which probe the traffic starts from, what a person reads in a report)

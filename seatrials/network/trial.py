@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from seatrials import network, probes, readiness
 from seatrials.causes import FAILED, UNKNOWN, Result
 from seatrials.cluster import SetupError
-from seatrials.diagnosis import Diagnosis, diagnose
-from seatrials.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
-from seatrials.network import ControlChannel, ProbePod, ProbeResult
+from seatrials.network import paths, probes, readiness
+from seatrials.network.diagnosis import Diagnosis, diagnose
+from seatrials.network.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
+from seatrials.network.paths import ControlChannel, ProbePod, ProbeResult
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Trial:
     timings: dict = field(default_factory=dict)
     image: str = ""  # the probe image as the pods pulled it
     window: tuple[float, float] | None = None  # when the paths were measured (seconds since the epoch)
-    # read once next to the measurement, for the diagnosis (seatrials.evidence)
+    # read once next to the measurement, for the diagnosis (seatrials.network.evidence)
     aws: dict = field(default_factory=dict)  # aws.facts: {} when AWS was not asked
     dns_ready: int | None = None
     policies: list[str] = field(default_factory=list)
@@ -152,7 +152,7 @@ class Trial:
     def why_missing(self, topology, kind: str, source: str, target: str) -> str:
         if kind == "dns" and not topology.dns_service:
             return "the cluster has no kube-system/kube-dns service"
-        side = network.KINDS[kind][0]
+        side = paths.KINDS[kind][0]
         for where, node in ((side, source), ("pod", target)):
             s = self.status(where, node)
             if s and not s["ready"]:
@@ -174,10 +174,10 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
     readiness.require_pullable_image(statuses, settings.image)
     pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
-    plans = network.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
+    plans = paths.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
     by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
     measure_started, wall_started = time.monotonic(), time.time()
-    channels, results = network.measure(cluster, deployment.namespace, plans, by_source, settings,
+    channels, results = paths.measure(cluster, deployment.namespace, plans, by_source, settings,
                                         topology.api_service[0])
     timings["measure"] = round(time.monotonic() - measure_started, 2)
     trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,

@@ -23,7 +23,7 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 from seatrials import lock
 from seatrials.cluster import SetupError, api_error_line
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 MANAGED_BY = lock.MANAGED_BY
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=seatrials"
 RUN_LABEL = lock.RUN_LABEL

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import requests
 
 from seatrials.causes import UNKNOWN, Result
-from seatrials.registry import (
+from seatrials.checks.registry import (
     REQUEST_TIMEOUT,
     Registry,
     RegistryError,

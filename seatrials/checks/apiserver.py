@@ -36,7 +36,7 @@ from kubernetes.client.rest import ApiException
 from OpenSSL import SSL
 
 from seatrials.causes import UNKNOWN, Result, Verdict
-from seatrials.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
+from seatrials.checks.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
 
 CAUSE = "apiserver-requestheader-allowed-names"
 OPEN = "requestheader-open-impersonation"

@@ -1,7 +1,7 @@
 """From the shape of the failure matrix, weighed with the evidence, to a cause.
 
 One probe failing says little; the pattern across all of them says a lot, and
-the evidence (seatrials.evidence: what EC2 says, the nodes' routes, kube-proxy's
+the evidence (seatrials.network.evidence: what EC2 says, the nodes' routes, kube-proxy's
 health, the DNS service's endpoints, NetworkPolicies over the probes, the CNI's
 agents) says which of the causes that fit a pattern it is. A documented cause
 is named only when its own evidence is there and nothing rules it out; when
@@ -28,8 +28,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
-from seatrials.evidence import Evidence, route_to
-from seatrials.network import POD_IP_KINDS, ProbeResult
+from seatrials.network.evidence import Evidence, route_to
+from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
 Cell = tuple[str, str, str]  # kind, source, target
 POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
