@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the lab's upstream binaries (Kubernetes, etcd, CoreDNS) and its pause
-# binary from the Go module proxy into a cache outside the checkout. A build is
-# keyed by the wrapper modules and the Go version, so a warm run only checks the
-# key and returns.
+# Builds the lab's upstream binaries (Kubernetes, etcd, CoreDNS), its pause
+# binary and its flanneld (a main of its own over flannel's packages) from the
+# Go module proxy into a cache outside the checkout. A build is keyed by the
+# wrapper modules and the Go version, so a warm run only checks the key and returns.
 #
 #   lab/build.sh               build (or reuse) and print the bin directory; progress on stderr
 #   lab/build.sh --background  start a cold build detached and return (log: <cache>/build.log)
@@ -19,7 +19,7 @@ key=$(cat "$here"/build/*/go.mod "$here"/build/*/go.sum "$here"/build/*/*.go "$h
 bin="$cache/bin/$key"
 log="$cache/build.log"
 lock="$cache/build.lock"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd coredns pause)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd coredns pause flanneld)
 
 complete() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
 building() { [[ -e "$lock" ]] && ! flock -n "$lock" true; }
@@ -83,6 +83,12 @@ build etcd "$here/build/etcd" go.etcd.io/etcd/server/v3 "$bin.partial/etcd" -ldf
 build coredns "$here/build/coredns" tool "$bin.partial/" -ldflags "-s -w"
 build pause "$here/build/pause" . "$bin.partial/pause" -ldflags "-s -w"
 build "kubernetes $k8s_version" "$here/build/kubernetes" tool "$bin.partial/" -ldflags "$ldflags"
+
+# flanneld: a main of the lab's own over flannel's packages (upstream's main links the Tencent backend,
+# whose SDK module is not served), stamped with flannel's version like upstream's.
+flannel_version=$(cd "$here/build/flannel" && go list -m -f '{{.Version}}' github.com/flannel-io/flannel)
+build "flannel $flannel_version" "$here/build/flannel" . "$bin.partial/flanneld" \
+  -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel_version"
 rm -rf "$bin" && mv "$bin.partial" "$bin"
 complete
 # Builds of older pins are of no use any more (a few hundred MB each).

@@ -1,4 +1,5 @@
-"""What the lab deploys into the cluster: CoreDNS (kube-dns, 10.32.0.10) and a probe DaemonSet.
+"""What the lab deploys into the cluster: CoreDNS (kube-dns, 10.32.0.10), a probe DaemonSet and,
+in the flannel shapes, flannel as upstream's kube-flannel.yml deploys it.
 
 The probe DaemonSet (namespace seatrials-lab, a busybox httpd on every node, masters
 included) is how `up` knows the cluster works: each probe pod must answer, with its node's
@@ -8,9 +9,11 @@ name, a request made from the probe pod on the next node, which needs kubectl ex
 
 from __future__ import annotations
 
+import json
+
 from .images import BUSYBOX
 from .kubectl import Kubectl
-from .layout import CLUSTER_DOMAIN, DNS_SERVICE_IP
+from .layout import CLUSTER_DOMAIN, DNS_SERVICE_IP, POD_CIDR
 from .shell import LabError
 
 PROBE_NAMESPACE = "seatrials-lab"
@@ -121,6 +124,98 @@ def coredns_objects(image: str) -> list[dict]:
             },
         },
     ]
+
+
+FLANNEL_NAMESPACE = "kube-flannel"
+FLANNEL_LABELS = {"app": "flannel"}
+FLANNEL_HEALTHZ_PORT = 8081
+FLANNEL_CNI_CONF = {  # upstream's cni-conf.json: flanneld writes it out with the flannel plugin's delegate
+    "name": "cbr0",
+    "cniVersion": "1.0.0",
+    "plugins": [
+        {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ],
+}
+
+
+def flannel_objects(image: str, backend: str) -> list[dict]:
+    """Upstream's kube-flannel.yml (v0.28): namespace, RBAC, the kube-flannel-cfg ConfigMap and the
+    kube-flannel-ds DaemonSet on the host network of every node, with the lab's differences: the
+    locally built image, no init containers (flannel's CNI plugin is not packaged here, so flanneld
+    itself writes the CNI configuration the plugin would delegate: --cni-conf), and --iface=eth0
+    (nodes have no default route to find the interface by)."""
+    labels = {"k8s-app": "flannel"}
+    tier = {"tier": "node", **labels, **FLANNEL_LABELS}
+    meta = {"namespace": FLANNEL_NAMESPACE, "labels": labels}
+    net_conf = {"Network": POD_CIDR, "EnableNFTables": False, "Backend": {"Type": backend}}
+    rules = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FLANNEL_NAMESPACE, "labels": {
+            **labels, "pod-security.kubernetes.io/enforce": "privileged"}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "flannel", "labels": labels}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "flannel", "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flannel"},
+         "subjects": [{"kind": "ServiceAccount", "name": "flannel", "namespace": FLANNEL_NAMESPACE}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {**meta, "name": "flannel"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**meta, "name": "kube-flannel-cfg", "labels": tier},
+         "data": {"cni-conf.json": json.dumps(FLANNEL_CNI_CONF, indent=2) + "\n",
+                  "net-conf.json": json.dumps(net_conf, indent=2) + "\n"}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {**meta, "name": "kube-flannel-ds", "labels": tier},
+         "spec": {"selector": {"matchLabels": FLANNEL_LABELS}, "template": {
+             "metadata": {"labels": {"tier": "node", **FLANNEL_LABELS}}, "spec": _flannel_pod(image)}}},
+    ]  # fmt: skip
+
+
+def _flannel_pod(image: str) -> dict:
+    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+    container = {
+        "name": "kube-flannel",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/opt/bin/flanneld"],
+        "args": ["--ip-masq", "--kube-subnet-mgr", "--iface=eth0", f"--healthz-port={FLANNEL_HEALTHZ_PORT}",
+                 "--cni-conf=/etc/kube-flannel/cni-conf.json", "--cni-conf-out=/etc/cni/net.d/10-flannel.conflist"],
+        "ports": [{"name": "healthz", "containerPort": FLANNEL_HEALTHZ_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "healthz"}, "initialDelaySeconds": 10,
+                          "periodSeconds": 30},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "healthz"}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
+        "securityContext": {"privileged": False, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "EVENT_QUEUE_DEPTH", "value": "5000"},
+            {"name": "CONT_WHEN_CACHE_NOT_READY", "value": "false"},
+        ],
+        "volumeMounts": [
+            {"name": "run", "mountPath": "/run/flannel"},
+            {"name": "cni", "mountPath": "/etc/cni/net.d"},
+            {"name": "flannel-cfg", "mountPath": "/etc/kube-flannel/"},
+            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+        ],
+    }  # fmt: skip
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [linux]}]}}},
+        "hostNetwork": True,
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        "serviceAccountName": "flannel",
+        "containers": [container],
+        "volumes": [
+            {"name": "run", "hostPath": {"path": "/run/flannel"}},
+            {"name": "cni", "hostPath": {"path": "/etc/cni/net.d"}},
+            {"name": "flannel-cfg", "configMap": {"name": "kube-flannel-cfg"}},
+            {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+        ],
+    }  # fmt: skip
 
 
 def probe_objects() -> list[dict]:

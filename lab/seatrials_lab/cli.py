@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import cluster, faults, suite
-from .layout import Paths
+from .layout import CNIS, Paths
 from .shell import LabError
 
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths.from_env()
     try:
         if args.command == "up":
-            cluster.up(paths, args.masters, args.workers)
+            cluster.up(paths, args.masters, args.workers, args.cni, args.subnets)
         elif args.command == "down":
             cluster.down(paths)
             print("lab is down; nothing of it remains", file=sys.stderr)
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("no fault is active; nothing to heal")
         elif args.command == "run-suite":
             extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
-            return suite.run_suite(paths, args.masters, args.workers, args.keep, extra)
+            return suite.run_suite(paths, _shape(args), args.keep, extra)
         elif args.command == "bench":
-            print(suite.bench_table(suite.bench(paths, args.masters, args.workers, args.runs)))
+            print(suite.bench_table(suite.bench(paths, _shape(args), args.runs)))
     except (LabError, ValueError) as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1
@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _size_options(command: argparse.ArgumentParser, defaults: bool) -> None:
-    """--masters/--workers; without defaults, None means: as the running lab, or 1 master and 2 workers."""
+    """--masters/--workers/--cni/--subnets; without defaults, None means: as the running lab, or the default
+    (1 master, 2 workers, native, 1 subnet)."""
     command.add_argument("--masters", type=int, choices=(1, 3), default=suite.DEFAULT_MASTERS if defaults else None)
     command.add_argument("--workers", type=int, default=suite.DEFAULT_WORKERS if defaults else None)
+    command.add_argument("--cni", choices=CNIS, default="native" if defaults else None,
+                         help="how pods reach each other between nodes (default native: static routes)")  # fmt: skip
+    command.add_argument("--subnets", type=int, default=1 if defaults else None,
+                         help="VPC subnets: masters in one, workers spread over the others, in two zones")  # fmt: skip
+
+
+def _shape(args: argparse.Namespace) -> suite.Shape:
+    return suite.Shape(args.masters, args.workers, args.cni, args.subnets)

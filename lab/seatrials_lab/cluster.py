@@ -32,13 +32,15 @@ from .layout import (
     REGISTRY_PORT,
     Node,
     Paths,
+    flannel_backend,
     plan,
+    pod_ips_between_nodes,
 )
 from .pki import Pki, kubeconfig
 from .shell import LabError, run, wait_for
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "etcd")
-BINARIES += ("coredns", "pause")
+BINARIES += ("coredns", "pause", "flanneld")
 READY_TIMEOUT = 300
 
 
@@ -82,7 +84,12 @@ def save_record(paths: Paths, record: dict) -> None:
 
 
 def nodes_of(record: dict) -> list[Node]:
-    return plan(record["masters"], record["workers"])
+    return plan(record["masters"], record["workers"], record.get("subnets", 1))
+
+
+def shape_of(record: dict) -> str:
+    """The lab's shape beyond its size, as `status` shows it: "cni native, 1 subnet"."""
+    return f"cni {record.get('cni', 'native')}, {_count(record.get('subnets', 1), 'subnet')}"
 
 
 def lab_processes(paths: Paths) -> set[int]:
@@ -118,13 +125,14 @@ def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
     found += [f"cgroup {c}" for c in outside if c.is_dir()]
     found += [f"link {link}" for link in net.links_in_machine()]
     found += [f"route {r}" for r in net.routes_in_machine()]
+    found += [f"iptables rule {r}" for r in net.rules_in_machine()]
     found += [f"process {pid}" for pid in sorted(lab_processes(paths))]
     return found
 
 
-def up(paths: Paths, masters: int, workers: int) -> None:
+def up(paths: Paths, masters: int, workers: int, cni: str = "native", subnets: int = 1) -> None:
     require_root()
-    nodes = plan(masters, workers)
+    nodes = plan(masters, workers, subnets)
     if (existing := load_record(paths)) is not None:
         if "ready_seconds" in existing:
             raise LabError("the lab is already up (lab/lab status shows it; lab/lab down stops it)")
@@ -136,6 +144,8 @@ def up(paths: Paths, masters: int, workers: int) -> None:
     record = {
         "masters": masters,
         "workers": workers,
+        "cni": cni,
+        "subnets": subnets,
         "started": time.time(),
         "created": [str(p) for p in created],  # mount targets that did not exist on the machine
         "run_netns_was_mounted": namespaces.mounted(net.NETNS_DIR),
@@ -150,17 +160,18 @@ def up(paths: Paths, masters: int, workers: int) -> None:
 def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> None:
     progress = Progress()
     masters_ = [n for n in nodes if n.is_master]
+    cni, backend = record["cni"], flannel_backend(record["cni"])
     namespaces.create_mountpoints([Path(p) for p in record["created"]])
     cgroups.create(CGROUP)
 
     aws.start_moto(paths)
-    record["instances"] = aws.populate(aws.ec2(), nodes)
+    record["instances"] = aws.populate(aws.ec2(), nodes, pod_ips_between_nodes(cni))
     save_record(paths, record)
-    progress(f"moto on 127.0.0.1:{MOTO_PORT}: {len(nodes)} instances")
+    progress(f"moto on 127.0.0.1:{MOTO_PORT}: {len(nodes)} instances in {_count(record['subnets'], 'subnet')}")
 
-    net.create_vpc()
+    net.create_vpc(record["subnets"])
     for n in nodes:
-        net.create_node(n, nodes)
+        net.create_node(n, nodes, static_routes=backend is None)
     rules = aws.sync_vpc(nodes)
     namespaces.prepare(paths)
     for n in nodes:
@@ -168,9 +179,11 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     progress(f"network and node namespaces ready; VPC filter: {rules.count(chr(10) + '-A ')} rules from moto")
 
     pki = Pki(paths.pki)
-    built = images.build(paths, binaries)
+    built = images.build(paths, binaries, flannel=backend is not None)
     for n in nodes:
         node.write_files(paths, n, pki, record["instances"][n.name], images.PAUSE)
+        if backend is None:
+            node.write_cni_config(paths, n)
         if n.is_master:
             control_plane.write_files(paths, n, pki)
     balancer = f"https://127.0.0.1:{BALANCER_PORT}"
@@ -207,6 +220,9 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     wait_for("every node to register", lambda: _registered(kubectl, nodes), READY_TIMEOUT)
     for n in nodes:
         _describe_node(kubectl, n)
+    if backend:  # after every node has its pod CIDR, which flannel's subnet manager leases
+        kubectl.apply(addons.flannel_objects(built.flannel, backend))
+        progress(f"flannel ({backend}) applied: DaemonSet {addons.FLANNEL_NAMESPACE}/kube-flannel-ds")
     wait_for("every node to be Ready", lambda: not _not_ready(kubectl, nodes), READY_TIMEOUT)
     progress("all nodes Ready")
     wait_for(
@@ -220,7 +236,7 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     record["ready_seconds"] = round(progress.elapsed, 1)
     save_record(paths, record)
     size = f"{_count(len(masters_), 'master')}, {_count(len(nodes) - len(masters_), 'worker')}"
-    progress(f'lab ready: {size} (eval "$(lab/lab env)" for the suite)')
+    progress(f'lab ready: {size}; {shape_of(record)} (eval "$(lab/lab env)" for the suite)')
 
 
 def _count(n: int, noun: str) -> str:
@@ -253,8 +269,18 @@ def _not_ready(kubectl: Kubectl, nodes: list[Node]) -> list[str]:
 
 
 def _ready(item: dict | None) -> bool:
+    """A node's or a pod's Ready condition."""
     conditions = (item or {}).get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _flannel_pods(kubectl: Kubectl) -> dict[str, bool]:
+    """Node name -> whether its flannel pod is ready."""
+    try:
+        pods = kubectl.json("get", "pods", "-n", addons.FLANNEL_NAMESPACE, "-l", "app=flannel")["items"]
+    except LabError:
+        return {}
+    return {p["spec"].get("nodeName", ""): _ready(p) for p in pods}
 
 
 def _describe_node(kubectl: Kubectl, n: Node) -> None:
@@ -309,7 +335,8 @@ def status(paths: Paths) -> tuple[str, bool]:
     kubectl = Kubectl(bin_dir(paths) / "kubectl", paths.lab_kubeconfig)
     items = _node_items(kubectl)
     healthy = bool(items)
-    size = f"{_count(record['masters'], 'master')}, {_count(record['workers'], 'worker')}"
+    size = f"{_count(record['masters'], 'master')}, {_count(record['workers'], 'worker')}; {shape_of(record)}"
+    flannel = _flannel_pods(kubectl) if flannel_backend(record.get("cni", "native")) else None
     if "ready_seconds" in record:
         lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
     else:
@@ -324,6 +351,9 @@ def status(paths: Paths) -> tuple[str, bool]:
             running = processes.pid_of(paths, f"{n.name}.{component}") is not None
             healthy &= running
             shown.append(component if running else f"!{component}")
+        if flannel is not None:  # a pod of the kube-flannel-ds DaemonSet, as in any flannel cluster
+            healthy &= flannel.get(n.name, False)
+            shown.append("kube-flannel(pod)" if flannel.get(n.name) else "!kube-flannel(pod)")
         ready = "Ready" if _ready(items.get(n.name)) else ("NotReady" if items else "unknown")
         healthy &= ready == "Ready"
         lines.append(f"{n.name:10} {n.ip:12} {ready:9} {' '.join(shown)}")
@@ -384,6 +414,10 @@ class Lab:
     @property
     def masters(self) -> list[Node]:
         return [n for n in self.nodes if n.is_master]
+
+    @property
+    def cni(self) -> str:
+        return self.record.get("cni", "native")
 
     @property
     def kubectl(self) -> Kubectl:

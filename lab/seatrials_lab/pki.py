@@ -99,8 +99,9 @@ class Authority:
         ips: tuple[str, ...] = (),
     ) -> Pair:
         pair = Pair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
-        if _fresh(pair) and _issued_by(pair, self.cert):
-            return pair
+        names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if _fresh(pair) and _issued_by(pair, self.cert) and _names(pair) == set(names):
+            return pair  # a node's address differs between lab shapes: then it is issued again
         key = ec.generate_private_key(ec.SECP256R1())
         usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
             [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
@@ -112,7 +113,6 @@ class Authority:
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()), critical=False)
         )
-        names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return _write(pair, builder.sign(self.key, hashes.SHA256()), key)
@@ -143,6 +143,15 @@ def _usage(cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def _names(pair: Pair) -> set:
+    """The subject alternative names of a certificate."""
+    try:
+        return set(x509.load_pem_x509_certificate(pair.cert_pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value)  # fmt: skip
+    except x509.ExtensionNotFound:
+        return set()
 
 
 def _issued_by(pair: Pair, ca: x509.Certificate) -> bool:
