@@ -5,6 +5,7 @@ fails the test instead of passing silently."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import shlex
 from dataclasses import dataclass
@@ -26,10 +27,11 @@ class Frame:
         return Frame(self.port_out, self.port_in, self.dst, self.src, self.protocol, 40000, new=False)
 
 
-def parse(rules: str | list[str]) -> dict[str, list[list[str]]]:
-    """Chain name -> its rules' tokens, from iptables-restore text or its lines."""
+@functools.cache
+def parse(rules: str) -> dict[str, list[list[str]]]:
+    """Chain name -> its rules' tokens, from iptables-restore text."""
     chains: dict[str, list[list[str]]] = {}
-    for line in rules.splitlines() if isinstance(rules, str) else rules:
+    for line in rules.splitlines():
         if line.startswith("-A "):
             tokens = shlex.split(line)
             chains.setdefault(tokens[1], []).append(tokens[2:])
@@ -39,7 +41,8 @@ def parse(rules: str | list[str]) -> dict[str, list[list[str]]]:
 def walk(rules: str | list[str], frame: Frame) -> tuple[str, int]:
     """ACCEPT or DROP, and how many rules the frame was matched against on the way."""
     walked = [0]
-    return _walk(parse(rules), "FORWARD", frame, walked) or "DROP", walked[0]
+    text = rules if isinstance(rules, str) else "\n".join(rules)
+    return _walk(parse(text), "FORWARD", frame, walked) or "DROP", walked[0]
 
 
 def verdict(rules: str | list[str], frame: Frame) -> str:
