@@ -6,9 +6,9 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
-from seatrials_lab import aws, faults, vpc_filter
+from seatrials_lab import aws, cluster, faults, vpc_filter
 from seatrials_lab.addons import flannel_objects
-from seatrials_lab.layout import REGION, plan
+from seatrials_lab.layout import REGION, Paths, plan
 from seatrials_lab.node import kubelet_config
 
 from .frames import Frame, walk
@@ -209,3 +209,15 @@ def test_flannel_is_deployed_as_upstream_names_it(backend):
     assert json.loads(config["data"]["cni-conf.json"])["plugins"][0]["type"] == "flannel"
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {"--kube-subnet-mgr", "--ip-masq", "--cni-conf=/etc/kube-flannel/cni-conf.json"} <= set(args)
+
+
+def test_a_dozen_workers_raise_the_inotify_limit_for_the_labs_lifetime_only(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    monkeypatch.setattr(cluster, "INOTIFY_INSTANCES", limit)
+    paths = Paths(state=tmp_path / "state", run=tmp_path / "run", cache=tmp_path / "cache", lab=tmp_path)
+    record = {}
+    cluster._enough_inotify_instances(paths, record, nodes=3)
+    assert limit.read_text() == "128\n" and record == {}  # the default shape fits the default limit
+    cluster._enough_inotify_instances(paths, record, nodes=15)
+    assert int(limit.read_text()) > 200 and cluster.load_record(paths)["inotify_instances_was"] == 128
