@@ -35,7 +35,8 @@ TRACES = {
     ("ip", "-o", "link", "show"): ("st-lab", "flannel", "vpc0", "cni0"),
     ("ip", "route", "show"): ("10.240.", "10.200.", "10.32."),
     ("iptables-save",): ("-A ",),
-    ("ps", "-eo", "args"): ("seatrials-lab",),
+    ("ps", "-eo", "args"): ("/bin/kube", "/bin/etcd", "/etc/kubernetes/", "flanneld", "moto.server", "docker-registry",
+                            "harbor_double"),
 }
 
 
