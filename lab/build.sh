@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the lab's upstream binaries (one Kubernetes release, etcd, CoreDNS) and its
-# pause binary from the Go module proxy into a cache outside the checkout. A build is
-# keyed by the Kubernetes version, the wrapper modules and the Go version, so a warm
-# run only checks the key and returns; the builds of other versions stay cached.
+# Builds the lab's upstream binaries (one Kubernetes release, etcd, CoreDNS), its pause
+# binary and its flanneld (a main of its own over flannel's packages) from the Go module
+# proxy into a cache outside the checkout. A build is keyed by the Kubernetes version,
+# the wrapper modules and the Go version, so a warm run only checks the key and returns;
+# the builds of other versions stay cached.
 #
 #   lab/build.sh [--kubernetes V]               build (or reuse) and print the bin directory; progress on stderr
 #   lab/build.sh [--kubernetes V] --background  start a cold build detached and return (log: <cache>/build-<version>.log)
@@ -53,7 +54,7 @@ lock="$cache/build.lock"
 # Kubernetes commands built from k8s.io/kubernetes (a wrapper module's `tool` directives);
 # add one here to build it too. A test binary (e2e.test) would be one `go test -c` call below.
 k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
-binaries=("${k8s_commands[@]}" etcd coredns pause)
+binaries=("${k8s_commands[@]}" etcd coredns pause flanneld)
 
 complete() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
 building() { [[ -e "$lock" ]] && ! flock -n "$lock" true; }
@@ -145,6 +146,12 @@ build etcd "$here/build/etcd" go.etcd.io/etcd/server/v3 "$bin.partial/etcd" -ldf
 build coredns "$here/build/coredns" tool "$bin.partial/" -ldflags "-s -w"
 build pause "$here/build/pause" . "$bin.partial/pause" -ldflags "-s -w"
 build "kubernetes $k8s_version" "$module" tool "$bin.partial/" -ldflags "$ldflags"
+
+# flanneld: a main of the lab's own over flannel's packages (upstream's main links the Tencent backend,
+# whose SDK module is not served), stamped with flannel's version like upstream's.
+flannel_version=$(cd "$here/build/flannel" && go list -m -f '{{.Version}}' github.com/flannel-io/flannel)
+build "flannel $flannel_version" "$here/build/flannel" . "$bin.partial/flanneld" \
+  -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel_version"
 rm -rf "$bin" && mv "$bin.partial" "$bin"
 complete
 echo "lab build: complete in $((SECONDS - started)) s" >&2

@@ -1,4 +1,5 @@
-"""What the lab deploys into the cluster: CoreDNS (kube-dns, 10.32.0.10) and a probe DaemonSet.
+"""What the lab deploys into the cluster: CoreDNS (kube-dns, 10.32.0.10), a probe DaemonSet and,
+in the flannel shapes, flannel as upstream's kube-flannel.yml deploys it.
 
 The probe DaemonSet (namespace seatrials-lab, a busybox httpd on every node, masters
 included) is how `up` knows the cluster works: each probe pod must answer, with its node's
@@ -8,15 +9,19 @@ name, a request made from the probe pod on the next node, which needs kubectl ex
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 from .images import BUSYBOX
 from .kubectl import Kubectl
-from .layout import CLUSTER_DOMAIN, DNS_SERVICE_IP
+from .layout import CLUSTER_DOMAIN, DNS_SERVICE_IP, POD_CIDR
 from .shell import LabError
 
 PROBE_NAMESPACE = "seatrials-lab"
 PROBE_PORT = 8080
 DNS_LABELS = {"k8s-app": "kube-dns"}
 TOLERATE_EVERYTHING = [{"operator": "Exists"}]
+PARALLEL_EXECS = 8  # kubectl execs at once (each is a process and an apiserver stream)
 
 # cluster.local only: there is no upstream to forward to, and the lab must never reach the machine's
 # DNS. Other names get NXDOMAIN from CoreDNS itself, as an upstream would answer, so resolvers walk
@@ -123,6 +128,98 @@ def coredns_objects(image: str) -> list[dict]:
     ]
 
 
+FLANNEL_NAMESPACE = "kube-flannel"
+FLANNEL_LABELS = {"app": "flannel"}
+FLANNEL_HEALTHZ_PORT = 8081
+FLANNEL_CNI_CONF = {  # upstream's cni-conf.json: flanneld writes it out with the flannel plugin's delegate
+    "name": "cbr0",
+    "cniVersion": "1.0.0",
+    "plugins": [
+        {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ],
+}
+
+
+def flannel_objects(image: str, backend: str) -> list[dict]:
+    """Upstream's kube-flannel.yml (v0.28): namespace, RBAC, the kube-flannel-cfg ConfigMap and the
+    kube-flannel-ds DaemonSet on the host network of every node, with the lab's differences: the
+    locally built image, no init containers (flannel's CNI plugin is not packaged here, so flanneld
+    itself writes the CNI configuration the plugin would delegate: --cni-conf), and --iface=eth0
+    (nodes have no default route to find the interface by)."""
+    labels = {"k8s-app": "flannel"}
+    tier = {"tier": "node", **labels, **FLANNEL_LABELS}
+    meta = {"namespace": FLANNEL_NAMESPACE, "labels": labels}
+    net_conf = {"Network": POD_CIDR, "EnableNFTables": False, "Backend": {"Type": backend}}
+    rules = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FLANNEL_NAMESPACE, "labels": {
+            **labels, "pod-security.kubernetes.io/enforce": "privileged"}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "flannel", "labels": labels}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "flannel", "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flannel"},
+         "subjects": [{"kind": "ServiceAccount", "name": "flannel", "namespace": FLANNEL_NAMESPACE}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {**meta, "name": "flannel"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**meta, "name": "kube-flannel-cfg", "labels": tier},
+         "data": {"cni-conf.json": json.dumps(FLANNEL_CNI_CONF, indent=2) + "\n",
+                  "net-conf.json": json.dumps(net_conf, indent=2) + "\n"}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {**meta, "name": "kube-flannel-ds", "labels": tier},
+         "spec": {"selector": {"matchLabels": FLANNEL_LABELS}, "template": {
+             "metadata": {"labels": {"tier": "node", **FLANNEL_LABELS}}, "spec": _flannel_pod(image)}}},
+    ]  # fmt: skip
+
+
+def _flannel_pod(image: str) -> dict:
+    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+    container = {
+        "name": "kube-flannel",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/opt/bin/flanneld"],
+        "args": ["--ip-masq", "--kube-subnet-mgr", "--iface=eth0", f"--healthz-port={FLANNEL_HEALTHZ_PORT}",
+                 "--cni-conf=/etc/kube-flannel/cni-conf.json", "--cni-conf-out=/etc/cni/net.d/10-flannel.conflist"],
+        "ports": [{"name": "healthz", "containerPort": FLANNEL_HEALTHZ_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "healthz"}, "initialDelaySeconds": 10,
+                          "periodSeconds": 30},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "healthz"}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
+        "securityContext": {"privileged": False, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "EVENT_QUEUE_DEPTH", "value": "5000"},
+            {"name": "CONT_WHEN_CACHE_NOT_READY", "value": "false"},
+        ],
+        "volumeMounts": [
+            {"name": "run", "mountPath": "/run/flannel"},
+            {"name": "cni", "mountPath": "/etc/cni/net.d"},
+            {"name": "flannel-cfg", "mountPath": "/etc/kube-flannel/"},
+            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+        ],
+    }  # fmt: skip
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [linux]}]}}},
+        "hostNetwork": True,
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        "serviceAccountName": "flannel",
+        "containers": [container],
+        "volumes": [
+            {"name": "run", "hostPath": {"path": "/run/flannel"}},
+            {"name": "cni", "hostPath": {"path": "/etc/cni/net.d"}},
+            {"name": "flannel-cfg", "configMap": {"name": "kube-flannel-cfg"}},
+            {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+        ],
+    }  # fmt: skip
+
+
 def probe_objects() -> list[dict]:
     labels = {"app": "lab-probe"}
     serve = (
@@ -173,22 +270,25 @@ def probe_pods(kubectl: Kubectl) -> list[dict]:
 
 
 def probes_answer(kubectl: Kubectl, nodes: list[str]) -> list[str]:
-    """Ask every probe pod, from the probe pod on the next node, for its node name; returns the failures."""
+    """Ask every probe pod, from the probe pod on the next node, for its node name; returns the failures.
+    The requests go out together (one kubectl exec each), so a dozen nodes take no longer than two."""
     pods = {p["spec"]["nodeName"]: p for p in probe_pods(kubectl)}
     failures = [f"{name}: no ready probe pod" for name in nodes if name not in pods]
     if failures:
         return failures
-    for i, target in enumerate(nodes):
-        source = nodes[(i + 1) % len(nodes)]
-        url = f"http://{pods[target]['status']['podIP']}:{PROBE_PORT}/"
-        try:
-            answer = fetch_from(kubectl, pods[source], url)
-        except LabError as e:
-            failures.append(f"{source} -> {target} {url}: {e}")
-            continue
-        if answer != target:
-            failures.append(f"{source} -> {target} {url}: answered {answer!r}")
-    return failures
+    pairs = [(nodes[(i + 1) % len(nodes)], target) for i, target in enumerate(nodes)]
+    with ThreadPoolExecutor(max_workers=PARALLEL_EXECS) as pool:
+        return [f for f in pool.map(lambda pair: _probe_answers(kubectl, pods, *pair), pairs) if f]
+
+
+def _probe_answers(kubectl: Kubectl, pods: dict[str, dict], source: str, target: str) -> str:
+    """'' when the probe pod on `target` answered the one on `source` with its node name, else why not."""
+    url = f"http://{pods[target]['status']['podIP']}:{PROBE_PORT}/"
+    try:
+        answer = fetch_from(kubectl, pods[source], url)
+    except LabError as e:
+        return f"{source} -> {target} {url}: {e}"
+    return "" if answer == target else f"{source} -> {target} {url}: answered {answer!r}"
 
 
 def fetch_from(kubectl: Kubectl, pod: dict, url: str, seconds: int = 5) -> str:

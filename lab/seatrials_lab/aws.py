@@ -18,15 +18,16 @@ from .layout import (
     NODE_SUBNET,
     POD_CIDR,
     REGION,
+    VPC_CIDR,
     VPC_NETNS,
-    ZONE,
     Node,
     Paths,
+    subnet_cidr,
+    subnet_zone,
 )
 from .shell import LabError, port_open, run, wait_for
 
 ENDPOINT = f"http://127.0.0.1:{MOTO_PORT}"
-VPC_CIDR = "10.240.0.0/16"
 VPC_NAME = "seatrials-lab"
 MASTERS_GROUP = "seatrials-lab-masters"
 WORKERS_GROUP = "seatrials-lab-workers"
@@ -50,32 +51,47 @@ def ec2():
     )
 
 
-def healthy_ingress(masters: str, workers: str) -> dict[str, list[dict]]:
+def healthy_ingress(
+    masters: str, workers: str, node_subnets: tuple[str, ...] = (NODE_SUBNET,)
+) -> dict[str, list[dict]]:
     """The healthy security group rules: each group admits everything from itself, from the other
     group and from the pod CIDR (pod IPs never match a group reference); masters also admit the
-    apiserver ports (6443 on the balancer, 6444 on the apiserver itself) from the node subnet."""
+    apiserver ports (6443 on the balancer, 6444 on the apiserver itself) from the nodes' subnets."""
     from_nodes_and_pods = {
         "IpProtocol": "-1",
         "UserIdGroupPairs": [{"GroupId": masters}, {"GroupId": workers}],
         "IpRanges": [{"CidrIp": POD_CIDR, "Description": "pods"}],
     }
     apiserver = [
-        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": NODE_SUBNET}]}
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": c} for c in node_subnets]}
         for port in (BALANCER_PORT, APISERVER_PORT)
     ]
     return {masters: [from_nodes_and_pods, *apiserver], workers: [from_nodes_and_pods]}
 
 
-def populate(client, nodes: list[Node]) -> dict[str, str]:
-    """Create the VPC, subnet, groups and one instance per node; returns instance ids by node name."""
+def node_subnets(nodes: list[Node]) -> tuple[str, ...]:
+    return tuple(subnet_cidr(i) for i in sorted({n.subnet for n in nodes}))
+
+
+def populate(client, nodes: list[Node], native_routes: bool) -> dict[str, str]:
+    """Create the VPC, its subnets, the groups and one instance per node; returns instance ids by node name.
+
+    With several subnets each gets its own network ACL and route table; when pod IPs travel natively
+    (`native_routes`), every route table routes each other subnet's nodes' pod CIDRs to their instances,
+    as an operator of such a cluster on EC2 must."""
     vpc = client.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     client.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": VPC_NAME}])
-    subnet = client.create_subnet(VpcId=vpc, CidrBlock=NODE_SUBNET, AvailabilityZone=ZONE)["Subnet"]["SubnetId"]
+    subnets = {
+        index: client.create_subnet(VpcId=vpc, CidrBlock=subnet_cidr(index), AvailabilityZone=subnet_zone(index))[
+            "Subnet"
+        ]["SubnetId"]
+        for index in sorted({n.subnet for n in nodes})
+    }
     groups = {
         role: client.create_security_group(GroupName=name, Description=f"seatrials lab {role}s", VpcId=vpc)["GroupId"]
         for role, name in (("master", MASTERS_GROUP), ("worker", WORKERS_GROUP))
     }
-    for group, permissions in healthy_ingress(groups["master"], groups["worker"]).items():
+    for group, permissions in healthy_ingress(groups["master"], groups["worker"], node_subnets(nodes)).items():
         client.authorize_security_group_ingress(GroupId=group, IpPermissions=permissions)
     instances = {}
     for node in nodes:
@@ -84,7 +100,7 @@ def populate(client, nodes: list[Node]) -> dict[str, str]:
             InstanceType="t3.medium",
             MinCount=1,
             MaxCount=1,
-            SubnetId=subnet,
+            SubnetId=subnets[node.subnet],
             PrivateIpAddress=node.ip,
             SecurityGroupIds=[groups[node.role]],
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": node.name}]}],
@@ -92,7 +108,41 @@ def populate(client, nodes: list[Node]) -> dict[str, str]:
         instance = launched["InstanceId"]
         set_source_dest_check(client, instance, False)  # native pod routing needs the check off
         instances[node.name] = instance
+    if len(subnets) > 1:
+        for index, subnet in subnets.items():
+            _subnet_acl(client, vpc, subnet, index)
+            routed = [n for n in nodes if n.subnet != index] if native_routes else []
+            _subnet_route_table(client, vpc, subnet, index, {n.pod_cidr: instances[n.name] for n in routed})
     return instances
+
+
+def _name_tag(client, resource: str, index: int) -> None:
+    name = f"{VPC_NAME}-{subnet_zone(index)}-{index}"
+    client.create_tags(Resources=[resource], Tags=[{"Key": "Name", "Value": name}])
+
+
+def _subnet_acl(client, vpc: str, subnet: str, index: int) -> None:
+    """A network ACL of the subnet's own: all traffic in and out to the VPC and the pods (stateless, so the
+    replies' ephemeral ports are inside), nothing else."""
+    acl = client.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    _name_tag(client, acl, index)
+    for egress in (False, True):
+        for number, cidr in ((100, VPC_CIDR), (110, POD_CIDR)):
+            client.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="-1", RuleAction="allow",
+                                            Egress=egress, CidrBlock=cidr)  # fmt: skip
+    by_subnet = [{"Name": "association.subnet-id", "Values": [subnet]}]
+    current = client.describe_network_acls(Filters=by_subnet)["NetworkAcls"][0]
+    association = next(a for a in current["Associations"] if a["SubnetId"] == subnet)["NetworkAclAssociationId"]
+    client.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+
+
+def _subnet_route_table(client, vpc: str, subnet: str, index: int, pod_routes: dict[str, str]) -> None:
+    """The subnet's route table: the VPC's local route, and a route per pod CIDR to its node's instance."""
+    table = client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    _name_tag(client, table, index)
+    client.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    for cidr, instance in pod_routes.items():
+        client.create_route(RouteTableId=table, DestinationCidrBlock=cidr, InstanceId=instance)
 
 
 def lab_vpc(client) -> str:
@@ -118,6 +168,7 @@ def read_vpc(client, nodes: list[Node]) -> vpc_filter.VpcState:
         checks,
         client.describe_network_acls(Filters=by_vpc)["NetworkAcls"],
         {node.name: node.port for node in nodes},
+        client.describe_route_tables(Filters=by_vpc)["RouteTables"],
     )
 
 

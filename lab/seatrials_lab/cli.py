@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import cluster, faults, suite
-from .layout import Paths
+from .layout import CNIS, Paths
 from .shell import LabError
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths.from_env()
     try:
         if args.command == "up":
-            cluster.up(paths, args.masters, args.workers, args.kubernetes)
+            cluster.up(paths, args.masters, args.workers, args.cni, args.subnets, args.kubernetes)
         elif args.command == "down":
             cluster.down(paths)
             print("lab is down; nothing of it remains", file=sys.stderr)
@@ -99,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             if left := faults.active(paths):
                 print(f"still active (a heal leaves it, as the real fix does): {', '.join(left)}")
         elif args.command == "run-suite":
-            extra = _pytest_args(args)
-            return suite.run_suite(paths, args.masters, args.workers, args.keep, extra, args.kubernetes)
+            return suite.run_suite(paths, _shape(args), args.keep, _pytest_args(args))
         elif args.command == "bench":
-            print(suite.bench_table(suite.bench(paths, args.masters, args.workers, args.runs, args.kubernetes)))
+            print(suite.bench_table(suite.bench(paths, _shape(args), args.runs)))
         elif args.command == "matrix":
-            rows = suite.matrix(paths, args.masters, args.workers, args.kubernetes, _pytest_args(args))
+            rows = suite.matrix(paths, _shape(args), args.kubernetes, _pytest_args(args))
             print(suite.matrix_table(rows))
             return 0 if all(map(suite.proved, rows)) else 1
     except (LabError, ValueError) as e:
@@ -127,6 +126,17 @@ def _version_option(command: argparse.ArgumentParser) -> None:
 
 
 def _size_options(command: argparse.ArgumentParser, defaults: bool) -> None:
-    """--masters/--workers; without defaults, None means: as the running lab, or 1 master and 2 workers."""
+    """--masters/--workers/--cni/--subnets; without defaults, None means: as the running lab, or the default
+    (1 master, 2 workers, native, 1 subnet)."""
     command.add_argument("--masters", type=int, choices=(1, 3), default=suite.DEFAULT_MASTERS if defaults else None)
     command.add_argument("--workers", type=int, default=suite.DEFAULT_WORKERS if defaults else None)
+    command.add_argument("--cni", choices=CNIS, default="native" if defaults else None,
+                         help="how pods reach each other between nodes (default native: static routes)")  # fmt: skip
+    command.add_argument("--subnets", type=int, default=1 if defaults else None,
+                         help="VPC subnets: masters in one, workers spread over the others, in two zones")  # fmt: skip
+
+
+def _shape(args: argparse.Namespace) -> suite.Shape:
+    """The shape asked for; the matrix takes its versions apart (one lab each)."""
+    kubernetes = args.kubernetes if isinstance(args.kubernetes, str) else None
+    return suite.Shape(args.masters, args.workers, args.cni, args.subnets, kubernetes)

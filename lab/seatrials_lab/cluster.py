@@ -33,14 +33,21 @@ from .layout import (
     REGISTRY_PORT,
     Node,
     Paths,
+    flannel_backend,
     plan,
+    pod_ips_between_nodes,
 )
 from .pki import Pki, kubeconfig
 from .shell import LabError, run, wait_for
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "etcd")
-BINARIES += ("coredns", "pause")
+BINARIES += ("coredns", "pause", "flanneld")
 READY_TIMEOUT = 300
+# Every node's kubelet, containerd and kube-proxy (and a master's control plane) hold inotify instances, counted
+# against one per-user limit of the machine's kernel: 126 in use at 12 nodes (3 masters), where the default 128
+# stops the next kubelet ("Failed to start cAdvisor" err="inotify_init: too many open files").
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_NODE = 16
 
 
 class Progress:
@@ -115,7 +122,12 @@ def save_record(paths: Paths, record: dict) -> None:
 
 
 def nodes_of(record: dict) -> list[Node]:
-    return plan(record["masters"], record["workers"])
+    return plan(record["masters"], record["workers"], record.get("subnets", 1))
+
+
+def shape_of(record: dict) -> str:
+    """The lab's shape beyond its size, as `status` shows it: "cni native, 1 subnet"."""
+    return f"cni {record.get('cni', 'native')}, {_count(record.get('subnets', 1), 'subnet')}"
 
 
 def lab_processes(paths: Paths) -> set[int]:
@@ -151,13 +163,18 @@ def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
     found += [f"cgroup {c}" for c in outside if c.is_dir()]
     found += [f"link {link}" for link in net.links_in_machine()]
     found += [f"route {r}" for r in net.routes_in_machine()]
+    found += [f"iptables rule {r}" for r in net.rules_in_machine()]
     found += [f"process {pid}" for pid in sorted(lab_processes(paths))]
+    was = (record or {}).get("inotify_instances_was")
+    if was is not None and int(INOTIFY_INSTANCES.read_text()) != was:
+        found.append(f"sysctl fs.inotify.max_user_instances {INOTIFY_INSTANCES.read_text().strip()} (was {was})")
     return found
 
 
-def up(paths: Paths, masters: int, workers: int, kubernetes: str | None = None) -> None:
+def up(paths: Paths, masters: int, workers: int, cni: str = "native", subnets: int = 1,
+       kubernetes: str | None = None) -> None:
     require_root()
-    nodes = plan(masters, workers)
+    nodes = plan(masters, workers, subnets)
     if (existing := load_record(paths)) is not None:
         if "ready_seconds" in existing:
             raise LabError("the lab is already up (lab/lab status shows it; lab/lab down stops it)")
@@ -171,31 +188,45 @@ def up(paths: Paths, masters: int, workers: int, kubernetes: str | None = None) 
         "workers": workers,
         "kubernetes": kubernetes_version(binaries),
         "binaries": str(binaries),  # the lab keeps using the binaries it came up with
+        "cni": cni,
+        "subnets": subnets,
         "started": time.time(),
         "created": [str(p) for p in created],  # mount targets that did not exist on the machine
         "run_netns_was_mounted": namespaces.mounted(net.NETNS_DIR),
     }
     save_record(paths, record)
     try:
+        _enough_inotify_instances(paths, record, len(nodes))
         _bring_up(paths, nodes, binaries, record)
     except LabError as e:
         raise LabError(f"{e} (lab/lab down removes the partial lab)") from e
 
 
+def _enough_inotify_instances(paths: Paths, record: dict, nodes: int) -> None:
+    """Raise the machine's per-user inotify instance limit where this many nodes need more; `down` puts the
+    old value back (the one setting of the machine the lab changes, and only for the lab's lifetime)."""
+    needed, current = INOTIFY_PER_NODE * nodes + 32, int(INOTIFY_INSTANCES.read_text())
+    if current < needed:
+        record["inotify_instances_was"] = current  # recorded first: `down` restores it even after a failed up
+        save_record(paths, record)
+        INOTIFY_INSTANCES.write_text(f"{needed}\n")
+
+
 def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> None:
     progress = Progress()
     masters_ = [n for n in nodes if n.is_master]
+    cni, backend = record["cni"], flannel_backend(record["cni"])
     namespaces.create_mountpoints([Path(p) for p in record["created"]])
     cgroups.create(CGROUP)
 
     aws.start_moto(paths)
-    record["instances"] = aws.populate(aws.ec2(), nodes)
+    record["instances"] = aws.populate(aws.ec2(), nodes, pod_ips_between_nodes(cni))
     save_record(paths, record)
-    progress(f"moto on 127.0.0.1:{MOTO_PORT}: {len(nodes)} instances")
+    progress(f"moto on 127.0.0.1:{MOTO_PORT}: {len(nodes)} instances in {_count(record['subnets'], 'subnet')}")
 
-    net.create_vpc()
+    net.create_vpc(record["subnets"])
     for n in nodes:
-        net.create_node(n, nodes)
+        net.create_node(n, nodes, static_routes=backend is None)
     rules = aws.sync_vpc(nodes)
     namespaces.prepare(paths)
     for n in nodes:
@@ -203,9 +234,11 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     progress(f"network and node namespaces ready; VPC filter: {rules.count(chr(10) + '-A ')} rules from moto")
 
     pki = Pki(paths.pki)
-    built = images.build(paths, binaries)
+    built = images.build(paths, binaries, flannel=backend is not None)
     for n in nodes:
         node.write_files(paths, n, pki, record["instances"][n.name], images.PAUSE)
+        if backend is None:
+            node.write_cni_config(paths, n)
         if n.is_master:
             control_plane.write_files(paths, n, pki)
     balancer = f"https://127.0.0.1:{BALANCER_PORT}"
@@ -240,8 +273,10 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     progress(f"registry on 127.0.0.1:{REGISTRY_PORT}, {harbor}")
 
     wait_for("every node to register", lambda: _registered(kubectl, nodes), READY_TIMEOUT)
-    for n in nodes:
-        _describe_node(kubectl, n)
+    _describe_nodes(kubectl, nodes)
+    if backend:  # after every node has its pod CIDR, which flannel's subnet manager leases
+        kubectl.apply(addons.flannel_objects(built.flannel, backend))
+        progress(f"flannel ({backend}) applied: DaemonSet {addons.FLANNEL_NAMESPACE}/kube-flannel-ds")
     wait_for("every node to be Ready", lambda: not _not_ready(kubectl, nodes), READY_TIMEOUT)
     progress("all nodes Ready")
     wait_for(
@@ -255,7 +290,8 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     record["ready_seconds"] = round(progress.elapsed, 1)
     save_record(paths, record)
     size = f"{_count(len(masters_), 'master')}, {_count(len(nodes) - len(masters_), 'worker')}"
-    progress(f'lab ready: Kubernetes {record["kubernetes"]}, {size} (eval "$(lab/lab env)" for the suite)')
+    progress(f'lab ready: Kubernetes {record["kubernetes"]}, {size}; {shape_of(record)} '
+             '(eval "$(lab/lab env)" for the suite)')
 
 
 def _count(n: int, noun: str) -> str:
@@ -288,17 +324,35 @@ def _not_ready(kubectl: Kubectl, nodes: list[Node]) -> list[str]:
 
 
 def _ready(item: dict | None) -> bool:
+    """A node's or a pod's Ready condition."""
     conditions = (item or {}).get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def _describe_node(kubectl: Kubectl, n: Node) -> None:
-    """Give the node its pod /24 and its role label, as kubeadm and the node IPAM would."""
-    cidr = {"spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}}
-    if not kubectl.json("get", "node", n.name)["spec"].get("podCIDR"):
-        kubectl("patch", "node", n.name, "--type=merge", "-p", json.dumps(cidr))
-    role = "control-plane" if n.is_master else "worker"
-    kubectl("label", "node", n.name, f"node-role.kubernetes.io/{role}=", "--overwrite")
+def _flannel_pods(kubectl: Kubectl) -> dict[str, bool]:
+    """Node name -> whether its flannel pod is ready."""
+    try:
+        pods = kubectl.json("get", "pods", "-n", addons.FLANNEL_NAMESPACE, "-l", "app=flannel")["items"]
+    except LabError:
+        return {}
+    return {p["spec"].get("nodeName", ""): _ready(p) for p in pods}
+
+
+def _describe_nodes(kubectl: Kubectl, nodes: list[Node]) -> None:
+    """Give every node its pod /24 and its role label, as kubeadm and the node IPAM would (together: a dozen
+    nodes take as long as one)."""
+    items = _node_items(kubectl)
+
+    def describe(n: Node) -> None:
+        if not items[n.name]["spec"].get("podCIDR"):
+            cidr = {"spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}}
+            kubectl("patch", "node", n.name, "--type=merge", "-p", json.dumps(cidr))
+
+    with ThreadPoolExecutor(max_workers=addons.PARALLEL_EXECS) as pool:
+        list(pool.map(describe, nodes))
+    for role, label in (("master", "control-plane"), ("worker", "worker")):
+        if names := [n.name for n in nodes if n.role == role]:
+            kubectl("label", "node", *names, f"node-role.kubernetes.io/{label}=", "--overwrite")
 
 
 def down(paths: Paths) -> None:
@@ -312,6 +366,8 @@ def down(paths: Paths) -> None:
         run(["umount", str(net.NETNS_DIR)])
     cgroups.remove()
     cgroups.discard([Path(p) for p in record.get("cgroups_outside_lab", [])])
+    if (was := record.get("inotify_instances_was")) is not None:
+        INOTIFY_INSTANCES.write_text(f"{was}\n")
     for created in map(Path, record.get("created", [])):
         if created.is_file():
             created.unlink()
@@ -345,7 +401,8 @@ def status(paths: Paths) -> tuple[str, bool]:
     items = _node_items(kubectl)
     healthy = bool(items)
     size = f"Kubernetes {record.get('kubernetes', '(not recorded)')}, {_count(record['masters'], 'master')}, "
-    size += _count(record["workers"], "worker")
+    size += f"{_count(record['workers'], 'worker')}; {shape_of(record)}"
+    flannel = _flannel_pods(kubectl) if flannel_backend(record.get("cni", "native")) else None
     if "ready_seconds" in record:
         lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
     else:
@@ -360,6 +417,9 @@ def status(paths: Paths) -> tuple[str, bool]:
             running = processes.pid_of(paths, f"{n.name}.{component}") is not None
             healthy &= running
             shown.append(component if running else f"!{component}")
+        if flannel is not None:  # a pod of the kube-flannel-ds DaemonSet, as in any flannel cluster
+            healthy &= flannel.get(n.name, False)
+            shown.append("kube-flannel(pod)" if flannel.get(n.name) else "!kube-flannel(pod)")
         ready = "Ready" if _ready(items.get(n.name)) else ("NotReady" if items else "unknown")
         healthy &= ready == "Ready"
         lines.append(f"{n.name:10} {n.ip:12} {ready:9} {' '.join(shown)}")
@@ -420,6 +480,10 @@ class Lab:
     @property
     def masters(self) -> list[Node]:
         return [n for n in self.nodes if n.is_master]
+
+    @property
+    def cni(self) -> str:
+        return self.record.get("cni", "native")
 
     @property
     def kubectl(self) -> Kubectl:

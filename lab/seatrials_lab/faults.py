@@ -25,6 +25,7 @@ from .layout import (
     API_SERVICE_IP,
     APISERVER_PORT,
     BALANCER_PORT,
+    FLANNEL_VXLAN_PORT,
     KUBELET_PORT,
     NODE_SUBNET,
     POD_CIDR,
@@ -32,6 +33,7 @@ from .layout import (
     UNREACHABLE_PORT,
     Node,
     Paths,
+    pod_ips_between_nodes,
 )
 from .pki import Pki
 from .shell import LabError, port_open, run, wait_for
@@ -77,7 +79,8 @@ def _set_source_dest_check(lab: Lab, nodes: list[Node], enabled: bool) -> None:
 
 
 def check_pod_ips_dropped(lab: Lab, nodes: list[Node], injected: bool) -> str:
-    """moto's attribute on the node's instance and interface, and a pod on another node asking the node's pod."""
+    """moto's attribute on the node's instance and interface, and a pod on another node asking the node's pod:
+    no answer while the check is on, unless the CNI encapsulates (VXLAN: the VPC sees only node IPs)."""
     target = nodes[0]
     others = [n for n in lab.nodes if n not in nodes] or [n for n in lab.nodes if n != target]
     if not others:
@@ -91,9 +94,11 @@ def check_pod_ips_dropped(lab: Lab, nodes: list[Node], injected: bool) -> str:
         url, failure = checks.pod_to_pod(lab.kubectl, source.name, target.name)
         return failure is not None, f"{source.name}'s probe pod -> {url} on {target.name}: {failure or 'answered'}"
 
-    seen = _until(look, injected, "the pod IP to be " + ("dropped" if injected else "reachable again"))
+    dropped = injected and pod_ips_between_nodes(lab.cni)
+    seen = _until(look, dropped, "the pod IP to be " + ("dropped" if dropped else "reachable"))
     ids = ", ".join(reported)
-    return f"moto: sourceDestCheck {injected} on {ids}; {seen}"
+    overlay = "" if dropped or not injected else f" ({lab.cni}: the VPC sees only node IPs, pods are unaffected)"
+    return f"moto: sourceDestCheck {injected} on {ids}; {seen}{overlay}"
 
 
 # --- sg-node-to-apiserver and sg-master-inbound-from-nodes ------------------------------------
@@ -128,17 +133,33 @@ def masters_open_only_explicit_ports(masters: str, workers: str, master_pod_cidr
     ]  # fmt: skip
 
 
+def masters_refuse_vxlan_from_workers(masters: str, workers: str) -> list[dict]:
+    """The masters' inbound rules of sg-master-inbound-from-nodes where flannel carries pods over VXLAN: from
+    the workers' group everything but UDP 8472, so their pods' traffic no longer reaches the masters."""
+    from_workers = [{"GroupId": workers}]
+    return [
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": masters}]},
+        {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": from_workers},
+        {"IpProtocol": "udp", "FromPort": 0, "ToPort": FLANNEL_VXLAN_PORT - 1, "UserIdGroupPairs": from_workers},
+        {"IpProtocol": "udp", "FromPort": FLANNEL_VXLAN_PORT + 1, "ToPort": 65535, "UserIdGroupPairs": from_workers},
+        {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "UserIdGroupPairs": from_workers},
+    ]
+
+
 def close_apiserver_port_to_workers(lab: Lab, nodes: list[Node]) -> None:
     _set_ingress(lab, lambda g: {g["master"]: apiserver_port_closed_to_workers(g["master"], g["worker"])})
 
 
 def open_masters_only_explicitly(lab: Lab, nodes: list[Node]) -> None:
+    if not pod_ips_between_nodes(lab.cni):
+        _set_ingress(lab, lambda g: {g["master"]: masters_refuse_vxlan_from_workers(g["master"], g["worker"])})
+        return
     cidrs = [m.pod_cidr for m in lab.masters]
     _set_ingress(lab, lambda g: {g["master"]: masters_open_only_explicit_ports(g["master"], g["worker"], cidrs)})
 
 
 def healthy_security_groups(lab: Lab, nodes: list[Node]) -> None:
-    _set_ingress(lab, lambda g: aws.healthy_ingress(g["master"], g["worker"]))
+    _set_ingress(lab, lambda g: aws.healthy_ingress(g["master"], g["worker"], aws.node_subnets(lab.nodes)))
 
 
 def _set_ingress(lab: Lab, rules: Callable[[dict[str, str]], dict[str, list[dict]]]) -> None:
@@ -734,7 +755,8 @@ FAULTS = {
               f"real port {APISERVER_PORT}", close_apiserver_port_to_workers, healthy_security_groups,
               check_workers_reach_apiserver_port),
         Fault("sg-master-inbound-from-nodes", f"the masters' security group admits from the workers only TCP "
-              f"{APISERVER_PORT} and {KUBELET_PORT}, nothing of their pods", open_masters_only_explicitly,
+              f"{APISERVER_PORT} and {KUBELET_PORT}, nothing of their pods (flannel-vxlan: everything but their "
+              f"VXLAN traffic, UDP {FLANNEL_VXLAN_PORT})", open_masters_only_explicitly,
               healthy_security_groups, check_workers_reach_master_pods),
         Fault("kubelet-cgroups", f"the kubelet runs in the login session /{SESSION_CGROUP} without kubeletCgroups "
               "and --runtime-cgroups", kubelet_in_login_session, kubelet_in_system_cgroup, check_kubelet_log,

@@ -25,6 +25,12 @@ BUSYBOX = "docker.io/library/busybox:1.36.1"  # the probe image the suite uses b
 BUSYBOX_BINARY = Path("/bin/busybox")  # Debian busybox-static
 FORMAT = "1"  # bump to rebuild every cached image when the way images are made changes
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FLANNEL = "localhost/seatrials-lab/flannel"  # + flannel's version: the lab's own flanneld (lab/build/flannel)
+# iptables for flanneld, as the machine has it (the nf_tables variant, like the nodes' kube-proxy):
+# the multi-call binary under its names, and the extensions it loads at run time.
+XTABLES = Path("/usr/sbin/xtables-nft-multi")
+XTABLES_NAMES = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
+XTABLES_EXTENSIONS = Path("/usr/lib/x86_64-linux-gnu/xtables")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
 
@@ -146,10 +152,50 @@ def coredns_image(bin_dir: Path) -> Image:
     )
 
 
+def flannel_image(bin_dir: Path) -> Image:
+    """The lab's flanneld at /opt/bin/flanneld (as upstream's image has it) with the machine's iptables
+    and the shared libraries they load, at the paths the machine has them."""
+    version = run([str(bin_dir / "flanneld"), "--version"]).strip()
+    image = Image(
+        f"{FLANNEL}:{version}",
+        {"Entrypoint": ["/opt/bin/flanneld"], "Env": [PATH_ENV]},
+        files={"opt/bin/flanneld": ((bin_dir / "flanneld").read_bytes(), 0o755)},
+        directories={"run": 0o755, "tmp": 0o1777, "etc": 0o755},
+    )
+    programs = [XTABLES, *sorted(XTABLES_EXTENSIONS.glob("*.so"))]
+    for path in {*programs, *shared_libraries(programs)}:
+        # Under the name the loader looks for (a soname is often a symlink), in the real directory.
+        image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
+    image.links = {f"usr/sbin/{name}": XTABLES.name for name in XTABLES_NAMES}
+    image.links |= {"lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin", "bin": "usr/bin"}
+    if Path("/etc/protocols").exists():  # iptables names protocols by it
+        image.files["etc/protocols"] = (Path("/etc/protocols").read_bytes(), 0o644)
+    image.directories |= {parent: 0o755 for parent in parents([*image.files, *image.links])}
+    return image
+
+
+def shared_libraries(programs: list[Path]) -> set[Path]:
+    """The shared libraries and the loader the programs need, by the paths ldd names them."""
+    found = set()
+    for program in programs:
+        for line in run(["ldd", str(program)]).splitlines():
+            words = line.split()
+            path = words[2] if "=>" in words and len(words) > 2 else words[0]
+            if path.startswith("/"):
+                found.add(Path(path))
+    return found
+
+
+def parents(paths: list[str]) -> set[str]:
+    """Every directory above these layer paths ("usr/lib/x/y" -> usr, usr/lib, usr/lib/x)."""
+    return {str(parent) for path in paths for parent in Path(path).parents if str(parent) != "."}
+
+
 @dataclass(frozen=True)
 class Built:
     by_ref: dict[str, Path]  # image reference -> its OCI archive
     coredns: str  # its reference carries CoreDNS's own version
+    flannel: str = ""  # likewise flannel's; built only for the flannel shapes
 
     @property
     def archives(self) -> list[Path]:
@@ -159,13 +205,14 @@ class Built:
         return self.by_ref[ref]
 
 
-def build(paths: Paths, bin_dir: Path) -> Built:
-    """Build (or reuse) every lab image."""
+def build(paths: Paths, bin_dir: Path, flannel: bool = False) -> Built:
+    """Build (or reuse) every lab image; flannel's only when asked."""
     directory = paths.cache / "images"
     directory.mkdir(parents=True, exist_ok=True)
     archives = {}
     coredns = coredns_image(bin_dir)
-    for image in (pause_image(bin_dir), busybox_image(), coredns):
+    flanneld = [flannel_image(bin_dir)] if flannel else []
+    for image in (pause_image(bin_dir), busybox_image(), coredns, *flanneld):
         name = re.sub(r"[^a-zA-Z0-9.]+", "-", image.ref)
         archive = directory / f"{name}-{image.digest()}.tar"
         if not archive.exists():
@@ -173,4 +220,4 @@ def build(paths: Paths, bin_dir: Path) -> Built:
             partial.write_bytes(oci_archive(image))
             partial.rename(archive)
         archives[image.ref] = archive
-    return Built(archives, coredns.ref)
+    return Built(archives, coredns.ref, flanneld[0].ref if flanneld else "")

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-NODE_SUBNET = "10.240.0.0/24"
+VPC_CIDR = "10.240.0.0/16"
+NODE_SUBNET = "10.240.0.0/24"  # the masters' subnet, and every node's in the default shape
 HOST_IP = "10.240.0.1"  # the machine's end of the lab veth; the load balancer also listens here for nodes
 SERVICE_CIDR = "10.32.0.0/24"
 API_SERVICE_IP = "10.32.0.1"
@@ -28,7 +29,7 @@ HARBOR_PORT = 15002
 UNREACHABLE_PORT = 15009  # nothing listens here: the harbor-k8s-deploy-stale-ui fault sends notifications to it
 
 REGION = "us-east-1"
-ZONE = "us-east-1a"
+ZONES = ("us-east-1a", "us-east-1b")  # subnet i lies in ZONES[i % 2]: the workers' subnets span both
 AWS_KEY = "testing"  # moto accepts any credentials; these are its documented dummies
 HARBOR_USER = "admin"
 HARBOR_PASSWORD = "Harbor12345"  # Harbor's documented default; the double is lab-only
@@ -48,6 +49,33 @@ SESSION_CGROUP = "user/9999.user/16.session"
 
 MASTER_FIRST_IP = 11
 WORKER_FIRST_IP = 21
+MAX_WORKERS = 12
+MAX_SUBNETS = 4
+# How pods reach each other between nodes: native routing over the VPC (bridge CNI and static routes, the
+# default), or flannel with the Kubernetes subnet manager and one of its two backends.
+CNIS = ("native", "flannel-vxlan", "flannel-host-gw")
+FLANNEL_VXLAN_PORT = 8472  # flannel's VXLAN port on Linux (not IANA's 4789)
+
+
+def flannel_backend(cni: str) -> str | None:
+    """flannel's Backend.Type ("vxlan", "host-gw") of a flannel shape; None for the native one."""
+    return cni.removeprefix("flannel-") if cni.startswith("flannel-") else None
+
+
+def pod_ips_between_nodes(cni: str) -> bool:
+    """Whether pod IPs travel unencapsulated between nodes (so the VPC must route them, and the
+    source/destination check drops them), as with native routing and host-gw; VXLAN carries them
+    inside node-to-node UDP."""
+    return cni != "flannel-vxlan"
+
+
+def subnet_cidr(index: int) -> str:
+    """Subnet i of the VPC: 10.240.i.0/24 (subnet 0 is the masters', and every node's with one subnet)."""
+    return f"10.240.{index}.0/24"
+
+
+def subnet_zone(index: int) -> str:
+    return ZONES[index % len(ZONES)]
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,11 @@ class Node:
     name: str
     role: str  # "master" or "worker"
     ip: str
+    subnet: int = 0  # index of its VPC subnet (subnet_cidr, subnet_zone)
+
+    @property
+    def zone(self) -> str:
+        return subnet_zone(self.subnet)
 
     @property
     def is_master(self) -> bool:
@@ -85,15 +118,28 @@ class Node:
         return f"{self.cgroup}/system.slice"
 
 
-def plan(masters: int, workers: int) -> list[Node]:
+def plan(masters: int, workers: int, subnets: int = 1) -> list[Node]:
+    """The nodes: masters in subnet 0; with several subnets the workers go round the others.
+
+    A node's last address byte is the same in every shape (worker-2 is .22 in 10.240.0.0/24 or in
+    10.240.2.0/24), so pod CIDRs, numbered like it, never collide."""
     if masters not in (1, 3):
         raise ValueError("--masters must be 1 or 3")
-    if not 0 <= workers <= 9:
-        raise ValueError("--workers must be between 0 and 9")
-    subnet = ipaddress.ip_network(NODE_SUBNET)
-    nodes = [Node(f"master-{i}", "master", str(subnet[MASTER_FIRST_IP - 1 + i])) for i in range(1, masters + 1)]
-    nodes += [Node(f"worker-{i}", "worker", str(subnet[WORKER_FIRST_IP - 1 + i])) for i in range(1, workers + 1)]
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be between 0 and {MAX_WORKERS}")
+    if not 1 <= subnets <= MAX_SUBNETS:
+        raise ValueError(f"--subnets must be between 1 and {MAX_SUBNETS}")
+    if subnets > 1 and workers < subnets - 1:
+        raise ValueError(f"--subnets {subnets} needs at least {subnets - 1} workers (the masters get one subnet)")
+    nodes = [_node(f"master-{i}", "master", 0, MASTER_FIRST_IP - 1 + i) for i in range(1, masters + 1)]
+    for i in range(1, workers + 1):
+        subnet = 1 + (i - 1) % (subnets - 1) if subnets > 1 else 0
+        nodes.append(_node(f"worker-{i}", "worker", subnet, WORKER_FIRST_IP - 1 + i))
     return nodes
+
+
+def _node(name: str, role: str, subnet: int, host: int) -> Node:
+    return Node(name, role, str(ipaddress.ip_network(subnet_cidr(subnet))[host]), subnet)
 
 
 @dataclass(frozen=True)

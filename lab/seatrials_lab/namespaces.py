@@ -27,6 +27,7 @@ PRIVATE = {
     "/var/log": ("disk", "log"),  # so the kubelet's logs/ endpoint serves this node's logs
     "/run/containerd": ("run", "containerd"),
     "/run/netns": ("run", "netns"),  # containerd's pod network namespaces
+    "/run/flannel": ("run", "flannel"),  # flannel's subnet.env (a hostPath of its DaemonSet)
     "/run/xtables.lock": ("run", "xtables.lock"),  # a file: iptables' lock, one per node
 }
 

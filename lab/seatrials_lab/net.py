@@ -4,10 +4,13 @@
                                                   ├ vpc0 (bridge, in netns st-vpc; the VPC filter lives here)
     netns st-<node>: eth0 10.240.0.x/24 -- p-<node> ┘
 
-The machine gets exactly one route (the connected 10.240.0.0/24 of st-lab). Nodes have no
-default route, so nothing leaves the lab; each node routes every other node's pod /24 to
-that node's IP (native routing, like Calico without an overlay), and the service CIDR to
-eth0 so host-network processes can reach ClusterIPs.
+The machine gets exactly one route (the connected 10.240.0.0/24 of st-lab; the VPC's
+10.240.0.0/16 when the nodes span several subnets). Nodes have no default route, so nothing
+leaves the lab; with native routing each node routes every other node's pod /24 to that
+node's IP (like Calico without an overlay; flannel sets up its own), and the service CIDR to
+eth0 so host-network processes can reach ClusterIPs. With several subnets a node's eth0
+carries its subnet's /24 and the VPC's /16 is on-link: the VPC's router is the bridge, whose
+filter applies the route tables and network ACLs between subnets (vpc_filter).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .layout import (
     POD_CIDR,
     SERVICE_CIDR,
     VPC_BRIDGE,
+    VPC_CIDR,
     VPC_NETNS,
     Node,
 )
@@ -31,6 +35,9 @@ from .shell import LabError, run
 
 NETNS_DIR = Path("/run/netns")
 PREFIX_LENGTH = NODE_SUBNET.split("/")[1]
+
+NODE_DEVICES = ("flannel.", "cni0")  # made inside a node only
+NODE_CHAINS = ("FLANNEL", "KUBE-", "LAB-", "CNI-")  # chains of flannel, kube-proxy, the lab, the CNI plugins
 
 NODE_SYSCTLS = [
     "net.ipv4.ip_forward=1",  # nodes route pod traffic
@@ -53,8 +60,9 @@ def lab_netns() -> list[str]:
     return sorted(p.name for p in NETNS_DIR.glob(f"{NETNS_PREFIX}*")) if NETNS_DIR.is_dir() else []
 
 
-def create_vpc() -> None:
-    """The VPC bridge in its own namespace, and the machine's veth into it."""
+def create_vpc(subnets: int) -> None:
+    """The VPC bridge in its own namespace, and the machine's veth into it (on the VPC's /16 when the
+    nodes span several subnets, so that the machine answers every node through it)."""
     run(["ip", "netns", "add", VPC_NETNS])
     vpc = ["ip", "-n", VPC_NETNS]
     run([*vpc, "link", "set", "lo", "up"])
@@ -66,12 +74,14 @@ def create_vpc() -> None:
     # No IPv6 link-local address on the machine's side: it would add an fe80::/64 route there.
     run(["ip", "link", "set", HOST_VETH, "addrgenmode", "none"])
     run([*vpc, "link", "set", HOST_PORT, "master", VPC_BRIDGE, "up"])
-    run(["ip", "addr", "add", f"{HOST_IP}/{PREFIX_LENGTH}", "dev", HOST_VETH])
+    prefix = PREFIX_LENGTH if subnets == 1 else VPC_CIDR.split("/")[1]
+    run(["ip", "addr", "add", f"{HOST_IP}/{prefix}", "dev", HOST_VETH])
     run(["ip", "link", "set", HOST_VETH, "up"])
 
 
-def create_node(node: Node, nodes: list[Node]) -> None:
-    """The node's namespace, its eth0 on the VPC bridge, its routes, sysctls and pod NAT."""
+def create_node(node: Node, nodes: list[Node], static_routes: bool) -> None:
+    """The node's namespace, its eth0 on the VPC bridge, its routes, sysctls and, with static routes,
+    the routes to the other nodes' pods and the pod NAT (flannel brings its own routes and NAT)."""
     run(["ip", "netns", "add", node.netns])
     run(["ip", "-n", VPC_NETNS, "link", "add", node.port, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
     run(["ip", "-n", VPC_NETNS, "link", "set", node.port, "master", VPC_BRIDGE, "up"])
@@ -81,12 +91,15 @@ def create_node(node: Node, nodes: list[Node]) -> None:
     run([*inside, "link", "set", "eth0", "addrgenmode", "none"])
     run([*inside, "addr", "add", f"{node.ip}/{PREFIX_LENGTH}", "dev", "eth0"])
     run([*inside, "link", "set", "eth0", "up"])
-    for other in nodes:
+    if len({n.subnet for n in nodes}) > 1:
+        run([*inside, "route", "add", VPC_CIDR, "dev", "eth0"])  # the VPC's `local` route
+    for other in nodes if static_routes else []:
         if other != node:
             run([*inside, "route", "add", other.pod_cidr, "via", other.ip, "dev", "eth0"])
     run([*inside, "route", "add", SERVICE_CIDR, "dev", "eth0"])
     run(in_netns(node.netns, ["sysctl", "-q", "-w", *NODE_SYSCTLS]))
-    run(in_netns(node.netns, ["iptables-restore", "--noflush"]), input=pod_nat_rules(node))
+    if static_routes:
+        run(in_netns(node.netns, ["iptables-restore", "--noflush"]), input=pod_nat_rules(node))
 
 
 def pod_route(node: Node, to: Node, present: bool) -> None:
@@ -126,9 +139,17 @@ def remove() -> None:
 
 
 def links_in_machine() -> list[str]:
-    """Lab interfaces left in the machine's namespace (for the leftover check)."""
+    """Lab interfaces left in the machine's namespace (for the leftover check): its veth, and any of
+    the devices a node's CNI makes (flannel's VXLAN device, the pods' bridge) had one escaped its node."""
     text = run(["ip", "-o", "link", "show"])
-    return [line.split(":")[1].strip().split("@")[0] for line in text.splitlines() if HOST_VETH in line]
+    names = [line.split(":")[1].strip().split("@")[0] for line in text.splitlines()]
+    return [name for name in names if name == HOST_VETH or name.startswith(NODE_DEVICES)]
+
+
+def rules_in_machine() -> list[str]:
+    """iptables rules of a lab component in the machine's namespace (the lab never writes any there)."""
+    text = run(["iptables-save"])
+    return [line for line in text.splitlines() if line.startswith("-A") and any(c in line for c in NODE_CHAINS)]
 
 
 def routes_in_machine() -> list[str]:

@@ -18,7 +18,6 @@ from .layout import (
     DNS_SERVICE_IP,
     HOST_IP,
     POD_CIDR,
-    ZONE,
     Node,
     Paths,
 )
@@ -104,7 +103,7 @@ def kubelet_config(node: Node, instance_id: str) -> dict:
         "enableSystemLogHandler": True,
         "enableSystemLogQuery": True,
         "featureGates": {"NodeLogQuery": True},  # beta, off by default before 1.36; GA (locked on) from 1.36
-        "providerID": f"aws:///{ZONE}/{instance_id}",
+        "providerID": f"aws:///{node.zone}/{instance_id}",
         "registerWithTaints": [CONTROL_PLANE_TAINT] if node.is_master else [],
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
@@ -162,6 +161,10 @@ def write_files(paths: Paths, node: Node, pki: Pki, instance_id: str, pause_imag
     install(etc / "kube-proxy.yaml", json.dumps(kube_proxy_config(node), indent=2))
     install(etc / "containerd.toml", CONTAINERD_CONFIG.format(socket=SOCKET, pause=pause_image, cni_bin=CNI_BIN))
     install(etc / "resolv.conf", f"nameserver {DNS_SERVICE_IP}\n")
+
+
+def write_cni_config(paths: Paths, node: Node) -> None:
+    """The native shape's CNI configuration (with flannel, flanneld writes the node's own)."""
     install(paths.node_disk(node) / "cni-conf" / "10-lab-pods.conflist", json.dumps(cni_config(node), indent=2))
 
 

@@ -146,6 +146,15 @@ def _usage(cert_sign: bool) -> x509.KeyUsage:
     )
 
 
+def _names(pair: Pair) -> set:
+    """The subject alternative names of a certificate."""
+    try:
+        return set(x509.load_pem_x509_certificate(pair.cert_pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value)  # fmt: skip
+    except x509.ExtensionNotFound:
+        return set()
+
+
 def _issued_by(pair: Pair, ca: x509.Certificate) -> bool:
     return x509.load_pem_x509_certificate(pair.cert_pem).issuer == ca.subject
 

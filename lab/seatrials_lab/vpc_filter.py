@@ -9,10 +9,21 @@ enters from or leaves by. Order, as EC2 applies them:
    from its own IP and receive frames for its own IP; pod IPs are dropped.
 2. network ACLs (stateless, every frame, replies too), only where a frame crosses a subnet
    edge: entries in rule-number order, first match decides, no match is denied.
+   Between two subnets the frame also passes the VPC router, which delivers it by the source
+   subnet's route table (longest prefix first): to the instance that owns the destination IP
+   (the `local` route), or, for any other address (a pod IP), only to the instance or network
+   interface a route names; no route, no delivery. Inside a subnet no route table is consulted.
 3. security groups (stateful): a reply of an accepted connection passes; a new connection
    needs an outbound rule of one of the sender's groups and an inbound rule of one of the
    receiver's groups. A rule naming a group matches the primary private IPs of the
    instances in that group, so a pod IP never matches one; it needs a CIDR rule.
+
+Only the outermost IP header counts: a VXLAN packet is node IP to node IP on UDP 8472, whatever
+pod addresses it carries inside, so that is what the check, the ACLs and the groups judge.
+
+Every frame leaving a port with peers in other subnets jumps to that port's EDGE chain, which
+sends it through the ACLs and the route table of its own pair of subnets only, so a frame
+walks a few dozen rules however many nodes there are.
 
 The machine (10.240.0.1, port p-host) is not an instance: it stands for the operator and
 the cloud load balancer. It may open TCP to the apiserver and kubelet ports of any node, and
@@ -21,6 +32,7 @@ nodes may open TCP only to its load balancer port; everything else to it is drop
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .layout import APISERVER_PORT, BALANCER_PORT, HOST_IP, HOST_PORT, KUBELET_PORT
@@ -41,6 +53,7 @@ class Instance:
     group_ids: tuple[str, ...]
     source_dest_check: bool
     port: str  # its port on the VPC bridge
+    interface_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class VpcState:
     ingress: dict[str, list[dict]] = field(default_factory=dict)  # group id -> IpPermissions
     egress: dict[str, list[dict]] = field(default_factory=dict)  # group id -> IpPermissionsEgress
     acl_entries: dict[str, list[dict]] = field(default_factory=dict)  # subnet id -> network ACL Entries
+    routes: dict[str, list[dict]] = field(default_factory=dict)  # subnet id -> its route table's Routes
 
 
 def vpc_state(
@@ -57,9 +71,11 @@ def vpc_state(
     instance_checks: dict[str, bool],
     network_acls: list[dict],
     ports: dict[str, str],
+    route_tables: list[dict] | None = None,
 ) -> VpcState:
     """Build the state from describe_instances Reservations, describe_security_groups SecurityGroups,
-    describe_instance_attribute(sourceDestCheck) per instance id, and describe_network_acls NetworkAcls.
+    describe_instance_attribute(sourceDestCheck) per instance id, describe_network_acls NetworkAcls and
+    describe_route_tables RouteTables (a subnet without its own table uses the VPC's main one).
 
     ports maps an instance's Name tag to its bridge port; instances without one still count as group
     members. The check counts as on when either the instance attribute or one of its network
@@ -82,6 +98,7 @@ def vpc_state(
                     group_ids=tuple(g["GroupId"] for g in raw.get("SecurityGroups", [])),
                     source_dest_check=any(checks),
                     port=ports.get(name, ""),
+                    interface_ids=tuple(eni["NetworkInterfaceId"] for eni in raw.get("NetworkInterfaces", [])),
                 )
             )
     default_acl = next((a["Entries"] for a in network_acls if a.get("IsDefault")), None)
@@ -94,7 +111,19 @@ def vpc_state(
         ingress={g["GroupId"]: g.get("IpPermissions", []) for g in security_groups},
         egress={g["GroupId"]: g.get("IpPermissionsEgress", []) for g in security_groups},
         acl_entries=acl_entries,
+        routes=subnet_routes(route_tables or [], {i.subnet_id for i in instances}),
     )
+
+
+def subnet_routes(route_tables: list[dict], subnets: set[str]) -> dict[str, list[dict]]:
+    """Each subnet's routes: those of the table associated with it, else the main table's."""
+    main = next((t["Routes"] for t in route_tables if any(a.get("Main") for a in t.get("Associations", []))), None)
+    routes = {subnet: main for subnet in subnets if main is not None}
+    for table in route_tables:
+        for association in table.get("Associations", []):
+            if association.get("SubnetId") in subnets:
+                routes[association["SubnetId"]] = table["Routes"]
+    return routes
 
 
 def protocol_number(value: str | int) -> int:
@@ -167,6 +196,61 @@ def comment(text: str) -> list[str]:
     return ["-m", "comment", "--comment", f'"{text}"']
 
 
+def route_chain(chain: str, routes: list[dict], state: VpcState) -> list[str]:
+    """The VPC router for frames leaving one subnet for another, by that subnet's route table: longest
+    prefix first, a frame passes only towards the port of the instance the route delivers to."""
+    attached = [i for i in state.instances if i.port]
+    owners = {eni: i for i in attached for eni in (i.instance_id, *i.interface_ids)}
+    rules = []
+    active = [r for r in routes if r.get("DestinationCidrBlock") and r.get("State", "active") == "active"]
+    for route in sorted(active, key=lambda r: -ipaddress.ip_network(r["DestinationCidrBlock"]).prefixlen):
+        cidr = route["DestinationCidrBlock"]
+        if route.get("GatewayId") == "local":  # within the VPC: to whoever owns the address
+            targets = [(f"{i.ip}/32", i) for i in attached if ipaddress.ip_address(i.ip) in ipaddress.ip_network(cidr)]
+        else:
+            target = owners.get(route.get("InstanceId")) or owners.get(route.get("NetworkInterfaceId"))
+            targets = [(cidr, target)] if target else []
+        for destination, instance in targets:
+            to_port = [*physdev(port_out=instance.port), *comment(f"{cidr} -> {instance.name}")]
+            rules.append(" ".join(["-A", chain, "-d", destination, *to_port, "-j RETURN"]))
+        rules.append(" ".join(["-A", chain, "-d", cidr, *comment(f"{cidr}: not to this port"), "-j DROP"]))
+    return [*rules, f"-A {chain} -j DROP"]
+
+
+def edge_rules(state: VpcState) -> tuple[list[str], list[str]]:
+    """(chains, rules) for frames crossing a subnet edge: between instances of different subnets, or
+    to and from the machine. Each sending port gets an EDGE chain holding, per receiving port in
+    another subnet, the jumps to the sender subnet's outbound ACL, the receiver subnet's inbound ACL
+    and (between instances) the sender subnet's route table."""
+    attached = [i for i in state.instances if i.port]
+    chains, rules = [], []
+    subnets = sorted({i.subnet_id for i in attached})
+    numbers = {subnet: n for n, subnet in enumerate(subnets, 1)}
+    routed = {subnet for subnet in subnets if subnet in state.routes and len(subnets) > 1}
+    for subnet, n in numbers.items():
+        if subnet in state.acl_entries:
+            chains += [f"ACL-IN-{n}", f"ACL-OUT-{n}"]
+            rules += acl_chain(f"ACL-IN-{n}", state.acl_entries[subnet], egress=False)
+            rules += acl_chain(f"ACL-OUT-{n}", state.acl_entries[subnet], egress=True)
+        if subnet in routed:
+            chains.append(f"ROUTES-{n}")
+            rules += route_chain(f"ROUTES-{n}", state.routes[subnet], state)
+    endpoints = [(i.port, i.subnet_id) for i in attached] + [(HOST_PORT, None)]
+    for n, (port_in, subnet_in) in enumerate(endpoints, 1):
+        jumps = []
+        for port_out, subnet_out in endpoints:
+            if port_out == port_in or subnet_out == subnet_in:
+                continue
+            targets = [f"ACL-OUT-{numbers[subnet_in]}"] if subnet_in in state.acl_entries else []
+            targets += [f"ACL-IN-{numbers[subnet_out]}"] if subnet_out in state.acl_entries else []
+            targets += [f"ROUTES-{numbers[subnet_in]}"] if subnet_in in routed and subnet_out is not None else []
+            jumps += [" ".join([f"-A EDGE-{n}", *physdev(port_out=port_out), f"-j {t}"]) for t in targets]
+        if jumps:
+            chains.append(f"EDGE-{n}")
+            rules += [" ".join(["-A VPC", *physdev(port_in=port_in), f"-j EDGE-{n}"]), *jumps]
+    return chains, rules
+
+
 def iptables_rules(state: VpcState) -> str:
     """The whole filter table of the VPC namespace, for iptables-restore (one atomic replacement)."""
     attached = [i for i in state.instances if i.port]
@@ -179,23 +263,10 @@ def iptables_rules(state: VpcState) -> str:
             rules.append(" ".join(["-A VPC-SOURCE-DEST", *physdev(port_in=i.port), "!", "-s", i.ip, *note, "-j DROP"]))
             rules.append(" ".join(["-A VPC-SOURCE-DEST", *physdev(port_out=i.port), "!", "-d", i.ip, *note, "-j DROP"]))
 
-    # Network ACLs guard subnet edges: between instances of different subnets, and to or from the machine.
-    subnets = sorted({i.subnet_id for i in attached if i.subnet_id in state.acl_entries})
-    acl_index = {subnet: n for n, subnet in enumerate(subnets, 1)}
-    for subnet, n in acl_index.items():
-        chains += [f"ACL-IN-{n}", f"ACL-OUT-{n}"]
-        rules += acl_chain(f"ACL-IN-{n}", state.acl_entries[subnet], egress=False)
-        rules += acl_chain(f"ACL-OUT-{n}", state.acl_entries[subnet], egress=True)
-    endpoints = [(i.port, i.subnet_id) for i in attached] + [(HOST_PORT, None)]
-    for port_in, subnet_in in endpoints:
-        for port_out, subnet_out in endpoints:
-            if port_in == port_out or subnet_in == subnet_out:
-                continue
-            for subnet, direction in ((subnet_in, "OUT"), (subnet_out, "IN")):
-                if subnet in acl_index:
-                    rules.append(
-                        " ".join(["-A VPC", *physdev(port_in, port_out), f"-j ACL-{direction}-{acl_index[subnet]}"])
-                    )
+    # Stateless: network ACLs and the route table see every frame, replies too, before connection tracking.
+    edge_chains, edges = edge_rules(state)
+    chains += edge_chains
+    rules += edges
 
     rules.append("-A VPC -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
     for n, i in enumerate(attached, 1):

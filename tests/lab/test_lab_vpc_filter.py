@@ -3,10 +3,13 @@
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 from seatrials_lab.aws import healthy_ingress
 from seatrials_lab.vpc_filter import iptables_rules, protocol_match, vpc_state
+
+from .frames import Frame, verdict
 
 MASTERS, WORKERS = "sg-masters", "sg-workers"
 ALLOW_ALL_EGRESS = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
@@ -126,13 +129,14 @@ def test_egress_rules_limit_new_connections_from_an_instance():
 
 
 def test_acl_applies_only_at_subnet_edges():
-    rules = rules_for(LAB)  # one subnet: instance to instance crosses no ACL, the machine's port does
-    acl_jumps = [r for r in chain(rules, "VPC") if "-j ACL-" in r]
-    assert acl_jumps and all("p-host" in r for r in acl_jumps)
-    two_subnets = rules_for(
-        [instance("master-1", "10.240.0.11", MASTERS), instance("worker-1", "10.240.1.21", WORKERS, subnet="subnet-b")]
-    )
-    assert any("--physdev-in p-master-1 --physdev-out p-worker-1" in r for r in chain(two_subnets, "VPC"))
+    deny_all = [{"IsDefault": True, "Entries": [], "Associations": []}]  # no entry: the final * rule denies
+    kubelet = Frame("p-master-1", "p-worker-1", "10.240.0.11", "10.240.0.21", "tcp", 10250)
+    operator = Frame("p-host", "p-worker-1", "10.240.0.1", "10.240.0.21", "tcp", 10250)
+    assert verdict(rules_for(LAB, acls=deny_all), kubelet) == "ACCEPT"  # one subnet: no edge between them
+    assert verdict(rules_for(LAB, acls=deny_all), operator) == "DROP"  # the machine's port is an edge
+    two_subnets = [LAB[0], instance("worker-1", "10.240.1.21", WORKERS, subnet="subnet-b")]
+    assert verdict(rules_for(two_subnets), replace(kubelet, dst="10.240.1.21")) == "ACCEPT"
+    assert verdict(rules_for(two_subnets, acls=deny_all), replace(kubelet, dst="10.240.1.21")) == "DROP"
 
 
 def test_acl_entries_follow_rule_numbers_and_deny_what_none_allows():
