@@ -98,6 +98,54 @@ def test_master_inbound_rule_is_named_when_ec2_drops_it(masters):
     assert "workers cannot reach pods on masters" in f.evidence[1] and f.corroboration
 
 
+@pytest.mark.parametrize("masters", [sim.MASTERS, THREE_MASTERS])
+def test_master_inbound_over_a_tunnel_fails_both_ways_and_is_named_when_ec2_drops_it(masters):
+    """Over VXLAN a worker's pod answering a master's is a tunnel packet from the worker too: lost."""
+    roles = sim.roles(masters, sim.WORKERS)
+    found = [("sg-master-inbound-from-nodes", f"{w}->{m}", f"no inbound rule of {m}'s groups allows udp 8472")
+             for w in sim.WORKERS for m in masters]
+    ev = sim.evidence(masters, tunnel="flannel.1", aws=sim.aws_facts([*masters, *sim.WORKERS], findings=found))
+    results, d = run(sim.master_inbound_over_tunnel(roles), masters=masters, evidence=ev)
+    assert causes_of(d) == {"sg-master-inbound-from-nodes"}
+    assert d.finding("pod-to-pod", masters[0], "worker-2").cause == "sg-master-inbound-from-nodes"
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+
+
+def test_master_inbound_over_a_tunnel_with_ec2_admitting_it_is_not_the_security_group():
+    ev = sim.evidence(tunnel="flannel.1", aws=sim.aws_facts(NODES))
+    _, d = run(sim.master_inbound_over_tunnel(sim.roles()), evidence=ev)
+    assert causes_of(d) == {"unknown"}
+
+
+SUBNETS = {"master-1": "subnet-m", "worker-1": "subnet-w", "worker-2": "subnet-w"}
+ROUTE_FINDINGS = [("cross-subnet-native-routing", f"{a}->{b}", f"route table rtb-1 has no route for {b}'s pods")
+                  for a in NODES for b in NODES if SUBNETS[a] != SUBNETS[b]]
+
+
+def test_pod_ips_failing_across_subnets_without_vpc_routes_is_cross_subnet_routing():
+    ev = sim.evidence(aws=sim.aws_facts(NODES, findings=ROUTE_FINDINGS, subnets=SUBNETS), dns_nodes=["worker-1"])
+    results, d = run(sim.across_subnets(SUBNETS), evidence=ev)
+    assert causes_of(d) == {"cross-subnet-native-routing"}
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    f = d.finding("pod-to-pod", "worker-1", "master-1")
+    assert "pod IPs fail between nodes of different subnets" in f.evidence[1]
+    assert any("route table rtb-1 has no route" in line for line in f.evidence)
+
+
+@pytest.mark.parametrize("facts", [None, sim.aws_facts(NODES, subnets=SUBNETS)], ids=["aws-not-read", "routes-ok"])
+def test_the_same_failures_without_ec2_saying_the_routes_are_missing_are_not_cross_subnet_routing(facts):
+    _, d = run(sim.across_subnets(SUBNETS), evidence=sim.evidence(aws=facts))
+    assert "cross-subnet-native-routing" not in causes_of(d)
+
+
+def test_route_findings_do_not_claim_failures_they_do_not_predict():
+    """EC2 says worker-2's pods are unroutable from subnet-m, but the probes reach them: something else."""
+    found = [("cross-subnet-native-routing", "master-1->worker-2", "no route")]
+    ev = sim.evidence(aws=sim.aws_facts(NODES, findings=found, subnets=SUBNETS))
+    _, d = run(sim.source_dest_check({"worker-1"}), evidence=ev)
+    assert "cross-subnet-native-routing" not in causes_of(d)
+
+
 def test_master_inbound_shape_with_ec2_admitting_it_is_not_the_security_group():
     _, d = run(sim.master_inbound(sim.roles()), evidence=sim.evidence(aws=sim.aws_facts(NODES)))
     assert causes_of(d) == {"unknown"}

@@ -1,0 +1,1 @@
+"""seatrials: acceptance sea trials for newly built Kubernetes clusters."""

@@ -1,0 +1,1 @@
+"""The checks that read the cluster directly: kubelet, apiserver, credentials, EC2 (AWS), Harbor and its registry."""

@@ -1,0 +1,223 @@
+"""Cluster access: connect with the kubeconfig, prove the cluster answers, count requests.
+
+Everything that can go wrong before a single check runs (a bad kubeconfig, an
+unreachable, silent or unauthorised cluster) becomes a `SetupError` with one
+line a person can act on. Every request is bounded: a connect and a read
+timeout on each API call, and on the websocket an exec opens.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import itertools
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+
+import urllib3
+import websocket
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from seatrials import kubeconfig
+from seatrials.kubeconfig import SetupError
+
+PREFLIGHT_TIMEOUT = (5, 10)  # connect, read seconds: a silent apiserver is one line within 30 s
+REQUEST_TIMEOUT = (5, 30)  # every other API call unless it says otherwise
+# kubernetes.stream opens the exec websocket without a timeout, so a silent apiserver would hang
+# the run; websocket-client's default applies to that connect (reads are polled with a timeout).
+websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
+
+
+class RequestCounter:
+    """Counts API requests across every client of a run (thread-safe)."""
+
+    def __init__(self):
+        self._count = itertools.count(1)
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.value = next(self._count)
+
+
+class Configuration(client.Configuration):
+    """The client's configuration, with bearer tokens sent whatever the client's version.
+
+    kubernetes 36.0.0 looks a token up under "BearerToken" while its own kubeconfig and in-cluster
+    loaders store it under "authorization" (kubernetes-client/python#2582): every token-authenticated
+    request went out anonymous. Both keys are read here, after the loader's refresh hook (exec plugins).
+    """
+
+    def auth_settings(self):
+        if self.refresh_api_key_hook is not None:
+            self.refresh_api_key_hook(self)
+        for key in ("authorization", "BearerToken"):
+            if value := self.api_key.get(key):
+                prefix = self.api_key_prefix.get(key)
+                return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization",
+                                        "value": f"{prefix} {value}" if prefix else value}}
+        return {}
+
+
+class CountingApiClient(client.ApiClient):
+    """An ApiClient that counts every request, exec and log streams included.
+
+    The count is the project's scalability figure: it must grow linearly with
+    the number of nodes.
+    """
+
+    def __init__(self, configuration, counter: RequestCounter | None = None):
+        super().__init__(configuration)
+        self.counter = counter or RequestCounter()
+
+    def call_api(self, *args, **kwargs):
+        self.counter.tick()
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return super().call_api(*args, **kwargs)
+
+    @property
+    def requests_made(self) -> int:
+        return self.counter.value
+
+
+@dataclass
+class ExecResult:
+    stdout: str
+    stderr: str
+    returncode: int | None  # None when the exec channel gave no status
+
+
+class Cluster:
+    def __init__(self, api: CountingApiClient, kubeconfig: dict, context: str, kubeconfig_path: str):
+        self.api = api
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.kubeconfig_path = kubeconfig_path
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.apiregistration = client.ApiregistrationV1Api(api)
+        self.version_api = client.VersionApi(api)
+
+    @property
+    def server(self) -> str:
+        return self.api.configuration.host
+
+    @property
+    def requests_made(self) -> int:
+        return self.api.requests_made
+
+    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None) -> str:
+        """GET an arbitrary API path (node proxy, /version, ...) and return the body text."""
+        resp = self.api.call_api(
+            path, "GET", query_params=list((query or {}).items()), header_params=dict(headers or {}),
+            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+        )
+        return resp.data.decode("utf-8", "replace")
+
+    def node_proxy(self, node: str, path: str, query: dict | None = None, timeout=30,
+                   headers: dict | None = None) -> str:
+        """GET /api/v1/nodes/{node}/proxy/{path}: the kubelet's own endpoints through the apiserver."""
+        return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout, headers)
+
+    def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 60) -> ExecResult:
+        """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output.
+
+        Each exec gets its own ApiClient: kubernetes.stream swaps the client's
+        request function for a websocket one while it runs, which would hijack
+        every other thread's calls on a shared client.
+        """
+        api = CountingApiClient(self.api.configuration, self.api.counter)
+        try:
+            resp = stream(
+                client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False,
+                _request_timeout=timeout,
+            )
+            try:
+                resp.run_forever(timeout=timeout)
+                return ExecResult(resp.read_stdout(), resp.read_stderr(), resp.returncode)
+            finally:
+                resp.close()
+        finally:
+            api.close()
+
+
+def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
+    """Load the kubeconfig and prove the cluster answers and accepts us; else SetupError."""
+    raw = kubeconfig.read(kubeconfig_path)
+    ctx = kubeconfig.select_context(raw, context, kubeconfig_path)
+    configuration = Configuration()
+    try:
+        config.load_kube_config_from_dict(kubeconfig.usable(raw), context=ctx, client_configuration=configuration,
+                                          temp_file_path=os.environ.get("TMPDIR"))
+    except (config.ConfigException, ValueError, binascii.Error, TypeError, KeyError) as exc:
+        raise SetupError(f"kubeconfig {kubeconfig_path}, context {ctx!r}: {one_line(exc)}") from None
+    configuration.retries = 0  # preflight failures must be fast; calls that retry say so themselves
+    api = CountingApiClient(configuration)
+    cluster = Cluster(api, raw, ctx, str(kubeconfig_path))
+    preflight(cluster)
+    configuration.retries = 3
+    return cluster
+
+
+def preflight(cluster: Cluster) -> None:
+    where = f"the cluster at {cluster.server} (context {cluster.context!r})"
+    try:
+        cluster.version_api.get_code(_request_timeout=PREFLIGHT_TIMEOUT)
+        cluster.core.list_node(limit=1, _request_timeout=PREFLIGHT_TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 401:
+            raise SetupError(f"{where} rejected the credentials (401 Unauthorized): "
+                             "they are wrong or expired; renew them in the kubeconfig") from None
+        if exc.status == 403:
+            raise SetupError(f"{where} accepted the credentials but forbids listing nodes (403): seatrials needs "
+                             "cluster-admin or the role in manifests/rbac.yaml") from None
+        raise SetupError(f"{where} answered {exc.status} {exc.reason}") from None
+    except urllib3.exceptions.MaxRetryError as exc:
+        raise SetupError(f"cannot reach {where}: {one_line(exc.reason)}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise SetupError(f"cannot reach {where}: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException | str | None) -> str:
+    """The most specific readable line of an exception chain (urllib3 nests them deeply)."""
+    text = str(exc) if exc is not None else ""
+    for marker in ("certificate verify failed", "Connection refused", "timed out", "No route to host",
+                   "Name or service not known", "certificate has expired", "tlsv1 alert", "sslv3 alert"):
+        if marker in text:
+            tail = text[text.index(marker):].split("'")[0].split(")")[0].rstrip(":, ")
+            return tail
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+FORBIDDEN = re.compile(r'cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"(?: in API group "(?P<group>[^"]*)")?')
+
+
+def api_message(exc: ApiException) -> str:
+    """The server's own words in an API error: the Status message of an apiserver, a kubelet's plain text."""
+    message = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+    message = message.strip()
+    if message.startswith("{"):
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(message).get("message", message)
+    return message.splitlines()[0] if message else ""
+
+
+def api_error_line(exc: ApiException) -> str:
+    """An API error as one line; an RBAC refusal names the permission it lacks: "forbidden (needs get nodes/proxy)"."""
+    message = api_message(exc)
+    if exc.status == 403 and (m := FORBIDDEN.search(message)):
+        group = f" in API group {m['group']}" if m["group"] else ""
+        return f"forbidden (needs {m['verb']} {m['resource']}{group})"
+    return f"{exc.status} {exc.reason or ''}".strip() + (f": {message}" if message else "")

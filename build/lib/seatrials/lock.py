@@ -1,0 +1,136 @@
+"""One run per cluster at a time: a Lease that the live run renews.
+
+The holder renews it every few seconds; a holder that died (even SIGKILLed)
+leaves a lease that expires LEASE_SECONDS after its last renewal, and the next
+run takes it over and clears what the dead run left (probes.remove_leftovers).
+A run that cannot renew its lease for as long as the lease lasts has lost it
+(another run may hold it by now): `lost` says why, and the run stops as
+INCOMPLETE rather than go on without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from seatrials.cluster import SetupError, one_line
+
+LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
+LEASE_SECONDS = 30
+RENEW_EVERY = 5.0
+MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
+RUN_LABEL = "seatrials.io/run-id"
+
+
+def lease_expired(lease, now: dt.datetime | None = None) -> bool:
+    renewed = lease.spec.renew_time or lease.spec.acquire_time
+    if renewed is None:
+        return True
+    age = ((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds()
+    return age > (lease.spec.lease_duration_seconds or LEASE_SECONDS)
+
+
+class ClusterLock:
+    """The Lease default/seatrials-lock, held by one run id."""
+
+    def __init__(self, cluster, run_id: str):
+        self.cluster, self.run_id = cluster, run_id
+        self.taken_over: str | None = None  # the expired holder this run replaced, if any
+        self.lost: str | None = None  # why the lock was lost, once it is
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._renewed = time.monotonic()
+
+    def _body(self, resource_version=None):
+        now = dt.datetime.now(dt.UTC)
+        return client.V1Lease(
+            metadata=client.V1ObjectMeta(name=LOCK_NAME, namespace=LOCK_NAMESPACE,
+                                         labels={**MANAGED_BY, RUN_LABEL: self.run_id},
+                                         resource_version=resource_version),
+            spec=client.V1LeaseSpec(holder_identity=self.run_id, lease_duration_seconds=LEASE_SECONDS,
+                                    acquire_time=now, renew_time=now))
+
+    def acquire(self, wait: float) -> None:
+        """Take the lease, waiting up to `wait` seconds for a live holder; an expired one is taken over."""
+        deadline = time.monotonic() + wait
+        coord = self.cluster.coordination
+        while True:
+            try:
+                coord.create_namespaced_lease(LOCK_NAMESPACE, self._body())
+                break
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise SetupError(f"cannot take the seatrials lock (Lease {LOCK_NAMESPACE}/{LOCK_NAME}): "
+                                     f"{exc.status} {exc.reason}") from None
+            held = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            if lease_expired(held):
+                try:
+                    coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE,
+                                                   self._body(held.metadata.resource_version))
+                    self.taken_over = held.spec.holder_identity
+                    break
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    continue  # someone else took it over first; look again
+            if time.monotonic() >= deadline:
+                since = held.spec.acquire_time.isoformat() if held.spec.acquire_time else "unknown"
+                raise SetupError(
+                    f"another seatrials run ({held.spec.holder_identity}, since {since}) holds this cluster's lock "
+                    f"(Lease {LOCK_NAMESPACE}/{LOCK_NAME}): wait for it (--lock-wait SECONDS); if it died, its lock "
+                    f"expires {LEASE_SECONDS} s after its last renewal")
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        self._renewed = time.monotonic()
+        self._renewer = threading.Thread(target=self._renew_until_stopped, name="seatrials-lock-renewer",
+                                         daemon=True)
+        self._renewer.start()
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(RENEW_EVERY):
+            try:
+                self.renew()
+            except Exception as exc:  # noqa: BLE001 - any transient error: try again at the next tick
+                if time.monotonic() - self._renewed > LEASE_SECONDS:
+                    self.lost = (f"the lock could not be renewed for {LEASE_SECONDS} s (last error: "
+                                 f"{one_line(exc)}), so another run may hold it now")
+            if self.lost:
+                return
+
+    def renew(self) -> None:
+        """One renewal; sets `lost` when another run holds the lease now."""
+        coord = self.cluster.coordination
+        lease = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+        if lease.spec.holder_identity != self.run_id:
+            self.lost = f"run {lease.spec.holder_identity} holds the lock now"
+            return
+        lease.spec.renew_time = dt.datetime.now(dt.UTC)
+        coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease)
+        self._renewed = time.monotonic()
+
+    def release(self) -> None:
+        self._stop.set()
+        try:
+            lease = self.cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            if lease.spec.holder_identity == self.run_id:
+                self.cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def expired_lease(cluster) -> tuple[bool, str | None]:
+    """(whether an expired lease was removed, the live holder if any): for --cleanup-only."""
+    try:
+        lease = cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False, None
+    if not lease_expired(lease):
+        return False, lease.spec.holder_identity
+    cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+    return True, None

@@ -1,0 +1,410 @@
+"""From the shape of the failure matrix, weighed with the evidence, to a cause.
+
+One probe failing says little; the pattern across all of them says a lot, and
+the evidence (seatrials.network.evidence: what EC2 says, the nodes' routes, kube-proxy's
+health, the DNS service's endpoints, NetworkPolicies over the probes, the CNI's
+agents) says which of the causes that fit a pattern it is. A documented cause
+is named only when its own evidence is there and nothing rules it out; when
+the evidence cannot tell the candidates apart, the cause is "unknown" and the
+hint lists the candidates and the command that tells them apart, in the order a
+person would check them. Patterns, each with its physical reasoning:
+
+- pod IPs failing exactly between nodes of different subnets whose route tables
+  EC2 says lack the pod CIDR routes: native routing across subnets;
+- pod IPs of some nodes unreachable (from every other node, and their pods reach
+  no other pod) while node IPs answer: the CNI agent down there, a route missing
+  on the other nodes, EC2 dropping what reaches them, or the EC2
+  source/destination check;
+- only workers -> masters failing while masters -> workers works (both ways when
+  the CNI encapsulates: each direction is its own tunnel flow): the masters'
+  security group, when EC2's rules really drop it;
+- only workers failing to reach the apiserver's endpoints: the masters' group on
+  the apiserver port, when EC2's rules really drop it;
+- the ClusterIP (and externalIPs, and DNS through its ClusterIP) failing from a
+  node while the endpoints answer from that node: kube-proxy on that node;
+- every lookup failing while the DNS service has no ready endpoint: cluster DNS;
+- NetworkPolicies selecting the probes: whatever fails on the pod network.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from seatrials.causes import UNKNOWN, Finding
+from seatrials.network.evidence import Evidence, route_to
+from seatrials.network.paths import POD_IP_KINDS, ProbeResult
+
+Cell = tuple[str, str, str]  # kind, source, target
+DIRECT_POD_IP = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod")
+BOTH_WAYS = ("pod-to-pod", "pod-to-pod-icmp")  # the reply is a pod-IP packet too
+EC2_DROPS = ("sg-master-inbound-from-nodes", "cross-subnet-native-routing")  # EC2 findings about one node pair
+POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
+SERVICE_KINDS = ("pod-to-service", "external-ip", "dns")  # what kube-proxy forwards for a node
+
+
+def failed(r: ProbeResult) -> bool:
+    return r.outcome not in ("ok", "not-run")
+
+
+@dataclass
+class Pattern:
+    """A cause the matrix points at, the cells it explains, a one-line summary and the evidence that decided."""
+
+    cause: str
+    summary: str
+    cells: set[Cell] = field(default_factory=set)
+    hint: str = ""
+    because: list[str] = field(default_factory=list)  # the evidence beyond the matrix
+    doubt: str = ""  # what could not be read to confirm it
+
+
+@dataclass
+class Diagnosis:
+    patterns: list[Pattern]
+    findings: dict[Cell, Finding]
+
+    def finding(self, kind: str, source: str, target: str) -> Finding | None:
+        return self.findings.get((kind, source, target))
+
+
+def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
+    """Explain every failed probe."""
+    by_cell = {(r.kind, r.source, r.target): r for r in results}
+    bad = {c for c, r in by_cell.items() if failed(r)}
+    patterns: list[Pattern] = []
+    for find in (network_policy, cross_subnet, pod_ip_unreachable, master_inbound, apiserver_port, kube_proxy,
+                 cluster_dns):
+        explained = set().union(*(p.cells for p in patterns))
+        patterns += find(by_cell, bad - explained, ev, patterns)
+    explained = set().union(*(p.cells for p in patterns))
+    if leftovers := bad - explained:
+        patterns.append(Pattern(UNKNOWN, "failures that no documented cause explains", leftovers,
+                                row_and_column_hint(by_cell, leftovers)))
+    findings = {}
+    for p in patterns:
+        agree = corroboration(ev, p)
+        for cell in p.cells:
+            evidence = [by_cell[cell].evidence(), f"pattern: {p.summary}", *p.because]
+            findings[cell] = Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), agree)
+    return Diagnosis(patterns, findings)
+
+
+def nodes_of(cells: set[Cell]) -> set[str]:
+    return {n for _, s, t in cells for n in (s, t)}
+
+
+def corroboration(ev: Evidence, p: Pattern) -> list[str]:
+    """EC2's own findings about the nodes of a pattern, when they name its cause."""
+    nodes = nodes_of(p.cells)
+    return [f"AWS: {f['detail']}" for f in ev.aws.get("findings", [])
+            if f["cause"] == p.cause and nodes & set(f["subject"].replace("->", " ").split())]
+
+
+def cross_cells(by_cell, kinds) -> set[Cell]:
+    return {c for c in by_cell if c[0] in kinds and c[1] != c[2] and by_cell[c].outcome != "not-run"}
+
+
+# ---------------------------------------------------------------- NetworkPolicies over the probes
+def network_policy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """A NetworkPolicy that selects the pod-network probes decides what they may reach or be reached by:
+    their failures say what the policy allows, not what the network carries."""
+    cells = {c for c in bad if c[0] in POD_SIDE_KINDS or c[0] in POD_IP_KINDS}
+    if not ev.policies or not cells:
+        return []
+    return [Pattern("network-policy-blocks-probes", "NetworkPolicies select the probe pods",
+                    cells, because=[f"{p} selects the pod-network probes" for p in ev.policies])]
+
+
+# ---------------------------------------------------------------- native routing across subnets
+def cross_subnet(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """Between subnets the VPC router delivers a pod IP only by a route naming the node that owns it (its
+    `local` route delivers to the interfaces' own addresses). With that route missing from the source
+    subnet's table, every pod-IP packet from there towards the node's pods is lost: host -> pod and pod ->
+    pod fail, pod -> pod the other way too (its reply needs the route), while node IPs, the VPC's own,
+    answer. Decided by EC2's route tables: without them, this shape is left to the patterns below."""
+    blocked = ec2_pairs(ev, "cross-subnet-native-routing")
+    if not blocked:
+        return []
+
+    def predicted(c: Cell) -> bool:
+        kind, src, dst = c
+        return (src, dst) in blocked or (kind in BOTH_WAYS and (dst, src) in blocked)
+
+    direct = {c for c in cross_cells(by_cell, DIRECT_POD_IP) if predicted(c)}
+    if not direct or not direct <= bad:
+        return []  # pod IPs get through where the tables say they cannot: not (only) the route tables
+    if bad & {c for c in cross_cells(by_cell, ("host-to-host",)) if (c[1], c[2]) in blocked}:
+        return []
+    cells = direct | {c for c in bad if c[0] == "external-ip" and predicted(c)}
+    pairs = sorted({f"{s}->{d}" for s, d in blocked})
+    summary = (f"pod IPs fail between nodes of different subnets ({', '.join(pairs[:4])}"
+               f"{f' and {len(pairs) - 4} more' if len(pairs) > 4 else ''}) while node IPs answer")
+    because = [f"AWS: {f['detail']}" for f in ev.aws["findings"] if f["cause"] == "cross-subnet-native-routing"][:3]
+    return [Pattern("cross-subnet-native-routing", summary, cells, because=because)]
+
+
+def ec2_pairs(ev: Evidence, cause: str) -> set[tuple[str, str]]:
+    """The (source, target) node pairs EC2's describe output says `cause` drops traffic between."""
+    return {tuple(f["subject"].split("->", 1)) for f in ev.aws.get("findings", []) if f["cause"] == cause}
+
+
+# ---------------------------------------------------------------- pod IPs of some nodes unreachable
+def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """Pod-IP packets dropped at some nodes S: to or from a pod on S, whoever the peer.
+
+    Whatever drops them (the VPC with the source/destination check on, a node without a route to S's pod
+    CIDR, S's CNI agent not running), the shape is the same: host -> pod on n fails from every other node,
+    pod <-> pod fails whenever n is either end (the reply needs the way back), and host -> host between the
+    same nodes works. So the shape finds S, and the evidence says, node by node, which it is.
+    """
+    pod_ip = cross_cells(by_cell, POD_IP_KINDS)
+    observed = bad & pod_ip
+    if not observed:
+        return []
+    columns = defaultdict(list)
+    for kind, src, dst in pod_ip:
+        if kind == "host-to-pod":
+            columns[dst].append((kind, src, dst) in bad)
+    affected = {n for n, cells in columns.items() if cells and all(cells)}
+    if not affected:
+        return []
+
+    def owner(cell: Cell) -> str | None:
+        kind, src, dst = cell
+        if dst in affected:
+            return dst
+        return src if kind in ("pod-to-pod", "pod-to-pod-icmp") and src in affected else None
+
+    # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
+    # node's pods through another way does not overturn it (its failures follow the node, when they fail).
+    direct = {c for c in pod_ip if c[0] != "external-ip"}
+    if bad & direct != {c for c in direct if owner(c)}:
+        return []
+    host_paths = cross_cells(by_cell, ("host-to-host",))
+    if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
+        return []
+    observed = {c for c in observed if owner(c)}
+    by_cause: dict[tuple, Pattern] = {}
+    for node in sorted(affected):
+        cause, because, hint, doubt = why_pod_ips_unreachable(node, ev)
+        key = (cause, hint, doubt)
+        p = by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
+        p.cells |= {c for c in observed if owner(c) == node}
+        p.because += because
+    for p in by_cause.values():
+        nodes = sorted({owner(c) for c in p.cells})
+        p.summary = (f"pod IPs on {', '.join(nodes)} are unreachable from other nodes (and their pods reach no "
+                     "other pod) while the same nodes answer on their host IPs")
+    return list(by_cause.values())
+
+
+def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], str, str]:
+    """(cause, evidence, hint, doubt) for one node whose pod IPs nobody reaches."""
+    agent = ev.cni_agents.get(node)
+    if agent:
+        return "cni-agent-down", [f"the {ev.cni} agent on {node}: {agent}"], "", ""
+    missing = [other for other, routes in ev.routes.items() if other != node and routes
+               and any(route_to(routes, cidr) is None for cidr in ev.pod_cidrs.get(node, []))
+               and has_pod_routes(ev, other)]
+    if missing:
+        cidrs = ", ".join(ev.pod_cidrs.get(node, []))
+        return "pod-route-missing", [f"{other} has no route to {cidrs} ({node}'s pods), while it has routes to "
+                                     "the other nodes' pods" for other in missing], "", ""
+    if dropped := ec2_drops_towards(node, ev):
+        cause, lines = dropped
+        return cause, lines, "", ""
+    aws_check = ev.aws.get("source_dest", {}).get(node) if ev.aws_read else None
+    routing = ev.routing
+    candidates, commands = [], []
+    if routing == "encapsulated" or ev.cni == "aws-vpc-cni":
+        ruled_out = "the CNI encapsulates pod traffic" if routing == "encapsulated" else \
+            "pods have the VPC's own addresses (AWS VPC CNI)"
+    elif aws_check and aws_check["on"] is False:
+        ruled_out = f"AWS: sourceDestCheck is off for {node} ({aws_check['where']})"
+    elif aws_check and aws_check["on"]:
+        return "ec2-source-dest-check", [f"AWS: {aws_check['where']}"], "", ""
+    else:
+        ruled_out = ""
+        if ev.on_ec2:
+            candidates.append("ec2-source-dest-check")
+            commands.append(f"aws ec2 describe-instance-attribute --attribute sourceDestCheck --instance-id "
+                            f"<{node}'s instance>")
+    if not ev.routes:
+        candidates.append("pod-route-missing")
+        commands.append(f"ip route get <a pod IP of {node}> on the other nodes")
+    if ev.cni != "other" and not ev.cni_agents:
+        candidates.append("cni-agent-down")
+        commands.append(f"the {ev.cni} agent pod on {node} (kubectl get pods -A -o wide | grep {node})")
+    because = [f"ruled out: ec2-source-dest-check ({ruled_out})"] if ruled_out else []
+    if len(candidates) == 1 and candidates[0] == "ec2-source-dest-check" and ev.routes:
+        # routes and agents read and sound: the check is the one documented cause left on EC2
+        return candidates[0], because, "", "AWS was not read for this run: confirm with " + commands[0]
+    look = "; then ".join(commands) or (f"the host firewall of {node} (iptables-save, nft list ruleset) and "
+                                        "the CNI's own logs")
+    hint = f"candidates: {', '.join(candidates)}; look at {look}" if candidates else f"look at {look}"
+    return UNKNOWN, because, hint, ""
+
+
+def ec2_drops_towards(node: str, ev: Evidence) -> tuple[str, list[str]] | None:
+    """One cause under which EC2's rules drop traffic from every other node to this one (the masters' group
+    refusing what the workers' CNI sends, say, with a single master), with EC2's own lines; else None."""
+    others = {n for n in ev.roles if n != node and n in ev.aws.get("subnets", {})}
+    for cause in EC2_DROPS:
+        if others and {(o, node) for o in others} <= ec2_pairs(ev, cause):
+            return cause, [f"AWS: {f['detail']}" for f in ev.aws["findings"]
+                           if f["cause"] == cause and f["subject"].endswith(f"->{node}")][:3]
+    return None
+
+
+def has_pod_routes(ev: Evidence, node: str) -> bool:
+    """Whether a node keeps routes to other nodes' pod CIDRs at all (so one missing is a fault, not a design)."""
+    return any(route_to(ev.routes[node], cidr) for other, cidrs in ev.pod_cidrs.items() if other != node
+               for cidr in cidrs)
+
+
+# ---------------------------------------------------------------- security groups, decided by EC2 when read
+def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """Workers -> masters fails (pod IPs, and host ports not explicitly opened); the reverse works. When the
+    CNI encapsulates, each direction of pod traffic is its own tunnel flow from the sending node, so the
+    masters' group refusing the workers' tunnel packets also loses the replies of workers' pods to masters:
+    pod IPs fail both ways between the groups, while node IPs from masters to workers still answer."""
+    roles = ev.roles
+    kinds = (*POD_IP_KINDS, "host-to-host", "pod-to-node")
+    cells = cross_cells(by_cell, kinds)
+    observed = bad & cells
+    tunnelled = ev.routing == "encapsulated"
+
+    def inbound(c: Cell) -> bool:
+        return roles.get(c[1]) == "worker" and roles.get(c[2]) == "master"
+
+    def outbound_pod_ip(c: Cell) -> bool:
+        return tunnelled and c[0] in BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+
+    if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
+        return []
+    pod_ip_inbound = {c for c in cells if c[0] in POD_IP_KINDS and inbound(c)}
+    if not pod_ip_inbound <= observed:
+        return []  # some workers do reach pods on masters: not the group's rule
+    reverse = {c for c in cells if roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+               and not outbound_pod_ip(c)}
+    if not reverse or reverse & bad:
+        return []
+    if any(outbound_pod_ip(c) for c in observed):
+        summary = ("pod IPs fail both ways between workers and masters over the CNI's tunnel while masters reach "
+                   "workers' node IPs and workers reach each other")
+    else:
+        summary = "workers cannot reach pods on masters while masters reach workers and workers reach each other"
+    return [security_group("sg-master-inbound-from-nodes", summary, observed, ev,
+                           "the masters' host firewall (iptables-save; nft list ruleset on a master)")]
+
+
+def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """Workers time out on the apiserver endpoints (and so on the ClusterIP); masters do not."""
+    roles = ev.roles
+    endpoint_cells = {c for c in by_cell if c[0] == "pod-to-apiserver" and by_cell[c].outcome != "not-run"}
+    observed = bad & endpoint_cells
+    if not observed:
+        return []
+    failing_sources = {c[1] for c in observed}
+    masters_ok = [c for c in endpoint_cells if roles.get(c[1]) == "master" and c not in bad]
+    if not masters_ok or any(roles.get(s) != "worker" for s in failing_sources):
+        return []
+    service = {c for c in bad if c[0] == "pod-to-service" and c[1] in failing_sources}
+    ports = sorted({c[2].rsplit(":", 1)[1] for c in observed})
+    summary = (f"pods on workers ({', '.join(sorted(failing_sources))}) cannot reach the apiserver endpoints on "
+               f"port {', '.join(ports)} while pods on masters can")
+    return [security_group("sg-node-to-apiserver", summary, observed | service, ev,
+                           "the masters' host firewall and the apiserver's --bind-address")]
+
+
+def security_group(cause: str, summary: str, cells: set[Cell], ev: Evidence, elsewhere: str) -> Pattern:
+    """The security-group cause when EC2's rules drop the traffic (or EC2 was not read: the pattern alone,
+    said so); when the rules evaluated from describe output admit it, not that cause."""
+    if not ev.aws_read:
+        why = ev.aws.get("why") or "no credentials"
+        return Pattern(cause, summary, cells, doubt=f"AWS was not read for this run ({why}): the pattern alone "
+                       "points at it; confirm in the security groups")
+    if any(f["cause"] == cause for f in ev.aws.get("findings", [])):
+        return Pattern(cause, summary, cells)
+    return Pattern(UNKNOWN, summary, cells, because=[
+        f"ruled out: {cause} (EC2's security groups and network ACLs admit this traffic, evaluated from "
+        "describe output)"], hint=f"look at {elsewhere}, then NetworkPolicies of kube-system")
+
+
+# ---------------------------------------------------------------- kube-proxy
+def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """The ClusterIP fails from a node while every endpoint behind it answers from that same node: that
+    node's service forwarding. It forwards externalIPs and the DNS ClusterIP too, so their failures from
+    the node follow it."""
+    patterns = []
+    sources = {c[1] for c in bad if c[0] == "pod-to-service"}
+    for node in sorted(sources):
+        endpoints = [c for c in by_cell if c[0] == "pod-to-apiserver" and c[1] == node]
+        if not endpoints or any(c in bad for c in endpoints):
+            continue
+        cells = {c for c in bad if c[1] == node and c[0] in SERVICE_KINDS}
+        health = ev.kube_proxy.get(node)
+        summary = f"from {node} the kubernetes ClusterIP fails while every apiserver endpoint answers"
+        if health:
+            patterns.append(Pattern("kube-proxy-not-forwarding", summary, cells,
+                                    because=[f"kube-proxy /healthz on {node}: {health}"]))
+        elif health == "":
+            patterns.append(Pattern(UNKNOWN, summary, cells, because=[f"kube-proxy on {node} reports healthy"],
+                                    hint=f"its rules for the ClusterIP on {node} (iptables-save -t nat | grep "
+                                         "KUBE-SVC; ipvsadm -Ln), or a CNI that replaces kube-proxy"))
+        else:
+            patterns.append(Pattern(UNKNOWN, summary, cells, hint=(
+                f"candidates: kube-proxy-not-forwarding; look at kube-proxy on {node} (its pod or service, its "
+                "log, curl 127.0.0.1:10256/healthz there)")))
+    return patterns
+
+
+# ---------------------------------------------------------------- cluster DNS
+def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Pattern]:
+    """DNS failing with no ready endpoint behind the DNS service: cluster DNS itself. Otherwise DNS fails as
+    a consequence of a pattern already found: the node cannot reach the DNS pods by pod IP, or the nodes
+    running them cannot reach the apiserver."""
+    failures = {c for c in bad if c[0] == "dns"}
+    if not failures:
+        return []
+    if ev.dns_ready == 0:
+        where = f" (CoreDNS runs on {', '.join(ev.dns_nodes)})" if ev.dns_nodes else " (no CoreDNS pod runs)"
+        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures,
+                        because=[f"kube-system/kube-dns has no ready endpoint{where}"])]
+    out = []
+    for p in found:
+        if p.cause == UNKNOWN:
+            continue
+        dns_cut_off = any(c[0] == "pod-to-apiserver" and c[1] in ev.dns_nodes for c in p.cells)
+
+        def explained(cell: Cell, p=p, dns_cut_off=dns_cut_off) -> bool:
+            paths = [("pod-to-pod", cell[1], d) for d in ev.dns_nodes if d != cell[1]]
+            return dns_cut_off or bool(paths) and all(path in p.cells for path in paths)
+
+        if cells := {c for c in failures if explained(c)}:
+            out.append(Pattern(p.cause, f"cluster DNS fails as a consequence: {p.summary}", cells,
+                               because=p.because, doubt=p.doubt))
+    return out
+
+
+# ---------------------------------------------------------------- what is left
+def row_and_column_hint(by_cell, cells: set[Cell]) -> str:
+    """Whole rows failing point at the source's egress, whole columns at the destination's ingress."""
+    hints = []
+    for kind in sorted({c[0] for c in cells}):
+        measured = {c for c in by_cell if c[0] == kind and by_cell[c].outcome != "not-run"}
+        bad = {c for c in cells if c[0] == kind}
+        rows = sorted(s for s in {c[1] for c in measured} if {c for c in measured if c[1] == s} <= bad)
+        cols = sorted(t for t in {c[2] for c in measured} if {c for c in measured if c[2] == t} <= bad)
+        if rows and len(rows) < len({c[1] for c in measured}):
+            hints.append(f"{kind}: everything from {', '.join(rows)} fails (look at that source's egress: "
+                         "routes, host firewall, outbound rules)")
+        if cols and len(cols) < len({c[2] for c in measured}):
+            hints.append(f"{kind}: everything to {', '.join(cols)} fails (look at that destination's ingress: "
+                         "its security group, host firewall, the probe pod there)")
+        pod_ip_bad = kind in POD_IP_KINDS
+        host_ok = not any(c[0] == "host-to-host" for c in cells)
+        if pod_ip_bad and host_ok and any(c[0] == "host-to-host" for c in by_cell):
+            hints.append(f"{kind}: pod IPs fail where node IPs work: check routing of pod CIDRs between nodes")
+    return "; ".join(hints)

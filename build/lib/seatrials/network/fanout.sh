@@ -1,0 +1,95 @@
+# seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
+# every target is probed in parallel and only failures are retried, so a source
+# costs one API call and about one timeout, whatever the number of targets.
+# A retry waits half as long as the first try: the first connect timeout already
+# covered the kernel's own SYN retransmission.
+#
+#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
+#   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
+#            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS |
+#            id,health,ADDRESS,PORT (GET /healthz) | id,routes,-,- (the IPv4 routes, whole)
+#
+# Output: one line per target, "ST|id|exit code|tries|output" (output with tabs
+# for newlines). Busybox only: nc, ping, nslookup, timeout (wget -T crashes in
+# some static busybox builds, so HTTP is spoken through nc).
+T=$1
+R=$2
+shift 2
+RETRY_WAIT=$((T / 2 > 0 ? T / 2 : 1))
+
+# W is the wait of the current try (see single)
+tcp() { printf 'GET /id HTTP/1.0\r\n\r\n' | timeout $((W + 1)) nc -w "$W" "$1" "$2" 2>&1; }
+icmp() { ping -c 1 -W "$W" "$1" 2>&1; }
+# busybox nslookup ignores the search list: ask the service name under the
+# cluster's "svc.<domain>" search entry, one bounded lookup per try
+dns() {
+  suffix=$(sed -n 's/^search //p' /etc/resolv.conf | tr ' ' '\n' | grep '^svc\.' | head -n 1)
+  timeout "$W" nslookup "$1${suffix:+.$suffix}" 2>&1
+}
+
+health() { printf 'GET /healthz HTTP/1.0\r\n\r\n' | timeout $((W + 1)) nc -w "$W" "$1" "$2" 2>&1; }
+routes() { ip -4 route 2>&1; }
+
+# LIMIT: how much of an output to keep (a routing table is kept whole)
+report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-"${LIMIT:-400}")"; }
+
+single() {
+  id=$1 mode=$2 addr=$3 port=$4 n=0 W=$T
+  while :; do
+    n=$((n + 1))
+    out=$($mode "$addr" "$port")
+    rc=$?
+    # nc exits 0 when the peer closes, even with nothing said: only an answer counts
+    [ "$mode" = tcp ] && [ $rc -eq 0 ] && [ -z "$out" ] && rc=1 && out="connected, no answer"
+    [ $rc -eq 0 ] || [ $n -gt "$R" ] && break
+    W=$RETRY_WAIT
+  done
+  if [ "$mode" = routes ]; then LIMIT=16000 report "$id" "$rc" "$n" "$out"; else report "$id" "$rc" "$n" "$out"; fi
+}
+
+# Ask the load-balanced addresses until every expected backend node has answered
+# or the deadline passes: the set of answers is the result (the e2e framework's
+# way). Requests go out in parallel rounds of 4 per expected backend, so a
+# backend that times out costs one connect timeout per round, not one per request,
+# and the healthy backends still get enough draws to be seen.
+backends() {
+  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') deadline=$(($(date +%s) + $5))
+  per_round=$(($(echo $want | wc -w) * 4))
+  [ $per_round -gt 64 ] && per_round=64  # bounded: every request is a process in a small pod
+  seen=" " errors="" n=0 replies=$(mktemp -d)
+  while :; do
+    i=0
+    while [ $i -lt $per_round ]; do
+      for a in $addrs; do
+        [ $i -lt $per_round ] || break
+        (printf 'GET /id HTTP/1.0\r\n\r\n' | timeout 2 nc -w 1 "$a" "$port" > "$replies/$i.$a" 2>&1) &
+        i=$((i + 1))
+      done
+    done
+    wait
+    n=$((n + per_round))
+    for f in "$replies"/*; do
+      node=$(tail -n 1 "$f" | awk 'NF == 2 {print $2}')
+      if [ -n "$node" ]; then
+        case "$seen" in *" $node "*) ;; *) seen="$seen$node " ;; esac
+      else
+        errors="$errors ${f##*.}:$(tr '\r\n' '  ' < "$f" | cut -c1-60);"
+      fi
+      rm -f "$f"
+    done
+    missing=""
+    for w in $want; do case "$seen" in *" $w "*) ;; *) missing="$missing $w" ;; esac; done
+    [ -z "$missing" ] || [ "$(date +%s)" -ge $deadline ] && break
+  done
+  rm -rf "$replies"
+  report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
+}
+
+for t in "$@"; do
+  IFS=,
+  # shellcheck disable=SC2086
+  set -- $t
+  unset IFS
+  if [ "$2" = backends ]; then backends "$1" "$3" "$4" "$5" "$6" & else single "$1" "$2" "$3" "$4" & fi
+done
+wait

@@ -1,0 +1,277 @@
+"""The network paths of a cluster, probed from every node in one exec per source.
+
+Each node carries two probes (see manifests/): one on the pod network, one on
+the host network. From each of them a single exec runs `fanout.sh`, which
+probes every target of that source in parallel; so the API cost is two execs
+per node, and the wall time about one connect timeout (plus retries of what
+failed only), however many nodes there are.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+from kubernetes.client.rest import ApiException
+
+from seatrials.cluster import one_line
+
+FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
+MAX_PARALLEL_EXECS = 16
+
+# kind -> (which probe the traffic starts from, what a person reads in a report)
+KINDS = {
+    "pod-to-pod": ("pod", "pod to pod by pod IP (TCP)"),
+    "pod-to-pod-icmp": ("pod", "pod to pod by pod IP (ICMP echo)"),
+    "pod-to-node": ("pod", "pod to another node's host IP (TCP)"),
+    "pod-to-service": ("pod", "pod to the kubernetes service ClusterIP"),
+    "pod-to-apiserver": ("pod", "pod to each apiserver endpoint, bypassing the service"),
+    "dns": ("pod", "pod resolves kubernetes.default through cluster DNS"),
+    "host-to-pod": ("host", "node (host network) to pod by pod IP (TCP)"),
+    "host-to-host": ("host", "node to node by host IP (TCP)"),
+    "external-ip": ("host", "node to a Service's externalIPs: every backend answers"),
+}
+POD_IP_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip")
+# What a node's host-network probe reads of the node itself, for the diagnosis (not paths: no test case each).
+EVIDENCE_KINDS = {
+    "routes": "the node's IPv4 routes (ip -4 route)",
+    "kube-proxy": "kube-proxy's /healthz on the node (127.0.0.1:10256)",
+}
+KUBE_PROXY_HEALTH_PORT = 10256
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    target: str  # node name, or ip:port for apiserver endpoints, or the DNS name
+    mode: str  # tcp, icmp, dns, backends (see fanout.sh)
+    address: str
+    port: str = "-"
+    extra: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}/{self.target}"
+
+    def arg(self) -> str:
+        return ",".join((self.id, self.mode, self.address, self.port, *self.extra))
+
+
+@dataclass
+class ProbeResult:
+    kind: str
+    source: str
+    target: str
+    address: str
+    outcome: str  # ok, timeout, refused, no-route, error, not-run
+    detail: str
+    tries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def evidence(self) -> str:
+        return f"{self.kind} {self.source} -> {self.target} ({self.address}): {self.outcome}" + (
+            f" after {self.tries} tries" if self.tries > 1 else "") + (f", {self.detail}" if self.detail else "")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProbePod:
+    node: str
+    pod: str
+    ip: str  # pod IP; for the host-network probe this is the node's IP
+
+
+def backends_deadline(settings) -> int:
+    """Seconds a source may spend collecting every externalIPs backend: the same budget
+    as a failing single probe (first try, then retries at half the wait; see fanout.sh),
+    so a broken cluster is judged about as fast as a healthy one."""
+    timeout = int(settings.probe_timeout)
+    return timeout + settings.probe_retries * max(1, timeout // 2)
+
+
+def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
+         external_ips: bool = True) -> dict[tuple[str, str], list[Target]]:
+    """Targets of every source, keyed by (side, node). Pure: no cluster access."""
+    service_ip, service_port = topology.api_service
+    plans: dict[tuple[str, str], list[Target]] = {}
+    for node in pod_probes:
+        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
+        targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pod_probes.items()]
+        targets += [Target("pod-to-node", dst, "tcp", h.ip, str(settings.host_port))
+                    for dst, h in host_probes.items() if dst != node]
+        targets.append(Target("pod-to-service", f"{service_ip}:{service_port}", "tcp", service_ip,
+                              str(service_port)))
+        targets += [Target("pod-to-apiserver", f"{ip}:{port}", "tcp", ip, str(port))
+                    for ip, port in topology.apiserver_endpoints]
+        if topology.dns_service:
+            targets.append(Target("dns", "kubernetes.default", "dns", "kubernetes.default"))
+        plans[("pod", node)] = targets
+    backends = "+".join(sorted(pod_probes))
+    node_ips = "+".join(sorted(h.ip for h in host_probes.values()))
+    for node in host_probes:
+        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
+        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port))
+                    for dst, h in host_probes.items() if dst != node]
+        if pod_probes and external_ips:
+            targets.append(Target("external-ip", "*", "backends", node_ips, str(settings.service_port),
+                                  (backends, str(backends_deadline(settings)))))
+        targets.append(Target("routes", node, "routes", "-"))
+        targets.append(Target("kube-proxy", node, "health", "127.0.0.1", str(KUBE_PROXY_HEALTH_PORT)))
+        plans[("host", node)] = targets
+    return plans
+
+
+LINE = re.compile(r"^ST\|(?P<id>[^|]+)\|(?P<rc>\d+)\|(?P<tries>\d+)\|(?P<out>.*)$")
+BACKENDS = re.compile(r"seen=\[(?P<seen>[^\]]*)\] missing=\[(?P<missing>[^\]]*)\] errors=\[(?P<errors>.*)\]")
+
+
+def classify(rc: int, output: str) -> str:
+    text = output.lower()
+    if rc == 0:
+        return "ok"
+    if "refused" in text:
+        return "refused"
+    if "unreachable" in text or "no route" in text:
+        return "no-route"
+    if "timed out" in text or "timeout" in text or "terminated" in text or rc in (124, 143) or not text.strip():
+        return "timeout"
+    return "error"
+
+
+def answer_of(kind: str, output: str, expect: str | None) -> tuple[str, str]:
+    """Outcome and detail of a successful exchange: who answered, or what DNS said."""
+    lines = [line.strip() for line in output.split("\t") if line.strip()]
+    if kind == "dns":
+        # the answers follow "Name:"; what comes before is the server's own address
+        answers = re.findall(r"Address(?:\s*\d+)?:\s*([0-9.]+)", output.partition("Name:")[2])
+        if expect and expect not in answers:
+            return "error", f"answered {' '.join(answers) or 'nothing'}; expected {expect}"
+        return "ok", f"resolved to {' '.join(answers)}"
+    if kind in ("pod-to-service", "pod-to-apiserver"):
+        return "ok", "connected, TCP handshake completed"
+    return "ok", f"answered by {lines[-1]}" if lines else "answered"
+
+
+def parse(source: str, side: str, targets: list[Target], output: str, expect_dns: str | None) -> list[ProbeResult]:
+    by_id = {t.id: t for t in targets}
+    results: list[ProbeResult] = []
+    seen_ids = set()
+    for raw in output.splitlines():
+        m = LINE.match(raw.strip())
+        if not m or m["id"] not in by_id:
+            continue
+        t = by_id[m["id"]]
+        seen_ids.add(t.id)
+        rc, tries, out = int(m["rc"]), int(m["tries"]), m["out"]
+        if t.mode == "backends":
+            results += backend_results(source, t, out, tries)
+            continue
+        outcome = classify(rc, out)
+        detail = out.replace("\t", " ").strip()[:200]
+        if t.kind in EVIDENCE_KINDS:
+            outcome, detail = evidence_of(t.kind, outcome, out, detail)
+        elif outcome == "ok":
+            outcome, detail = answer_of(t.kind, out, expect_dns)
+        elif "permission denied" in out.lower() or "operation not permitted" in out.lower():
+            outcome, detail = "not-run", "ICMP is not permitted in the probe pod"
+        results.append(ProbeResult(t.kind, source, t.target, f"{t.address}:{t.port}".rstrip(":-"),
+                                   outcome, detail, tries))
+    for t in targets:
+        if t.id not in seen_ids:
+            results += not_run(source, [t], "the fan-out printed no result for it")
+    return results
+
+
+def evidence_of(kind: str, outcome: str, out: str, detail: str) -> tuple[str, str]:
+    """A routing table is kept whole (tab-separated lines); a /healthz that answers other than 200 (503:
+    kube-proxy's rules are not synced) is an error, with what it said."""
+    if kind == "routes":
+        return outcome, out.strip()
+    status = out.split("\t", 1)[0].strip()
+    if outcome == "ok" and " 200 " not in f"{status} ":
+        return "error", f"answered {status}"
+    return outcome, detail
+
+
+def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeResult]:
+    m = BACKENDS.search(out)
+    seen = set(m["seen"].split()) if m else set()
+    errors = m["errors"].strip() if m else out
+    results = []
+    for backend in t.extra[0].split("+"):
+        if backend in seen:
+            results.append(ProbeResult("external-ip", source, backend, f"{t.address}:{t.port}", "ok",
+                                       f"backend on {backend} answered", tries))
+        else:
+            outcome = classify(1, errors) if errors else "timeout"
+            results.append(ProbeResult(
+                "external-ip", source, backend, f"{t.address.replace('+', ',')}:{t.port}", outcome,
+                f"backend on {backend} never answered in {tries} requests over {t.extra[1]} s; "
+                f"answered: {', '.join(sorted(seen)) or 'none'}; errors: {errors or 'none'}", tries))
+    return results
+
+
+def not_run(source: str, targets: list[Target], why: str) -> list[ProbeResult]:
+    results = []
+    for t in targets:
+        backends = t.extra[0].split("+") if t.mode == "backends" else [t.target]
+        results += [ProbeResult(t.kind, source, b, f"{t.address}:{t.port}".rstrip(":-"), "not-run", why)
+                    for b in backends]
+    return results
+
+
+@dataclass
+class ControlChannel:
+    """Whether the apiserver could exec into a node's probe (apiserver -> kubelet:10250)."""
+
+    node: str
+    side: str
+    pod: str
+    ok: bool
+    detail: str
+
+
+def run_source(cluster, namespace: str, probe: ProbePod, side: str, targets: list[Target], settings,
+               expect_dns: str | None, deadline: float) -> tuple[ControlChannel, list[ProbeResult]]:
+    command = ["sh", "-c", FANOUT_SCRIPT, "fanout", str(int(settings.probe_timeout)), str(settings.probe_retries),
+               *(t.arg() for t in targets)]
+    try:
+        result = cluster.exec(namespace, probe.pod, command, timeout=deadline)
+    except Exception as exc:  # noqa: BLE001 - whatever broke the exec is the control-channel finding
+        why = exec_failure(exc)
+        channel = ControlChannel(probe.node, side, probe.pod, False, why)
+        return channel, not_run(probe.node, targets, f"exec into {probe.pod} failed: {why}")
+    channel = ControlChannel(probe.node, side, probe.pod, True, "exec answered")
+    return channel, parse(probe.node, side, targets, result.stdout, expect_dns)
+
+
+def exec_failure(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        body = exc.body.decode() if isinstance(exc.body, bytes) else (exc.body or "")
+        message = re.search(r'"message":"([^"]+)"', body)
+        return f"{exc.status} {message[1] if message else exc.reason}"
+    return one_line(exc)
+
+
+def measure(cluster, namespace: str, plans: dict[tuple[str, str], list[Target]],
+            probes: dict[tuple[str, str], ProbePod], settings, expect_dns: str | None,
+            ) -> tuple[list[ControlChannel], list[ProbeResult]]:
+    """Run every source's fan-out concurrently; one exec per source."""
+    per_try = settings.probe_timeout + 1
+    deadline = per_try * (settings.probe_retries + 1) * 2 + backends_deadline(settings) + 30
+    channels, results = [], []
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, max(1, len(plans)))) as pool:
+        futures = [pool.submit(run_source, cluster, namespace, probes[key], key[0], targets, settings,
+                               expect_dns, deadline) for key, targets in plans.items() if key in probes]
+        for f in futures:
+            channel, rows = f.result()
+            channels.append(channel)
+            results += rows
+    return channels, results

@@ -1,0 +1,220 @@
+"""Waiting for the probes, and telling for each node why its probe does not run.
+
+A probe that the cluster has already said cannot run is never waited for:
+each poll reads the probe pods, and every few polls the nodes and the events
+of the run's namespace, and settles a probe as soon as the reason is final:
+
+- its node's kubelet stopped posting status (Ready Unknown): at once;
+- its image cannot be pulled, or the scheduler finds its host port taken:
+  after a short grace (the kubelet and the scheduler retry in vain);
+- admission refuses the DaemonSet's pods (Pod Security, a policy engine): at once;
+- its container keeps exiting: after its second start;
+- its sandbox cannot be made (CNI) or the scheduler refuses it otherwise:
+  after a longer grace.
+
+Each settled probe carries a catalog cause and its evidence, so the report
+says per node what is wrong and the fix, and the other nodes are judged fully.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from kubernetes.client.rest import ApiException
+
+from seatrials.causes import UNKNOWN
+from seatrials.cluster import SetupError
+from seatrials.topology import node_not_ready
+
+NODE_NOT_READY = "node-not-ready"
+IMAGE_CAUSE = "probe-image-unavailable"
+PORT_TAKEN = "probe-host-port-taken"
+ADMISSION = "probe-admission-refused"
+
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+PULL_GRACE = 15.0  # seconds a pull error must persist: the kubelet retries in vain
+PORT_GRACE = 15.0  # the scheduler's "didn't have free ports" while an earlier run's probes are still going
+OTHER_GRACE = 10.0  # sandbox (CNI) failures and other scheduling refusals
+POLL = 0.5
+SLOW_POLL_EVERY = 4  # nodes and events are read every 4th poll (2 s)
+SIDES = {"pod-network": "pod", "host-network": "host"}
+
+
+@dataclass
+class ProbeStatus:
+    node: str
+    side: str  # "pod" or "host"
+    pod: str = ""
+    ip: str = ""
+    ready: bool = False
+    reason: str = "no probe pod was scheduled on this node"
+    cause: str = UNKNOWN
+    hint: str = ""
+    final: bool = False  # failed for good: nothing will change without someone acting
+    trouble: tuple[str, float] | None = field(default=None, repr=False)  # (cause, since) of a pending failure
+
+    @property
+    def settled(self) -> bool:
+        return self.ready or self.final
+
+    def fail(self, cause: str, reason: str, hint: str = "", grace: float = 0.0) -> None:
+        """Record a failure; final once the same cause has persisted for `grace` seconds. A final failure
+        stays as it was found (what follows from it, such as a pod that cannot be scheduled on a NotReady
+        node, is no new cause); only the probe becoming ready ends it."""
+        if self.final:
+            return
+        now = time.monotonic()
+        if self.trouble is None or self.trouble[0] != cause:
+            self.trouble = (cause, now)
+        self.cause, self.reason, self.hint = cause, reason, hint
+        self.final = now - self.trouble[1] >= grace
+
+    def as_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("node", "side", "pod", "ip", "ready", "reason", "cause", "hint")}
+
+
+# ---------------------------------------------------------------- node state
+def apply_nodes(status: dict, node_objs: list, names: list[str]) -> None:
+    by_name = {n.metadata.name: n for n in node_objs}
+    for name in names:
+        why = f"{name} is no longer in the cluster" if name not in by_name else node_not_ready(by_name[name])
+        if not why:
+            continue
+        for side in SIDES.values():
+            s = status[(side, name)]
+            if not s.ready:
+                s.fail(NODE_NOT_READY, why, f"start the kubelet on {name} (or remove the node if it is gone)")
+
+
+# ---------------------------------------------------------------- pods
+def pending_reason(pod) -> str:
+    for cs in pod.status.container_statuses or []:
+        waiting = cs.state and cs.state.waiting
+        if waiting and waiting.reason:
+            return f"{waiting.reason}: {(waiting.message or '').strip()[:300]}"
+        terminated = cs.state and cs.state.terminated
+        if terminated:
+            return f"container exited {terminated.exit_code} ({terminated.reason})"
+    for cond in pod.status.conditions or []:
+        if cond.status != "True" and cond.message:
+            return f"{cond.reason}: {cond.message}"
+    return f"pod phase {pod.status.phase}"
+
+
+def target_node(pod) -> str | None:
+    """The node a probe pod runs on, or (still unscheduled) the one its DaemonSet made it for: DaemonSet pods
+    carry their node as a required node affinity on metadata.name until the scheduler binds them."""
+    if pod.spec.node_name:
+        return pod.spec.node_name
+    required = pod.spec.affinity and pod.spec.affinity.node_affinity and \
+        pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    for term in (required.node_selector_terms if required else None) or []:
+        for requirement in term.match_fields or []:
+            if requirement.key == "metadata.name" and requirement.values:
+                return requirement.values[0]
+    return None
+
+
+def restarts(pod) -> int:
+    return max((cs.restart_count or 0 for cs in pod.status.container_statuses or []), default=0)
+
+
+def apply_pods(status: dict, pods: list, crash_log) -> None:
+    for pod in pods:
+        side = SIDES.get((pod.metadata.labels or {}).get("seatrials.io/probe"))
+        s = status.get((side, target_node(pod)))
+        if s is None or pod.metadata.deletion_timestamp:
+            continue
+        s.pod, s.ip = pod.metadata.name, pod.status.pod_ip or ""
+        s.ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        if s.ready:
+            s.reason, s.final, s.trouble = "ready", False, None
+            continue
+        reason = pending_reason(pod)
+        if any(f in reason for f in PULL_FAILURES):
+            s.fail(IMAGE_CAUSE, reason, grace=PULL_GRACE)
+        elif restarts(pod) >= 2 or "CrashLoopBackOff" in reason:
+            last = crash_log(pod)
+            cause = PORT_TAKEN if "in use" in last.lower() else UNKNOWN
+            s.fail(cause, f"{reason}; its last output: {last or '(none)'}",
+                   "" if cause == PORT_TAKEN else "the probe's container keeps exiting: its output above says why")
+        elif not (s.trouble and s.trouble[0] in (NODE_NOT_READY, PORT_TAKEN, ADMISSION)):
+            s.reason = reason  # still starting: keep any pending failure the events told
+
+
+# ---------------------------------------------------------------- events
+FREE_PORTS = re.compile(r"free ports", re.I)
+
+
+def apply_events(status: dict, events: list, pods_by_name: dict[str, tuple[str, str]]) -> None:
+    """Scheduler, kubelet and DaemonSet controller events about this run's probes."""
+    for ev in sorted(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp):
+        obj, message = ev.involved_object, (ev.message or "").strip()
+        if obj.kind == "DaemonSet" and ev.reason == "FailedCreate":
+            side = "host" if "-probe-host-" in obj.name else "pod"
+            for s in status.values():
+                if s.side == side and not s.pod and not s.ready:
+                    s.fail(ADMISSION, f"the {side}-network probe DaemonSet cannot create pods: {message[:400]}")
+            continue
+        key = pods_by_name.get(obj.name)
+        s = status.get(key) if key else None
+        if s is None or s.ready:
+            continue
+        if ev.reason == "FailedScheduling" and FREE_PORTS.search(message):
+            s.fail(PORT_TAKEN, f"the scheduler cannot place it: {message[:300]}", grace=PORT_GRACE)
+        elif ev.reason in ("FailedScheduling", "FailedCreatePodSandBox", "FailedMount"):
+            s.fail(UNKNOWN, f"{ev.reason}: {message[:300]}",
+                   f"kubectl -n {ev.metadata.namespace} describe pod {obj.name}", grace=OTHER_GRACE)
+
+
+# ---------------------------------------------------------------- the wait
+def mirror_advice(image: str) -> str:
+    return (f"mirror it into a registry the nodes can pull from (e.g. `crane copy {image} "
+            f"REGISTRY/library/busybox:1.36.1`) and pass --image-registry REGISTRY/library, "
+            f"or pass --probe-image with any busybox >= 1.35 the nodes have")
+
+
+def require_pullable_image(statuses: dict, image: str) -> None:
+    """If no probe could pull the image anywhere, nothing can be judged: stop with one line."""
+    if statuses and all(s.final and s.cause == IMAGE_CAUSE for s in statuses.values()):
+        first = next(iter(statuses.values()))
+        raise SetupError(f"probe image {image} cannot be pulled on any node ({first.reason.split(':')[0]}): "
+                         + mirror_advice(image))
+
+
+def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
+               timeout: float) -> dict[tuple[str, str], ProbeStatus]:
+    """Poll until every probe is ready or failed for good, or the timeout passes."""
+    selector = f"app.kubernetes.io/name=seatrials-probe,seatrials.io/run-id={run_id}"
+    status = {(side, n): ProbeStatus(n, side) for side in SIDES.values() for n in nodes}
+    deadline = time.monotonic() + timeout
+    polls = 0
+
+    def crash_log(pod) -> str:
+        try:
+            text = cluster.core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=3, previous=True)
+        except ApiException:
+            return ""
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-300:]
+
+    while True:
+        pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector)
+        apply_pods(status, pods.items, crash_log)
+        if polls % SLOW_POLL_EVERY == 0:
+            apply_nodes(status, cluster.core.list_node().items, nodes)
+            by_name = {p.metadata.name: (SIDES.get((p.metadata.labels or {}).get("seatrials.io/probe")),
+                                         target_node(p)) for p in pods.items}
+            events = [e for e in cluster.core.list_namespaced_event(namespace).items
+                      if e.involved_object.name in by_name or run_id in e.involved_object.name]
+            apply_events(status, events, by_name)
+        polls += 1
+        if all(s.settled for s in status.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL)
+    for s in status.values():
+        if not s.settled:
+            s.reason = f"not ready after --ready-timeout {timeout:g} s: {s.reason}"
+            s.hint = s.hint or f"kubectl -n {namespace} describe pod {s.pod or '-l ' + selector}"
+    return status

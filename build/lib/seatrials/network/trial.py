@@ -1,0 +1,230 @@
+"""The network trial of one run: deploy probes, wait, measure every path once,
+and give every test case the Result of its own cell.
+
+Measured once per run, whatever the number of pytest-xdist workers: the first
+process that needs the trial takes a file lock, measures, and writes
+trial.json into the run's shared directory; the others read it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from seatrials.causes import FAILED, UNKNOWN, Result
+from seatrials.cluster import SetupError
+from seatrials.network import paths, probes, readiness
+from seatrials.network.diagnosis import Diagnosis, diagnose
+from seatrials.network.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
+from seatrials.network.paths import ControlChannel, ProbePod, ProbeResult
+
+
+@dataclass
+class Trial:
+    run_id: str
+    namespace: str
+    statuses: list[dict]  # ProbeStatus as dicts
+    channels: list[ControlChannel]
+    results: list[ProbeResult]
+    service_error: str = ""
+    timings: dict = field(default_factory=dict)
+    image: str = ""  # the probe image as the pods pulled it
+    window: tuple[float, float] | None = None  # when the paths were measured (seconds since the epoch)
+    # read once next to the measurement, for the diagnosis (seatrials.network.evidence)
+    aws: dict = field(default_factory=dict)  # aws.facts: {} when AWS was not asked
+    dns_ready: int | None = None
+    policies: list[str] = field(default_factory=list)
+    policies_unread: str = ""  # why the NetworkPolicies could not be read, if they could not
+    cni_agents: dict = field(default_factory=dict)
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._index = {(r.kind, r.source, r.target): r for r in self.results}
+
+    # ------------------------------------------------------------ persistence
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Trial:
+        return cls(**{**data, "channels": [ControlChannel(**c) for c in data["channels"]],
+                      "results": [ProbeResult(**r) for r in data["results"]],
+                      "window": tuple(data["window"]) if data.get("window") else None})
+
+    # ------------------------------------------------------------ judging
+    def evidence(self, topology) -> Evidence:
+        """What the run knows beyond the matrix: the API's answers, and what each node's probe read of it."""
+        routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        kube_proxy = {r.source: "" if r.ok else f"{r.outcome}: {r.detail}" for r in self.results
+                      if r.kind == "kube-proxy" and r.outcome != "not-run"}
+        return Evidence(
+            roles={n.name: n.role for n in topology.nodes}, node_ips={n.name: n.internal_ip for n in topology.nodes},
+            pod_cidrs={n.name: list(n.pod_cidrs) for n in topology.nodes},
+            on_ec2=any((n.provider_id or "").startswith("aws://") for n in topology.nodes),
+            dns_nodes=topology.dns_nodes, dns_ready=self.dns_ready, routes=routes, kube_proxy=kube_proxy,
+            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents, aws=self.aws)
+
+    def diagnosis(self, topology) -> Diagnosis:
+        """Computed once per process: the whole matrix, weighed with the evidence, explains each failed cell."""
+        if self._diagnosis is None:
+            self._diagnosis = diagnose(self.results, self.evidence(topology))
+        return self._diagnosis
+
+    def status(self, side: str, node: str) -> dict | None:
+        return next((s for s in self.statuses if s["side"] == side and s["node"] == node), None)
+
+    def result(self, kind: str, source: str, target: str) -> ProbeResult | None:
+        return self._index.get((kind, source, target))
+
+    def cell(self, topology, kind: str, source: str, target: str) -> Result:
+        """Passed, failed with the diagnosed cause, or not checked with the reason (never a silent pass)."""
+        r = self.result(kind, source, target)
+        if r is None:
+            return Result.not_checked(self.why_missing(topology, kind, source, target))
+        if r.outcome == "not-run":
+            return Result.not_checked(r.detail)
+        if r.ok:
+            return Result.passed()
+        return Result(FAILED, self.diagnosis(topology).finding(kind, source, target))
+
+    def probe_running(self, node: str) -> Result:
+        """Both probes of the node run, or each that does not with its cause (found by probes.wait_ready)."""
+        mine = [s for s in self.statuses if s["node"] == node]
+        if not mine:
+            return Result.not_checked(f"no probe was deployed for {node} (it joined after the run began?)")
+        broken = [s for s in mine if not s["ready"]]
+        if not broken:
+            return Result.passed()
+        first = broken[0]
+        evidence = [f"the {s['side']}-network probe on {node} is not running: {s['reason']}" for s in broken]
+        hint = readiness.mirror_advice(self.image) if first["cause"] == readiness.IMAGE_CAUSE else first["hint"]
+        return Result.failed(first["cause"], evidence, hint)
+
+    def control_channel(self, node: str) -> Result:
+        mine = [c for c in self.channels if c.node == node]
+        if not mine:
+            return Result.not_checked(f"no probe runs on {node} (see test_probe_running[{node}])")
+        broken = [c for c in mine if not c.ok]
+        if not broken:
+            return Result.passed()
+        return Result.failed(UNKNOWN, [f"exec into {c.pod} ({c.side} network) on {node} failed: {c.detail}"
+                                       for c in broken],
+                             "exec, logs and port-forward go from the apiserver to the kubelet on TCP 10250: allow "
+                             "it from the masters to every node, and check the kubelet's serving certificate")
+
+    def policies_result(self) -> Result:
+        """No NetworkPolicy selects the pod-network probes: else they measure the policy, not the network."""
+        if self.policies_unread:
+            return Result.not_checked(self.policies_unread)
+        if not self.policies:
+            return Result.passed()
+        return Result.failed("network-policy-blocks-probes", [f"{p} selects the pod-network probes"
+                                                              for p in self.policies])
+
+    def cni_agent_result(self, topology, node: str) -> Result:
+        """The CNI's agent runs on the node (its DaemonSet's pod is ready)."""
+        if not topology.cni_agent:
+            return Result.not_checked(f"no CNI agent DaemonSet seatrials knows runs here (cni: {topology.cni})")
+        if node not in self.cni_agents:
+            return Result.not_checked(f"the pods of {topology.cni_agent['namespace']}/{topology.cni_agent['name']} "
+                                      "could not be read")
+        why = self.cni_agents[node]
+        return Result.failed("cni-agent-down", [f"{node}: {why}"]) if why else Result.passed()
+
+    def kube_proxy_result(self, node: str) -> Result:
+        """kube-proxy answers healthy on the node, where it answers on any node at all (a CNI may replace it)."""
+        health = {r.source: r for r in self.results if r.kind == "kube-proxy"}
+        if node not in health or health[node].outcome == "not-run":
+            return Result.not_checked(f"no host-network probe read kube-proxy's /healthz on {node}")
+        if health[node].ok:
+            return Result.passed()
+        if not any(r.ok for r in health.values()):
+            return Result.not_checked("kube-proxy answers /healthz on no node: it may be replaced by the CNI")
+        return Result.failed("kube-proxy-not-forwarding", [f"kube-proxy /healthz on {node} "
+                                                           f"(127.0.0.1:10256): {health[node].outcome}, "
+                                                           f"{health[node].detail}"])
+
+    def why_missing(self, topology, kind: str, source: str, target: str) -> str:
+        if kind == "dns" and not topology.dns_service:
+            return "the cluster has no kube-system/kube-dns service"
+        side = paths.KINDS[kind][0]
+        for where, node in ((side, source), ("pod", target)):
+            s = self.status(where, node)
+            if s and not s["ready"]:
+                return f"the {where}-network probe on {node} is not running ({s['reason']})"
+        if kind == "external-ip" and self.service_error:
+            return self.service_error
+        return f"{kind} {source} -> {target} was not part of this run's plan"
+
+
+# ---------------------------------------------------------------- measuring
+def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts=None) -> Trial:
+    """Deploy the probes, wait for them, measure every path, read the evidence. SetupError when nothing can run."""
+    started = time.monotonic()
+    timings = {}
+    deployment = probes.deploy(cluster, topology, settings, run_id, space)
+    timings["deploy"] = round(time.monotonic() - started, 2)
+    names = [n.name for n in topology.nodes]
+    statuses = readiness.wait_ready(cluster, deployment.namespace, run_id, names, settings.ready_timeout)
+    timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
+    readiness.require_pullable_image(statuses, settings.image)
+    pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
+    plans = paths.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
+    by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
+    measure_started, wall_started = time.monotonic(), time.time()
+    channels, results = paths.measure(cluster, deployment.namespace, plans, by_source, settings,
+                                        topology.api_service[0])
+    timings["measure"] = round(time.monotonic() - measure_started, 2)
+    trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
+                  deployment.service_error, timings, settings.image, (wall_started, time.time()))
+    trial.dns_ready = read_dns_ready(cluster)
+    trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
+                                                          probes.pod_probe_labels(run_id))
+    trial.cni_agents = read_cni_agents(cluster, topology.cni_agent, names)
+    if aws_facts:
+        trial.aws = aws_facts(topology, trial.evidence(topology).routing)
+    return trial
+
+
+def probe_pods(statuses: dict, side: str) -> dict[str, ProbePod]:
+    return {s.node: ProbePod(s.node, s.pod, s.ip) for (sd, _), s in statuses.items() if sd == side and s.ready}
+
+
+@contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def obtain(shared_dir: Path, measure) -> Trial:
+    """The run's trial: measured by the first process that asks, read by the others."""
+    done = shared_dir / "trial.json"
+    with locked(shared_dir / "trial.lock"):
+        if not done.exists():
+            try:
+                trial = measure()
+                done.write_text(json.dumps(trial.to_json()))
+            except SetupError as exc:
+                done.write_text(json.dumps({"error": str(exc)}))
+        data = json.loads(done.read_text())
+    if "error" in data and len(data) == 1:
+        raise SetupError(data["error"])
+    return Trial.from_json(data)
+
+
+def load(shared_dir: Path) -> Trial | None:
+    done = shared_dir / "trial.json"
+    if not done.exists():
+        return None
+    data = json.loads(done.read_text())
+    return None if "error" in data and len(data) == 1 else Trial.from_json(data)

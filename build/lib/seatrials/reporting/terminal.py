@@ -1,0 +1,55 @@
+"""The terminal summary: the causes with the nodes they concern and their fix, what was not
+checked, and the verdict, so a terminal alone is enough to act on."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from seatrials import verdict as verdict_mod
+from seatrials.reporting.redaction import known_secrets, redact
+from seatrials.reporting.signoff import causes_of, node_list
+
+SUBJECTS_SHOWN = 5
+
+
+def terminal_summary(tr, state) -> None:
+    reports = state.reports
+    tr.section("seatrials: failures by cause")
+    found = causes_of(reports, node_list(state.topology))
+    errors = [r for r in reports if r.outcome == "error"]
+    if not found and not errors:
+        tr.write_line("no failures")
+    pages = state.settings.reports_dir / "causes"
+    for c in found:
+        tr.write_line(f"[{c['id']}] {c['title']}: {c['failures']} failed", red=True, bold=True)
+        for x in c["subjects"][:SUBJECTS_SHOWN]:
+            ids = ", ".join(v for v in (x["instance"], x["ip"]) if v)
+            tr.write_line(f"    {x['node']} ({ids}): {x['what']}")
+        if len(c["subjects"]) > SUBJECTS_SHOWN:
+            tr.write_line(f"    ... and {len(c['subjects']) - SUBJECTS_SHOWN} more nodes")
+        for x in c["cluster_wide"][:SUBJECTS_SHOWN]:
+            tr.write_line(f"    cluster-wide: {x['what']}")
+        tr.write_line(f"    fix: {c['fix']}")
+        for command in c["fix_commands"][:SUBJECTS_SHOWN]:
+            tr.write_line(f"      {command}")
+        tr.write_line(f"    page: {pages / (c['id'] + '.html')}")
+    if errors:
+        tr.write_line(f"errors (seatrials could not judge): {len(errors)}", red=True, bold=True)
+        for r in errors[:8]:
+            tr.write_line(f"    {r.name}: {r.summary}")
+    skipped = [r for r in reports if r.outcome == "skipped"]
+    if skipped:
+        reasons = Counter(r.message.split(":", 1)[-1].strip()[:120] for r in skipped)
+        tr.write_line(f"not checked: {len(skipped)} cases")
+        for reason, n in reasons.most_common(6):
+            tr.write_line(f"    {n} x {reason}")
+    judgement = state.judgement
+    if judgement is None:
+        return
+    secrets = known_secrets(state)
+    signed = judgement.verdict == verdict_mod.SIGNED_OFF
+    tr.write_line(f"verdict: {judgement.verdict} (exit {judgement.exit_code}); sign-off report: "
+                  f"{state.settings.reports_dir / 'signoff.html'} (also .json, .md)", bold=True, green=signed,
+                  red=not signed)
+    for reason in judgement.reasons:
+        tr.write_line(f"    {redact(reason, secrets)}")
