@@ -79,6 +79,19 @@ def parse_areas(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def one_of(*choices: str):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise BadOption(f"must be {' or '.join(choices)}")
+        return text
+
+    return parse
+
+
+def existing(path: Path | None) -> str | None:
+    return None if path is None or path.exists() else "does not exist"
+
+
 def writable_dir(path: Path) -> str | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -124,6 +137,14 @@ class Settings:
                      "$SEATRIALS_REQUIRE)", (), parse=parse_areas, env="SEATRIALS_REQUIRE", metavar="AREAS")
     reports_dir: Path = option("--reports-dir", "where JUnit, allure and sign-off reports go (default: reports/)",
                                Path("reports"), parse=Path, check=writable_dir)
+    baseline: Path | None = option(
+        "--baseline", "a previous run's signoff.json, or a directory of them (e.g. last night's report folder): the "
+                      "reports say what is new, fixed, still failing (since when) and flaky", parse=Path,
+        check=existing, metavar="PATH")
+    fail_on: str = option(
+        "--fail-on", "any (default): exit with the verdict's code; new: a NOT SIGNED OFF run whose failures were "
+                     "all failing in the baseline too exits 0 (a run that stopped or ran a selection never does)",
+        "any", parse=one_of("any", "new"))
     keep_probes: bool = option("--keep-probes", "leave the probe namespace in place after the run", False,
                                action="store_true")
     cleanup_only: bool = option(
@@ -193,6 +214,7 @@ class Settings:
     def to_json(self) -> dict:
         data = asdict(self)
         data["reports_dir"] = str(self.reports_dir)
+        data["baseline"] = str(self.baseline) if self.baseline else None
         data.pop("extra_secrets")
         return data
 

@@ -38,6 +38,7 @@ from seatrials.lock import ClusterLock
 from seatrials.network import probes
 from seatrials.network import trial as trial_mod
 from seatrials.options import AREAS, BadOption, Settings, settings_from
+from seatrials.reporting import baseline as baseline_mod
 from seatrials.topology import Topology, discover
 
 
@@ -60,6 +61,8 @@ class Run:
     interrupted: str = ""  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
     stopped: list[str] = field(default_factory=list)  # why the run could not finish (controller's own)
     judgement: verdict_mod.Judgement | None = None
+    baseline: list[dict] | None = None  # --baseline: the earlier runs' sign-offs, oldest first
+    since: dict | None = None  # what changed since them, and what --fail-on did (signoff.json's baseline)
 
 
 STATE = pytest.StashKey[Run]()
@@ -127,12 +130,17 @@ def pytest_configure(config):
             # the results go where the controller chose (its default included), cleaned there once
             config.option.allure_report_dir, config.option.clean_alluredir = given["allure_dir"], False
         return
+    try:  # read before the reports are written: --baseline may be the folder this run writes to
+        state.baseline = baseline_mod.load(settings.baseline) if settings.baseline else None
+    except baseline_mod.BadBaseline as exc:
+        raise pytest.UsageError(f"seatrials: {exc}") from None
     default_report_paths(config, settings)
     try:
         start_run(state, settings)
     except SetupError as exc:
         stop_run(state)
-        reporting.write_not_started(settings, str(exc), reporting.known_secrets(state), *report_paths(config))
+        reporting.write_not_started(settings, str(exc), reporting.known_secrets(state), *report_paths(config),
+                                    previous=state.baseline or [])
         raise pytest.UsageError(f"seatrials: {exc}") from None
     except BaseException:  # Ctrl-C while starting: leave nothing behind
         stop_run(state)
@@ -436,10 +444,26 @@ class RunReporter:
             interrupted=state.interrupted, stopped=stopped, selection=notes(state, "selection"),
             required=state.settings.require, caveats=caveats(state))
         state.judgement = verdict_mod.judge(facts)
+        state.since = since_baseline(state, facts)
         session.exitstatus = state.judgement.exit_code
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         reporting.terminal_summary(terminalreporter, self.state)
+
+
+def since_baseline(state: Run, facts: verdict_mod.RunFacts) -> dict | None:
+    """--baseline: what changed since those runs; --fail-on new: whether the run is excused (exit 0)."""
+    settings = state.settings
+    if state.baseline is None and settings.fail_on != "new":
+        return None
+    runs = state.baseline or []
+    current = {"checks": [vars(r) for r in state.reports], "fingerprint_hash": reporting.cluster_hash(state.topology)}
+    changes = baseline_mod.compare(current, runs)
+    policy = ""
+    if settings.fail_on == "new":
+        new = len(changes.new) if state.baseline is not None else None
+        policy = verdict_mod.fail_on_new(state.judgement, facts, new, len(changes.still_failing))
+    return baseline_mod.section(current, runs, changes, settings.fail_on, policy)
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the controller redacts it with the others

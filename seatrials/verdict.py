@@ -13,6 +13,11 @@ The first rule that holds decides, in this order:
                     of the suite's files) and nothing in it failed       exit 6
     NOTHING CHECKED nothing passed                                      exit 5
     SIGNED OFF      everything else                                     exit 0
+
+`--fail-on new` (fail_on_new) changes one thing: a NOT SIGNED OFF run of the whole suite, whose
+required areas were all checked and whose failures were all failing in the baseline too, exits 0,
+and says so. The verdict stays NOT SIGNED OFF; a run that stopped, was interrupted or ran a
+selection is never excused.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ class Judgement:
     verdict: str
     reasons: list[str]
     not_verified: dict[str, list[str]]  # area -> the cases not checked there
+    excused: str = ""  # why --fail-on new lets a NOT SIGNED OFF run exit 0
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.verdict]
+        return 0 if self.excused else EXIT_CODES[self.verdict]
 
 
 def judge(facts: RunFacts) -> Judgement:
@@ -84,3 +90,25 @@ def verdict_of(facts: RunFacts) -> Judgement:
     return Judgement(SIGNED_OFF, [f"the whole suite ran: {counts['passed']} passed, nothing failed"
                                   + (f", {unchecked} not checked (allowed by the policy)" if unchecked else "")],
                      skipped)
+
+
+def fail_on_new(judgement: Judgement, facts: RunFacts, new: int | None, old: int) -> str:
+    """--fail-on new, given the failures new since the baseline (None: no baseline) and those failing in it
+    too: the line saying what the policy did; sets judgement.excused when the run exits 0 for it."""
+    if judgement.verdict == SIGNED_OFF:
+        return "--fail-on new: nothing failed"
+    if judgement.verdict != NOT_SIGNED_OFF:
+        return (f"--fail-on new does not apply: {judgement.verdict} keeps exit {judgement.exit_code} "
+                "(a run that stopped or ran a subset is never excused)")
+    missing = [a for a in facts.required if judgement.not_verified.get(a)]
+    if facts.selection or missing:
+        why = "only a selection ran" if facts.selection else f"required area {', '.join(missing)} not checked"
+        return f"--fail-on new does not apply: {why}; exit {judgement.exit_code}"
+    if new is None:
+        return f"--fail-on new: no baseline, so every failure counts as new; exit {judgement.exit_code}"
+    if new:
+        return f"--fail-on new: {new} new {'failure' if new == 1 else 'failures'} since the baseline; " \
+               f"exit {judgement.exit_code}"
+    judgement.excused = ("--fail-on new: exit 0 although NOT SIGNED OFF: every failure "
+                         f"({old}) was failing in the baseline too, nothing new")
+    return judgement.excused

@@ -58,6 +58,10 @@ def one_line(run) -> str:
     (UNREACHABLE, ["--harbor-url", "ftp://harbor"], "--harbor-url ftp://harbor: is not an http(s) URL with a host"),
     (UNREACHABLE, ["--harbor-url", "https://harbor:port"], "--harbor-url https://harbor:port: is not a URL"),
     (UNREACHABLE, ["--require", "aws,dns"], "--require aws,dns: names unknown areas dns"),
+    (UNREACHABLE, ["--baseline", "/nowhere/signoff.json"], "--baseline /nowhere/signoff.json: does not exist"),
+    (UNREACHABLE, ["--baseline", "/proc/self/status"], "--baseline /proc/self/status: not a seatrials signoff.json"),
+    (UNREACHABLE, ["--baseline", str(ROOT / "docs")], f"--baseline {ROOT / 'docs'}: no signoff.json there"),
+    (UNREACHABLE, ["--fail-on", "old"], "--fail-on old: must be any or new"),
 ])
 def test_one_line_and_non_zero_exit(tmp_path, content, args, expected):
     kubeconfig = tmp_path / "kubeconfig"

@@ -3,7 +3,7 @@ nothing the policy requires went unchecked; every other run says what it is, why
 
 import pytest
 
-from seatrials.verdict import RunFacts, judge
+from seatrials.verdict import RunFacts, fail_on_new, judge
 
 
 def facts(*outcomes, **kwargs) -> RunFacts:
@@ -51,3 +51,27 @@ def test_a_caveat_follows_the_reasons_of_every_verdict_and_does_not_change_it(ru
     plain, limited = judge(run), judge(RunFacts(**{**vars(run), "caveats": [caveat]}))
     assert (limited.verdict, limited.exit_code) == (plain.verdict, plain.exit_code)
     assert limited.reasons == plain.reasons + [caveat]
+
+
+FAILED = ("failed", "network")
+
+
+@pytest.mark.parametrize("run,new,excused,code,line", [
+    (facts(PASS, FAILED), 0, True, 0, "exit 0 although NOT SIGNED OFF: every failure (1) was failing"),
+    (facts(PASS, FAILED), 1, False, 1, "1 new failure since the baseline; exit 1"),
+    (facts(PASS, FAILED), None, False, 1, "no baseline, so every failure counts as new"),
+    (facts(PASS, FAILED, selection=["-k x"]), 0, False, 1, "does not apply: only a selection ran"),
+    (facts(PASS, FAILED, SKIP_AWS, required=("aws",)), 0, False, 1, "does not apply: required area aws not checked"),
+    (facts(PASS, FAILED, stopped=["lost the lock"]), 0, False, 3, "does not apply: INCOMPLETE keeps exit 3"),
+    (facts(PASS, FAILED, interrupted="Ctrl-C"), 0, False, 2, "does not apply: INTERRUPTED keeps exit 2"),
+    (facts(PASS, selection=["-k x"]), 0, False, 6, "does not apply: PARTIAL keeps exit 6"),
+    (facts(SKIP_AWS), 0, False, 5, "does not apply: NOTHING CHECKED keeps exit 5"),
+    (facts(PASS), 0, False, 0, "nothing failed"),
+])
+def test_fail_on_new_excuses_only_a_whole_run_whose_failures_are_all_old(run, new, excused, code, line):
+    judgement = judge(run)
+    verdict = judgement.verdict
+    said = fail_on_new(judgement, run, new, old=1)
+    assert line in said
+    assert bool(judgement.excused) == excused and judgement.exit_code == code
+    assert judgement.verdict == verdict  # the verdict itself never changes

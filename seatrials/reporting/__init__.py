@@ -23,12 +23,12 @@ from seatrials.reporting.records import (
     readable_parameters,
 )
 from seatrials.reporting.redaction import REDACTED, known_secrets, redact, redact_files
-from seatrials.reporting.signoff import RunRecord, matrices, signoff
+from seatrials.reporting.signoff import RunRecord, cluster_hash, matrices, signoff
 from seatrials.reporting.svg import grid_svg, matrix_svg
 from seatrials.reporting.terminal import terminal_summary
 from seatrials.reporting.writers import cause_url, write_all, write_not_started, write_report
 
-__all__ = ["MEASURED", "REDACTED", "CheckReport", "RunRecord", "allure_categories", "cause_url", "failure_repr",
-           "finding_html", "finding_record", "grid_svg", "html_report", "known_secrets", "markdown", "matrices",
-           "matrix_svg", "one_line", "page_html", "readable_parameters", "redact", "redact_files", "signoff",
-           "terminal_summary", "write_all", "write_not_started", "write_report"]
+__all__ = ["MEASURED", "REDACTED", "CheckReport", "RunRecord", "allure_categories", "cause_url", "cluster_hash",
+           "failure_repr", "finding_html", "finding_record", "grid_svg", "html_report", "known_secrets", "markdown",
+           "matrices", "matrix_svg", "one_line", "page_html", "readable_parameters", "redact", "redact_files",
+           "signoff", "terminal_summary", "write_all", "write_not_started", "write_report"]

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 from seatrials import causes
+from seatrials.reporting.baseline import listed
 from seatrials.reporting.records import headline
 
 MEASURED = ("measured", "probe trial")
@@ -39,6 +40,9 @@ def environment(signoff: dict) -> dict[str, str]:
               "command": signoff.get("command", ""), "started": signoff.get("started", ""),
               "ended": signoff.get("ended", ""), "fingerprint": signoff.get("fingerprint_hash", "")}
     values.update({k: ", ".join(v) if isinstance(v, list) else str(v) for k, v in signoff.get("cluster", {}).items()})
+    if since := signoff.get("baseline"):
+        values["since last run"] = ", ".join(f"{len(lines)} {heading}" for heading, lines in listed(since))
+        values["exit policy"] = since["exit_policy"] or "the verdict's exit code"
     return values
 
 

@@ -1,15 +1,19 @@
 """Compared with the last runs: what is new since the baseline, what is fixed, what is still failing
 (and since when), and what is flaky.
 
-A baseline is one earlier signoff.json, or a directory of them (a nightly job keeps the last few).
-Cases are matched by their test id (`test_pod_to_pod[worker-1->worker-2]`), causes by their id. Pure:
-the plugin reads the files and hands the data in.
+A baseline is one earlier signoff.json, or a directory of them (a nightly job keeps the last few: each
+report folder carries the runs it was compared with in `previous/`, so the previous night's artifact alone
+is a baseline of several nights). Cases are matched by their test id (`test_pod_to_pod[worker-1->worker-2]`),
+causes by their id. Pure: the plugin reads the files and hands the data in.
 
-- new: fails now, passed (or did not exist) in the latest baseline run;
-- fixed: passed now, failed in the latest baseline run;
-- still failing: failed now and in the latest baseline run, since the oldest consecutive failing run;
-- flaky: passed now only after a retry (the probe's own retries), or passed and failed in turn over
-  the last runs.
+A case's history is its judged outcomes (passed, failed, errored) over the baseline runs, oldest first; a
+run that did not judge it (not checked, not run, a run that could not start) says nothing about it.
+
+- new: fails now, passed (or was never judged) before;
+- fixed: passed now, failed when last judged;
+- still failing: failed now and when last judged, since the first run of that unbroken failing streak;
+- flaky: passed now only after a retry (the probe's own retries), or passed and failed in turn over the last
+  runs (at least three changes: a regression and its fix are two).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FAILED = ("failed", "error")
+JUDGED = ("passed", *FAILED)
+KEEP = 7  # runs a report folder carries in previous/: a week of nights
+ALTERNATIONS = 3  # changes between passed and failed that make a case flaky
 
 
 class BadBaseline(ValueError):
@@ -26,11 +33,12 @@ class BadBaseline(ValueError):
 
 
 def load(path: Path) -> list[dict]:
-    """The sign-off reports of a baseline (a file, or every signoff*.json of a directory, oldest first)."""
+    """The sign-off reports of a baseline (a file, or every signoff*.json under a directory), oldest first,
+    each run once."""
     files = sorted(path.glob("**/signoff*.json")) if path.is_dir() else [path]
     if not files:
         raise BadBaseline(f"--baseline {path}: no signoff.json there")
-    runs = []
+    runs = {}
     for f in files:
         try:
             data = json.loads(f.read_text())
@@ -38,8 +46,8 @@ def load(path: Path) -> list[dict]:
             raise BadBaseline(f"--baseline {f}: not a seatrials signoff.json ({exc})") from None
         if not isinstance(data, dict) or "checks" not in data or "started" not in data:
             raise BadBaseline(f"--baseline {f}: not a seatrials signoff.json (no checks)")
-        runs.append(data)
-    return sorted(runs, key=lambda r: r["started"])
+        runs[(data["started"], data.get("run_id", ""))] = data
+    return [runs[key] for key in sorted(runs)]
 
 
 def case_id(check: dict) -> str:
@@ -67,45 +75,117 @@ class Changes:
 
 
 def compare(current: dict, baseline: list[dict]) -> Changes:
-    """The current run (a signoff dict) against the baseline runs, oldest first."""
-    now = outcomes(current)
+    """The current run (a signoff dict, or any dict with its `checks`) against the baseline runs, oldest
+    first."""
     history = [outcomes(run) for run in baseline]
-    last = history[-1] if history else {}
     changes = Changes(baseline_runs=len(baseline))
-    for case, outcome in sorted(now.items()):
-        before = last.get(case)
+    for case, outcome in sorted(outcomes(current).items()):
+        judged = [(run, h[case]) for run, h in zip(baseline, history, strict=True) if h.get(case) in JUDGED]
+        before = judged[-1][1] if judged else None
         if outcome in FAILED:
             if before in FAILED:
-                changes.still_failing[case] = failing_since(case, baseline)
+                changes.still_failing[case] = failing_since(judged)
             else:
                 changes.new.append(case)
         elif outcome == "passed" and before in FAILED:
             changes.fixed.append(case)
-        if outcome == "passed" and alternates([h.get(case) for h in history] + [outcome]):
+        if outcome == "passed" and alternates([o for _, o in judged] + [outcome]):
             changes.flaky[case] = "passed and failed in turn over the last runs"
-    for case in current.get("retried_ok", []):
+    for case in retried_ok(current):
         changes.flaky.setdefault(case, "passed only after a retry")
-    changes.causes = compare_causes(current, baseline[-1] if baseline else {})
+    changes.causes = compare_causes(current, baseline)
     return changes
 
 
-def failing_since(case: str, baseline: list[dict]) -> str:
-    """The start of the earliest run of the unbroken failing streak that reaches the latest baseline run."""
+def failing_since(judged: list[tuple[dict, str]]) -> str:
+    """The start of the earliest run of the unbroken failing streak that reaches the latest judgement."""
     since = ""
-    for run in reversed(baseline):
-        if outcomes(run).get(case) not in FAILED:
+    for run, outcome in reversed(judged):
+        if outcome not in FAILED:
             break
         since = run["started"]
     return since
 
 
-def alternates(seq: list[str | None]) -> bool:
-    """Passed and failed in turn, at least twice each way (one change is a regression or a fix)."""
-    states = [s in FAILED for s in seq if s in (*FAILED, "passed")]
-    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b) >= 2
+def alternates(seq: list[str]) -> bool:
+    states = [s in FAILED for s in seq]
+    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b) >= ALTERNATIONS
 
 
-def compare_causes(current: dict, last: dict) -> dict[str, str]:
-    now, before = set(current.get("causes_found", {})), set(last.get("causes_found", {}))
+def retried_ok(run: dict) -> list[str]:
+    """Cases that passed only on a later try of their probe."""
+    return [case_id(c) for c in run.get("checks", []) if c["outcome"] == "passed" and c.get("tries", 0) > 1]
+
+
+def failing_causes(run: dict) -> set[str]:
+    return {c["cause"] for c in run.get("checks", []) if c["outcome"] in FAILED and c.get("cause")}
+
+
+def compare_causes(current: dict, baseline: list[dict]) -> dict[str, str]:
+    """Against the latest baseline run that judged anything (a run that could not start judged nothing)."""
+    judged = [run for run in baseline if any(o in JUDGED for o in outcomes(run).values())]
+    now, before = failing_causes(current), failing_causes(judged[-1]) if judged else set()
     return {**{c: "new" for c in now - before}, **{c: "still failing" for c in now & before},
             **{c: "fixed" for c in before - now}}
+
+
+# ---------------------------------------------------------------- what the reports carry
+def section(current: dict, baseline: list[dict], changes: Changes, fail_on: str, policy: str) -> dict:
+    """signoff.json's `baseline` (docs/report-schema.md): the runs compared with, and each change with the
+    cause and one line of what failed, so every report can list it without the checks."""
+    now = {case_id(c): c for c in current.get("checks", [])}
+    latest = baseline[-1] if baseline else {}
+
+    def failure(case: str) -> dict:
+        c = now.get(case, {})
+        return {"case": case, "cause": c.get("cause", ""), "summary": c.get("summary") or c.get("message", "")}
+
+    return {
+        "runs": len(baseline),
+        "latest": {k: latest.get(k, "") for k in ("run_id", "started", "verdict", "fingerprint_hash")},
+        "oldest_started": baseline[0]["started"] if baseline else "",
+        "same_cluster": latest.get("fingerprint_hash", "") == current.get("fingerprint_hash", ""),
+        "new": [failure(case) for case in changes.new],
+        "fixed": changes.fixed,
+        "still_failing": [{**failure(case), "since": since} for case, since in changes.still_failing.items()],
+        "flaky": [{"case": case, "why": why} for case, why in sorted(changes.flaky.items())],
+        "causes": dict(sorted(changes.causes.items())),
+        "fail_on": fail_on,
+        "exit_policy": policy,
+    }
+
+
+def keep(out_dir: Path, baseline: list[dict]) -> None:
+    """The report folder carries the last runs it was compared with (previous/), so that the next run's
+    `--baseline` on this folder alone sees several runs. Written afresh each time."""
+    previous = out_dir / "previous"
+    if previous.exists():
+        for stale in previous.glob("signoff-*.json"):
+            stale.unlink()
+    if not baseline:
+        return
+    previous.mkdir(parents=True, exist_ok=True)
+    for i, run in enumerate(baseline[-(KEEP - 1):]):
+        (previous / f"signoff-{i:02d}.json").write_text(json.dumps(run, indent=1))
+
+
+def described(since: dict) -> str:
+    """One line: what the run was compared with."""
+    if not since["runs"]:
+        return "no baseline given: every failure counts as new"
+    latest = since["latest"]
+    line = (f"compared with {since['runs']} earlier {'run' if since['runs'] == 1 else 'runs'}, the latest "
+            f"{latest['run_id'] or '(none)'} of {latest['started']} ({latest['verdict'] or '?'})")
+    return line + ("" if since["same_cluster"] else "; its cluster fingerprint differs from this run's")
+
+
+def listed(since: dict) -> list[tuple[str, list[str]]]:
+    """(heading, one line per change) in the order every report shows them."""
+
+    def tag(x: dict) -> str:
+        return f" [{x['cause']}]" if x.get("cause") else ""
+
+    return [("new", [f"{x['case']}{tag(x)}: {x['summary']}" for x in since["new"]]),
+            ("fixed", list(since["fixed"])),
+            ("still failing", [f"{x['case']}{tag(x)} since {x['since']}" for x in since["still_failing"]]),
+            ("flaky", [f"{x['case']}: {x['why']}" for x in since["flaky"]])]

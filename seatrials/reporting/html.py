@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from importlib import resources
 
 from seatrials.reporting import svg
+from seatrials.reporting.baseline import described, listed
 from seatrials.reporting.pages import origin_text
 
 e = html.escape
@@ -51,9 +52,9 @@ def html_report(s: dict) -> str:
 <header class="masthead v-{look}" id="top"><div class="badge" id="verdict">{symbol} {e(s['verdict'])}</div>
 <div class="what"><h1>Sign-off of <code>{e(s['context'] or '?')}</code> at <code>{e(s['server'] or '?')}</code></h1>
 <p class="sub">{masthead_line(s)}</p></div></header>
-<div class="first"><main class="decision">{why(s)}{causes_first(s)}{errors_first(s)}{areas(s)}</main>
+<div class="first"><main class="decision">{why(s)}{since_first(s)}{causes_first(s)}{errors_first(s)}{areas(s)}</main>
 <aside class="facts">{not_verified(s)}{run_facts(s)}{cluster_facts(s)}</aside></div>
-{failures(s)}{reachability(s)}{checks(s)}{nodes(s)}
+{since_detail(s)}{failures(s)}{reachability(s)}{checks(s)}{nodes(s)}
 <footer><a href="signoff.json">signoff.json</a> (schema {s.get('schema_version', 1)}, see docs/report-schema.md)
 <a href="signoff.md">signoff.md</a> <a href="causes/index.html">the documented causes</a>
 <a href="#top">top</a></footer>
@@ -71,6 +72,39 @@ def masthead_line(s: dict) -> str:
 def why(s: dict) -> str:
     reasons = "".join(f"<li>{e(r)}</li>" for r in s["verdict_reasons"])
     return f'<section id="why"><h2>Why</h2><ul class="reasons">{reasons}</ul></section>'
+
+
+def since_first(s: dict) -> str:
+    """--baseline: how many cases are new, fixed, still failing and flaky, each linked to its list below."""
+    since = s.get("baseline")
+    if not since:
+        return ""
+    chips = " ".join(f'<a class="ch ch-{slug(h)}{" none" if not lines else ""}" href="#since-{slug(h)}">'
+                     f"{len(lines)} {e(h)}</a>" for h, lines in listed(since))
+    policy = (f'<p class="policy-line{" excused" if s["exit_code"] == 0 else ""}">{e(since["exit_policy"])}</p>'
+              if since["exit_policy"] else "")
+    return (f'<section id="since"><h2>Since the last run</h2><p class="changes">{chips}</p>'
+            f'<p class="policy">{e(described(since))}</p>{policy}</section>')
+
+
+def since_detail(s: dict) -> str:
+    since = s.get("baseline")
+    if not since:
+        return ""
+    parts = []
+    for heading, lines in listed(since):
+        items = "".join(f"<li><code>{e(x)}</code></li>" for x in lines[:CASES_LISTED_UP_TO])
+        more = f'<li class="more">and {len(lines) - CASES_LISTED_UP_TO} more, in signoff.json</li>' if len(
+            lines) > CASES_LISTED_UP_TO else ""
+        parts.append(f'<h3 id="since-{slug(heading)}">{e(heading.capitalize())} <span class="count">{len(lines)}'
+                     f'</span></h3>' + (f"<ul>{items}{more}</ul>" if lines else '<p class="none">None.</p>'))
+    causes = ", ".join(f"<code>{e(c)}</code> {e(what)}" for c, what in since["causes"].items())
+    return (f'<section id="since-detail"><h2>Since the last run, case by case</h2>{"".join(parts)}'
+            + (f"<p>Causes: {causes}.</p>" if causes else "") + "</section>")
+
+
+def slug(heading: str) -> str:
+    return heading.replace(" ", "-")
 
 
 def areas(s: dict) -> str:

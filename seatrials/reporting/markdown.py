@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from seatrials.reporting import svg
+from seatrials.reporting.baseline import described, listed
 from seatrials.reporting.html import (
     CASES_LISTED_UP_TO,
     FAILURES_PER_NODE,
@@ -26,7 +27,8 @@ def markdown(s: dict) -> str:
              f"Run `{s['run_id'] or 'none'}`, {s['started']} to {s.get('ended', '?')}, {s['wall_seconds']} s, "
              f"{s['nodes']} nodes, exit code {s['exit_code']}.", "", "## Why", ""]
     lines += [f"- {r}" for r in s["verdict_reasons"]]
-    lines += causes_section(s) + errors_section(s) + areas_section(s) + not_verified_section(s) + facts_section(s)
+    lines += since_section(s) + causes_section(s) + errors_section(s) + areas_section(s) + not_verified_section(s)
+    lines += facts_section(s)
     lines += failures_section(s) + reachability_section(s) + checks_section(s) + nodes_section(s)
     return "\n".join(lines) + "\n"
 
@@ -34,6 +36,20 @@ def markdown(s: dict) -> str:
 def node_words(x: dict) -> str:
     ids = ", ".join(v for v in (x["instance"], x["ip"], x["role"]) if v)
     return f"**{x['node']}** ({ids})"
+
+
+def since_section(s: dict) -> list[str]:
+    since = s.get("baseline")
+    if not since:
+        return []
+    lines = ["", "## Since the last run", "", described(since) + "."]
+    lines += ["", f"**{since['exit_policy']}**"] if since["exit_policy"] else []
+    for heading, items in listed(since):
+        lines += ["", f"### {heading.capitalize()}: {len(items)}", ""]
+        lines += [f"- {cell(item)}" for item in items[:CASES_LISTED_UP_TO]] or ["None."]
+    if since["causes"]:
+        lines += ["", "Causes: " + ", ".join(f"`{c}` {what}" for c, what in since["causes"].items()) + "."]
+    return lines
 
 
 def causes_section(s: dict) -> list[str]:

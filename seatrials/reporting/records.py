@@ -29,6 +29,7 @@ class CheckReport:
     corroboration: list[str] = field(default_factory=list)
     hint: str = ""
     notes: list[str] = field(default_factory=list)  # signals not read next to a pass
+    tries: int = 0  # a probe that passed only on a later try says how many it took (flaky, baseline.py)
 
     @classmethod
     def of(cls, report) -> CheckReport:
@@ -47,7 +48,8 @@ class CheckReport:
             finding = {"summary": error_line(message)}
         return cls(report.nodeid, check, case.rstrip("]"), outcome, props.get("cause", ""), message,
                    round(report.duration, 3), props.get("area", ""),
-                   notes=[value for key, value in report.user_properties if key == "not checked"], **finding)
+                   notes=[value for key, value in report.user_properties if key == "not checked"],
+                   tries=int(props.get("tries", 0)), **finding)
 
     @property
     def name(self) -> str:

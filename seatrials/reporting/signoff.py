@@ -67,6 +67,7 @@ class RunRecord:
     trial_timings: dict = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     namespace_deleted: bool = False
+    baseline: dict | None = None  # what changed since --baseline's runs (reporting/baseline.py section)
 
 
 # ---------------------------------------------------------------- from the run
@@ -80,7 +81,7 @@ def record_of(state, trial, command: list[str], secrets: list[str]) -> RunRecord
         command=command_line(command, secrets), options=options_of(state.settings, secrets),
         required=tuple(state.settings.require), api_requests=api_requests(state),
         trial_timings=trial.timings if trial else {}, removed=state.removed,
-        namespace_deleted=bool(state.namespace_deleted))
+        namespace_deleted=bool(state.namespace_deleted), baseline=state.since)
 
 
 def node_list(topology) -> list[dict]:
@@ -97,6 +98,11 @@ def fingerprint(topology) -> dict:
         return {}
     cidrs = [c for n in topology.nodes for c in n.pod_cidrs]
     return {**topology.fingerprint(), "pod cidrs": pod_cidr_summary(cidrs)}
+
+
+def cluster_hash(topology) -> str:
+    fp = fingerprint(topology)
+    return fingerprint_hash(fp, node_list(topology)) if fp else ""
 
 
 def pod_cidr_summary(cidrs: list[str]) -> str:
@@ -204,6 +210,7 @@ def signoff(record: RunRecord) -> dict:
         "verdict": record.verdict,
         "verdict_reasons": record.reasons,
         "exit_code": record.exit_code,
+        "baseline": record.baseline,
         "required_areas": list(record.required),
         "not_verified": record.not_verified,
         "not_verified_reasons": not_verified_reasons(checks),

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections import Counter
 
 from seatrials import verdict as verdict_mod
+from seatrials.reporting.baseline import described, listed
 from seatrials.reporting.redaction import known_secrets, redact
 from seatrials.reporting.signoff import causes_of, node_list
 
 SUBJECTS_SHOWN = 5
+CHANGES_SHOWN = 8
+CHANGE_LOOK = {"new": {"red": True, "bold": True}, "fixed": {"green": True}, "still failing": {"yellow": True},
+               "flaky": {"yellow": True}}
 
 
 def terminal_summary(tr, state) -> None:
@@ -43,6 +47,7 @@ def terminal_summary(tr, state) -> None:
         tr.write_line(f"not checked: {len(skipped)} cases")
         for reason, n in reasons.most_common(6):
             tr.write_line(f"    {n} x {reason}")
+    since_last_run(tr, state.since)
     judgement = state.judgement
     if judgement is None:
         return
@@ -53,3 +58,21 @@ def terminal_summary(tr, state) -> None:
                   red=not signed)
     for reason in judgement.reasons:
         tr.write_line(f"    {redact(reason, secrets)}")
+    if state.since and state.since["exit_policy"]:
+        tr.write_line(state.since["exit_policy"], bold=True, green=bool(judgement.excused))
+
+
+def since_last_run(tr, since: dict | None) -> None:
+    """--baseline: new, fixed, still failing (since when) and flaky, each with its cases."""
+    if since is None:
+        return
+    tr.section("seatrials: since the last run")
+    tr.write_line(described(since))
+    for heading, lines in listed(since):
+        tr.write_line(f"{heading.upper()}: {len(lines)}", **(CHANGE_LOOK[heading] if lines else {}))
+        for line in lines[:CHANGES_SHOWN]:
+            tr.write_line(f"    {line}")
+        if len(lines) > CHANGES_SHOWN:
+            tr.write_line(f"    ... and {len(lines) - CHANGES_SHOWN} more (signoff.json: baseline)")
+    if since["causes"]:
+        tr.write_line("causes: " + ", ".join(f"{c} {what}" for c, what in since["causes"].items()))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from seatrials import verdict as verdict_mod
-from seatrials.reporting import allure
+from seatrials.reporting import allure, baseline
 from seatrials.reporting import junit as junit_mod
 from seatrials.reporting.html import html_report
 from seatrials.reporting.markdown import markdown
@@ -33,6 +33,7 @@ def write_all(state, trial, junit: Path | None = None, allure_dir: Path | None =
     report = signoff(record_of(state, trial, list(command), secrets))
     out_dir = state.settings.reports_dir
     write_report(out_dir, report)
+    baseline.keep(out_dir, state.baseline or [])
     allure_dir = allure_dir or out_dir / "allure-results"
     if allure_dir.exists():
         allure.write(allure_dir, report, trial.window if trial is not None else None)
@@ -56,9 +57,10 @@ def write_report(out_dir: Path, report: dict) -> None:
 
 
 def write_not_started(settings, reason: str, secrets: list[str], junit: Path | None = None,
-                      allure_dir: Path | None = None) -> None:
+                      allure_dir: Path | None = None, previous: list[dict] = ()) -> None:
     """A run that could not start still leaves reports saying so (INCOMPLETE), never last night's.
 
+    Its folder still carries the runs it was given as baseline (previous/), so that the history goes on.
     Best effort: the reports directory itself may be what is wrong."""
     now = time.time()
     report = signoff(RunRecord(
@@ -71,6 +73,7 @@ def write_not_started(settings, reason: str, secrets: list[str], junit: Path | N
     allure_dir = allure_dir or out_dir / "allure-results"
     try:
         write_report(out_dir, report)
+        baseline.keep(out_dir, list(previous))
         junit.write_text(junit_mod.not_started(report["verdict_reasons"][0]))
         if allure_dir.exists():
             for stale in allure_dir.iterdir():
