@@ -14,7 +14,7 @@ from seatrials import verdict
 from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
 from seatrials.network.paths import KINDS, ProbeResult
 from seatrials.network.trial import Trial
-from seatrials.reporting import CheckReport, RunRecord, finding_record, matrices
+from seatrials.reporting import CheckReport, RunRecord, baseline, finding_record, matrices, signoff
 from seatrials.reporting.signoff import OUTCOME_CODES, fingerprint, node_list
 from seatrials.topology import Node, Topology
 from tests import simulate
@@ -190,3 +190,21 @@ def row_check(kind: str, source: str, m: dict, sdc) -> CheckReport:
                "while the same nodes answer on their host IPs") if cause != "unknown" else \
         "failures that no documented cause explains"
     return report(nodeid, "network", Result(FAILED, Finding(cause, [*evidence, f"pattern: {pattern}"])))
+
+
+# ---------------------------------------------------------------- compared with the last nights (--baseline)
+def three_nodes_since_last_nights() -> RunRecord:
+    """worker-2's source/destination check on tonight; last night worker-1 and worker-2 had it on, the night
+    before nothing: worker-1's cases are fixed, worker-2's still failing, under --fail-on new."""
+    nights = [signoff(three_nodes()), signoff(three_nodes(("worker-1", "worker-2")))]
+    for i, night in enumerate(nights):
+        night["started"], night["run_id"] = f"2026-11-1{6 + i}T02:00:00Z", f"2026111{6 + i}-020000-night"
+    tonight = three_nodes(("worker-2",))
+    current = signoff(tonight)
+    changes = baseline.compare(current, nights)
+    facts = verdict.RunFacts(outcomes=[(c.outcome, c.area, c.name) for c in tonight.checks])
+    judged = verdict.judge(facts)
+    policy = verdict.fail_on_new(judged, facts, len(changes.new), len(changes.still_failing))
+    tonight.baseline = baseline.section(current, nights, changes, "new", policy)
+    tonight.exit_code = judged.exit_code
+    return tonight

@@ -52,7 +52,7 @@ LINKS = "[[...document.querySelectorAll('a[href]')].map(a => a.href), [...docume
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     made = {"healthy": report_samples.three_nodes(), "broken": report_samples.three_nodes(("worker-2",)),
-            "500-nodes": report_samples.five_hundred_nodes()}
+            "500-nodes": report_samples.five_hundred_nodes(), "since": report_samples.three_nodes_since_last_nights()}
     out = {}
     for name, record in made.items():
         folder = tmp_path_factory.mktemp(name)
@@ -75,7 +75,7 @@ def keep(browser: Browser, name: str) -> None:
         browser.screenshot(Path(folder) / f"{name}-page.png", full_page=True)
 
 
-@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes"])
+@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes", "since"])
 def test_the_first_screen_holds_the_decision(browser, reports, name):
     browser.resize(*SCREEN)
     browser.load(reports[name])
@@ -103,7 +103,7 @@ def test_a_broken_first_screen_names_the_node_its_instance_and_the_command(brows
 
 
 @pytest.mark.parametrize("width", [SCREEN[0], NARROW])
-@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes"])
+@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes", "since"])
 def test_no_text_leaves_its_box(browser, reports, name, width):
     browser.resize(width, SCREEN[1])
     browser.load(reports[name])
@@ -111,7 +111,7 @@ def test_no_text_leaves_its_box(browser, reports, name, width):
     assert browser.eval(OVERFLOW) == []
 
 
-@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes"])
+@pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes", "since"])
 def test_every_link_resolves_offline(browser, reports, name):
     folder = reports[name].parent
     pages = [reports[name], *sorted((folder / "causes").glob("*.html"))]

@@ -189,3 +189,9 @@ def listed(since: dict) -> list[tuple[str, list[str]]]:
             ("fixed", list(since["fixed"])),
             ("still failing", [f"{x['case']}{tag(x)} since {x['since']}" for x in since["still_failing"]]),
             ("flaky", [f"{x['case']}: {x['why']}" for x in since["flaky"]])]
+
+
+def exit_words(s: dict) -> str:
+    """The exit code as the reports' first lines give it, saying when --fail-on new made it 0."""
+    excused = s.get("baseline") and s["exit_code"] == 0 and s["verdict"] != "SIGNED OFF"
+    return f"exit code {s['exit_code']}" + (" (--fail-on new: nothing new)" if excused else "")

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from importlib import resources
 
 from seatrials.reporting import svg
-from seatrials.reporting.baseline import described, listed
+from seatrials.reporting.baseline import described, exit_words, listed
 from seatrials.reporting.pages import origin_text
 
 e = html.escape
@@ -64,7 +64,7 @@ def html_report(s: dict) -> str:
 
 def masthead_line(s: dict) -> str:
     parts = [f"run <code>{e(s['run_id'] or 'none')}</code>", f"{e(s['started'])} to {e(s.get('ended', '?'))}",
-             f"{s['wall_seconds']} s", f"{s['nodes']} nodes", f"exit code {s['exit_code']}"]
+             f"{s['wall_seconds']} s", f"{s['nodes']} nodes", exit_words(s)]
     return " \u00b7 ".join(parts)
 
 

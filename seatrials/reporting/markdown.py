@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from seatrials.reporting import svg
-from seatrials.reporting.baseline import described, listed
+from seatrials.reporting.baseline import described, exit_words, listed
 from seatrials.reporting.html import (
     CASES_LISTED_UP_TO,
     FAILURES_PER_NODE,
@@ -25,7 +25,7 @@ def cell(text: str) -> str:
 def markdown(s: dict) -> str:
     lines = [f"# {s['verdict']}: seatrials sign-off of `{s['context']}` at `{s['server']}`", "",
              f"Run `{s['run_id'] or 'none'}`, {s['started']} to {s.get('ended', '?')}, {s['wall_seconds']} s, "
-             f"{s['nodes']} nodes, exit code {s['exit_code']}.", "", "## Why", ""]
+             f"{s['nodes']} nodes, {exit_words(s)}.", "", "## Why", ""]
     lines += [f"- {r}" for r in s["verdict_reasons"]]
     lines += since_section(s) + causes_section(s) + errors_section(s) + areas_section(s) + not_verified_section(s)
     lines += facts_section(s)
