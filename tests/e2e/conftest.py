@@ -88,3 +88,25 @@ def kube(lab_env):
     """A plain client of the lab cluster, to look at what runs left behind."""
     api = config.new_client_from_config(lab_env["KUBECONFIG"])
     return client.CoreV1Api(api), client.CoordinationV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory) -> Path:
+    """A fresh venv holding the wheel pip builds from this checkout (and its dependencies) and nothing of the
+    checkout: its bin/ directory, with `seatrials` in it."""
+    where = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where / "dist"), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    [wheel] = (where / "dist").glob("seatrials-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(where / "venv")], check=True, timeout=300)
+    bin_dir = where / "venv" / "bin"
+    subprocess.run([str(bin_dir / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "PIP_CONSTRAINT": str(ROOT / "constraints.txt")})
+    (bin_dir / "wheel-path").write_text(str(wheel))
+    return bin_dir
+
+
+def terminal_summary(output: str) -> str:
+    """What seatrials printed at the end: its sections, from the failures by cause to the verdict."""
+    start = output.find(" seatrials: failures by cause ")
+    return output[output.rfind("\n", 0, start) + 1:].rstrip() if start >= 0 else output[-3000:]

@@ -1,0 +1,136 @@
+"""docs/ci.md's nightly recipes, read out of the page and run as written against the lab, two nights each,
+from a venv holding only the wheel (docs/ci.md, "What was run, and how", says what is run and what is not).
+The second night of each proves the previous night's artifact became the baseline and that the real
+Allure commandline drew a trend of both nights from the history the recipe carried over."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import ROOT, terminal_summary
+
+pytestmark = pytest.mark.lab
+CI_DOC = ROOT / "docs" / "ci.md"
+SECRET = re.compile(r"^\$\{\{ secrets\.(\w+) \}\}$")
+PROJECT, REF, JOB_TOKEN = "42", "main", "job-token-of-tonight"
+
+
+def recipe(file: str) -> dict:
+    """The YAML block of docs/ci.md whose first line is `# <file>`."""
+    blocks = re.findall(r"```yaml\n(.*?)```", CI_DOC.read_text(), re.S)
+    [block] = [b for b in blocks if b.startswith(f"# {file}\n")]
+    return yaml.safe_load(block)
+
+
+def runner_env(wheel_venv: Path, lab_env: dict, **extra: str) -> dict:
+    """A CI runner's environment: the wheel's venv first on PATH (what `pip install` installs into), the lab's
+    AWS and Harbor settings as the CI's variables, and no kubeconfig but the one the recipe names."""
+    base = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTHONPATH")}
+    lab = {k: v for k, v in lab_env.items() if k != "KUBECONFIG"}
+    return base | lab | {"PATH": f"{wheel_venv}:{os.environ['PATH']}",
+                         "SEATRIALS_PACKAGE": (wheel_venv / "wheel-path").read_text()} | extra
+
+
+def run(script: str, shell: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*shell, script], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    print(f"\n--- {cwd.name}: exit {proc.returncode}\n{terminal_summary(proc.stdout)}\n{proc.stderr[-1500:]}")
+    return proc
+
+
+def trend(report: Path) -> list[dict]:
+    """Allure's trend: one entry per run it knows of, newest first (what its trend widget draws)."""
+    history = json.loads((report / "history" / "history-trend.json").read_text())
+    assert json.loads((report / "widgets" / "history-trend.json").read_text()) == history
+    return history
+
+
+@pytest.fixture
+def gitlab_artifacts():
+    """A test double of the one GitLab endpoint the recipe calls, on 127.0.0.1: the artifacts of a job of the
+    latest successful pipeline of a ref, for the job token; `served["zip"]` or GitLab's 404."""
+    served = {"zip": None, "asked": []}
+    expected = f"/api/v4/projects/{PROJECT}/jobs/artifacts/{REF}/download?job=seatrials-nightly"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            served["asked"].append(self.path)
+            found = self.path == expected and self.headers.get("JOB-TOKEN") == JOB_TOKEN and served["zip"]
+            body = served["zip"] if found else b'{"message":"404 Not found"}'
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4", served
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_gitlab_job_as_written(wheel_venv, lab_env, gitlab_artifacts, tmp_path):
+    job = recipe(".gitlab-ci.yml")["seatrials-nightly"]
+    assert job["artifacts"]["paths"] == ["reports/"] and job["artifacts"]["reports"]["junit"] == "reports/junit.xml"
+    api, served = gitlab_artifacts
+    env = runner_env(wheel_venv, lab_env, **{k: v for k, v in job["variables"].items() if k != "SEATRIALS_PACKAGE"},
+                     CI="true", GITLAB_CI="true", CI_API_V4_URL=api, CI_PROJECT_ID=PROJECT, CI_COMMIT_REF_NAME=REF,
+                     CI_JOB_NAME="seatrials-nightly", CI_JOB_TOKEN=JOB_TOKEN,
+                     STAGING_KUBECONFIG=lab_env["KUBECONFIG"])  # a variable of type File: a path
+    nights = []
+    for n in (1, 2):
+        workdir = tmp_path / f"gitlab-night-{n}"  # a fresh checkout each night
+        workdir.mkdir()
+        proc = run("\n".join(job["script"]), ["bash", "-eo", "pipefail", "-c"], workdir, env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert ("no previous nightly artifact: tonight has no baseline" in proc.stdout) == (n == 1)
+        nights.append(json.loads((workdir / "reports" / "signoff.json").read_text()))
+        assert nights[-1]["verdict"] == "SIGNED OFF" and nights[-1]["required_areas"] == [
+            "network", "kubelet", "apiserver", "credentials", "aws", "harbor"]
+        assert len(trend(workdir / "reports" / "allure-report")) == n
+        # what GitLab keeps of tonight: reports/, zipped with its paths, tomorrow's baseline
+        served["zip"] = Path(shutil.make_archive(str(tmp_path / f"artifacts-{n}"), "zip", workdir, "reports")
+                             ).read_bytes()
+    assert nights[0]["baseline"] is None
+    assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"] and nights[1]["baseline"]["runs"] == 1
+    assert len(served["asked"]) == 2
+
+
+def test_the_github_workflow_as_written(wheel_venv, lab_env, tmp_path):
+    workflow = recipe(".github/workflows/seatrials-nightly.yml")
+    steps = workflow["jobs"]["nightly"]["steps"]
+    [step] = [s for s in steps if s.get("name") == "sea trials"]
+    assert step["shell"] == "bash"
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"
+    secrets = {**lab_env, "STAGING_KUBECONFIG": Path(lab_env["KUBECONFIG"]).read_text()}
+    step_env = {k: secrets[m.group(1)] if (m := SECRET.match(str(v))) else str(v) for k, v in step["env"].items()
+                if k != "SEATRIALS_PACKAGE"}
+    nights = []
+    for n in (1, 2):
+        workdir = tmp_path / f"github-night-{n}"
+        workdir.mkdir()
+        (workdir / "runner-temp").mkdir()
+        if nights:  # what `gh run download <last> --name seatrials-reports --dir previous` leaves
+            shutil.copytree(tmp_path / f"github-night-{n - 1}" / "reports", workdir / "previous")
+        env = runner_env(wheel_venv, lab_env, **step_env, CI="true", GITHUB_ACTIONS="true",
+                         RUNNER_TEMP=str(workdir / "runner-temp"))
+        proc = run(step["run"], ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"], workdir, env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        nights.append(json.loads((workdir / "reports" / "signoff.json").read_text()))
+        assert nights[-1]["verdict"] == "SIGNED OFF"
+        assert len(trend(workdir / "reports" / "allure-report")) == n
+    assert nights[0]["baseline"] is None
+    assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"]
+    executor = json.loads((workdir / "reports" / "allure-results" / "executor.json").read_text())
+    assert executor["type"] == "github"
