@@ -86,6 +86,16 @@ def test_a_cni_agent_down_is_named_before_routes_and_the_check():
     assert causes_of(d) == {"cni-agent-down"}
 
 
+def test_a_cni_agent_down_over_a_tunnel_also_cuts_its_hosts_way_to_other_pods():
+    ev = sim.evidence(tunnel="flannel.1", cni="flannel", cni_agents={"master-1": "", "worker-1": "",
+                                                                      "worker-2": "no kube-flannel-ds pod on it"},
+                      aws=sim.aws_facts(NODES))
+    results, d = run(sim.node_cut_off("worker-2"), evidence=ev)
+    assert causes_of(d) == {"cni-agent-down"}
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    assert d.finding("host-to-pod", "worker-2", "master-1").cause == "cni-agent-down"
+
+
 # ---------------------------------------------------------------- security groups: EC2 decides when read
 @pytest.mark.parametrize("masters", [sim.MASTERS, THREE_MASTERS])
 def test_master_inbound_rule_is_named_when_ec2_drops_it(masters):

@@ -38,6 +38,9 @@ from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 Cell = tuple[str, str, str]  # kind, source, target
 DIRECT_POD_IP = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod")
 BOTH_WAYS = ("pod-to-pod", "pod-to-pod-icmp")  # the reply is a pod-IP packet too
+# Over a tunnel a node's host also speaks to other nodes' pods from its tunnel device's address, one of its
+# pod CIDR: the reply to a host -> pod probe is a pod-IP packet too.
+TUNNEL_BOTH_WAYS = (*BOTH_WAYS, "host-to-pod", "external-ip")
 EC2_DROPS = ("sg-master-inbound-from-nodes", "cross-subnet-native-routing")  # EC2 findings about one node pair
 POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
 SERVICE_KINDS = ("pod-to-service", "external-ip", "dns")  # what kube-proxy forwards for a node
@@ -156,7 +159,9 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     Whatever drops them (the VPC with the source/destination check on, a node without a route to S's pod
     CIDR, S's CNI agent not running), the shape is the same: host -> pod on n fails from every other node,
     pod <-> pod fails whenever n is either end (the reply needs the way back), and host -> host between the
-    same nodes works. So the shape finds S, and the evidence says, node by node, which it is.
+    same nodes works. So the shape finds S, and the evidence says, node by node, which it is. Host -> pod
+    from n may fail as well (over a tunnel n's host speaks from its tunnel device's address, one of its pod
+    CIDR; a node whose own routes are gone reaches no pod): those follow n when they fail.
     """
     pod_ip = cross_cells(by_cell, POD_IP_KINDS)
     observed = bad & pod_ip
@@ -174,12 +179,15 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         kind, src, dst = cell
         if dst in affected:
             return dst
-        return src if kind in ("pod-to-pod", "pod-to-pod-icmp") and src in affected else None
+        return src if src in affected and kind in TUNNEL_BOTH_WAYS else None
+
+    def required(cell: Cell) -> bool:
+        return cell[2] in affected or cell[0] in BOTH_WAYS and cell[1] in affected
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
     direct = {c for c in pod_ip if c[0] != "external-ip"}
-    if bad & direct != {c for c in direct if owner(c)}:
+    if not {c for c in direct if required(c)} <= bad or any(not owner(c) for c in bad & direct):
         return []
     host_paths = cross_cells(by_cell, ("host-to-host",))
     if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
@@ -279,7 +287,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         return roles.get(c[1]) == "worker" and roles.get(c[2]) == "master"
 
     def outbound_pod_ip(c: Cell) -> bool:
-        return tunnelled and c[0] in BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+        return tunnelled and c[0] in TUNNEL_BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
 
     if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
         return []
