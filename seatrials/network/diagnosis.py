@@ -245,9 +245,8 @@ def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], st
         candidates.append("cni-agent-down")
         commands.append(f"the {ev.cni} agent pod on {node} (kubectl get pods -A -o wide | grep {node})")
     because = [f"ruled out: ec2-source-dest-check ({ruled_out})"] if ruled_out else []
-    if len(candidates) == 1 and candidates[0] == "ec2-source-dest-check" and ev.routes:
-        # routes and agents read and sound: the check is the one documented cause left on EC2
-        return candidates[0], because, "", "AWS was not read for this run: confirm with " + commands[0]
+    if "ec2-source-dest-check" in candidates:  # the pattern fits it, but only EC2's own answer names it
+        because.append(f"AWS was not read for this run ({ev.aws.get('why') or 'no credentials'})")
     look = "; then ".join(commands) or (f"the host firewall of {node} (iptables-save, nft list ruleset) and "
                                         "the CNI's own logs")
     hint = f"candidates: {', '.join(candidates)}; look at {look}" if candidates else f"look at {look}"
@@ -327,12 +326,14 @@ def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
 
 def security_group(cause: str, summary: str, cells: set[Cell], ev: Evidence, elsewhere: str) -> Pattern:
-    """The security-group cause when EC2's rules drop the traffic (or EC2 was not read: the pattern alone,
-    said so); when the rules evaluated from describe output admit it, not that cause."""
+    """The security-group cause when EC2's rules drop the traffic; when the rules evaluated from describe
+    output admit it, not that cause. Unread, the pattern alone fits the group and a host firewall alike:
+    unknown, the group first among the candidates."""
     if not ev.aws_read:
         why = ev.aws.get("why") or "no credentials"
-        return Pattern(cause, summary, cells, doubt=f"AWS was not read for this run ({why}): the pattern alone "
-                       "points at it; confirm in the security groups")
+        return Pattern(UNKNOWN, summary, cells, because=[f"AWS was not read for this run ({why})"],
+                       hint=f"candidates: {cause}; look at the security groups of the nodes (aws ec2 "
+                            f"describe-security-groups, or run with AWS credentials), then {elsewhere}")
     if any(f["cause"] == cause for f in ev.aws.get("findings", [])):
         return Pattern(cause, summary, cells)
     return Pattern(UNKNOWN, summary, cells, because=[
