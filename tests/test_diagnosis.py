@@ -215,6 +215,13 @@ def test_no_ready_dns_endpoint_is_cluster_dns():
         d.finding("dns", "master-1", "kubernetes.default").evidence)
 
 
+def test_no_dns_endpoint_because_every_coredns_node_is_not_ready_is_that_node():
+    ev = sim.evidence(dns_ready=0, dns_nodes=["worker-1"], unready={"worker-1": "NotReady since 10:02"})
+    _, d = run(lambda kind, src, dst: kind == "dns", evidence=ev)
+    assert causes_of(d) == {"node-not-ready"}
+    assert "worker-1: NotReady since 10:02" in d.finding("dns", "master-1", "kubernetes.default").evidence
+
+
 def test_dns_failure_follows_the_pod_path_it_needs():
     ev = sim.evidence(aws=sim.aws_facts(NODES, check_on={"worker-1"}))
     results, d = run(sim.source_dest_check({"worker-1"}), dns_nodes=["worker-1"], evidence=ev)

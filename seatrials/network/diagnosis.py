@@ -379,8 +379,11 @@ def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Patter
         return []
     if ev.dns_ready == 0:
         where = f" (CoreDNS runs on {', '.join(ev.dns_nodes)})" if ev.dns_nodes else " (no CoreDNS pod runs)"
-        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures,
-                        because=[f"kube-system/kube-dns has no ready endpoint{where}"])]
+        because = [f"kube-system/kube-dns has no ready endpoint{where}"]
+        if ev.dns_nodes and all(n in ev.unready for n in ev.dns_nodes):  # its pods are fine: their nodes are not
+            return [Pattern("node-not-ready", "every lookup fails: CoreDNS runs only on NotReady nodes", failures,
+                            because=because + [f"{n}: {ev.unready[n]}" for n in ev.dns_nodes])]
+        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures, because=because)]
     out = []
     for p in found:
         if p.cause == UNKNOWN:
