@@ -68,12 +68,11 @@ def master_inbound(roles_):
 
 def master_inbound_over_tunnel(roles_):
     """The masters' group refuses the workers' tunnel packets (VXLAN): a pod-IP packet from a worker to a
-    master is lost whatever it is, a request or a reply; node IPs are not tunnelled and still answer."""
+    master is lost whatever it is, a request or a reply (a host speaks to other nodes' pods from its tunnel
+    device's address, a pod-CIDR one); node IPs are not tunnelled and still answer."""
     def blocked(kind, src, dst):
-        inbound = roles_.get(src) == "worker" and roles_.get(dst) == "master"
-        outbound = roles_.get(src) == "master" and roles_.get(dst) == "worker"
-        return (kind in ("pod-to-pod", "pod-to-pod-icmp") and (inbound or outbound)
-                or kind in ("host-to-pod", "external-ip") and inbound)
+        between = {roles_.get(src), roles_.get(dst)} == {"master", "worker"}
+        return kind in ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip") and between
     return blocked
 
 
@@ -85,6 +84,18 @@ def across_subnets(subnet_of, dns_nodes=("worker-1",)):
             return subnet_of[src] != subnet_of[dst]
         if kind == "dns":
             return any(subnet_of[src] != subnet_of[d] for d in dns_nodes)
+        return False
+    return blocked
+
+
+def node_cut_off(node, dns_nodes=("worker-1",)):
+    """The node's CNI agent is gone and its tunnel and routes with it: no pod-IP packet leaves or reaches it,
+    and its host reaches no other node's pod either."""
+    def blocked(kind, src, dst):
+        if kind in ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip"):
+            return src != dst and node in (src, dst)
+        if kind == "dns":
+            return any(src != d and node in (src, d) for d in dns_nodes)
         return False
     return blocked
 

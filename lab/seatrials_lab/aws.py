@@ -117,6 +117,9 @@ def populate(client, nodes: list[Node], native_routes: bool) -> dict[str, str]:
     return instances
 
 
+ACL_DENY_RULE = 50  # ahead of the subnets' allow rules (100, 110)
+
+
 def routes_from(index: int, nodes: list[Node], instances: dict[str, str]) -> dict[str, str]:
     """The pod CIDR routes subnet `index`'s route table needs for native routing: each node of another subnet's
     pod CIDR to its instance."""
@@ -141,6 +144,29 @@ def set_pod_routes(client, nodes: list[Node], instances: dict[str, str], present
                 client.create_route(RouteTableId=table, DestinationCidrBlock=cidr, InstanceId=instance)
             else:
                 client.delete_route(RouteTableId=table, DestinationCidrBlock=cidr)
+
+
+def _lab_acls(client) -> list[dict]:
+    """The lab subnets' own network ACLs (not the VPC's default one)."""
+    acls = client.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [lab_vpc(client)]}])["NetworkAcls"]
+    return [a for a in acls if not a.get("IsDefault")]
+
+
+def set_acl_deny(client, port: int, present: bool) -> None:
+    """A deny of TCP `port` both ways in every lab subnet's ACL, ahead of its allow rules; or none."""
+    for acl in _lab_acls(client):
+        for egress in (False, True):
+            entry = {"NetworkAclId": acl["NetworkAclId"], "RuleNumber": ACL_DENY_RULE, "Egress": egress}
+            if present:
+                client.create_network_acl_entry(**entry, Protocol="6", RuleAction="deny", CidrBlock="0.0.0.0/0",
+                                                PortRange={"From": port, "To": port})
+            else:
+                client.delete_network_acl_entry(**entry)
+
+
+def acl_denies(client, port: int) -> list[dict]:
+    return [e for a in _lab_acls(client) for e in a["Entries"] if e["RuleAction"] == "deny"
+            and e.get("PortRange", {}).get("From") == port]
 
 
 def pod_routes(client) -> list[dict]:

@@ -61,6 +61,7 @@ class Fault:
     leaves: str | None = None  # a fault its heal leaves behind, as the real fix does on a real cluster
     # Why the fault cannot exist in the lab's shape ("" when it can): the lab refuses it with that line.
     not_in: Callable[[Lab], str] = lambda lab: ""
+    harmless: bool = False  # not a documented cause: a change a sign-off must raise no alarm about
 
 
 def native_routes_only(lab: Lab) -> str:
@@ -751,6 +752,40 @@ def check_cross_subnet_pods(lab: Lab, nodes: list[Node], injected: bool) -> str:
     return f"{len(routes)} pod CIDR routes in moto's route tables; {seen}"
 
 
+# --- nacl-deny-unused-port (harmless) ---------------------------------------------------------
+
+UNUSED_PORT = 3389  # RDP: nothing of a Linux cluster listens there
+
+
+def acls_deny_unused_port(lab: Lab, nodes: list[Node]) -> None:
+    """Every subnet's network ACL denies TCP 3389 both ways before its allow rules, as hardening does."""
+    aws.set_acl_deny(aws.ec2(), UNUSED_PORT, present=True)
+    aws.sync_vpc(lab.nodes)
+
+
+def acls_without_deny(lab: Lab, nodes: list[Node]) -> None:
+    aws.set_acl_deny(aws.ec2(), UNUSED_PORT, present=False)
+    aws.sync_vpc(lab.nodes)
+
+
+def check_unused_port_denied(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """moto's deny entries, and pod IPs across subnets answering all the same."""
+    denies = aws.acl_denies(aws.ec2(), UNUSED_PORT)
+    if bool(denies) != injected:
+        raise LabError(f"{len(denies)} ACL entries deny TCP {UNUSED_PORT}: expected {'some' if injected else 'none'}")
+    source = next(n for n in lab.nodes if not n.is_master)
+    across = next(n for n in lab.nodes if n.subnet != source.subnet)
+    url, failure = checks.pod_to_pod(lab.kubectl, source.name, across.name)
+    if failure:
+        raise LabError(f"{source.name}'s probe pod -> {url} on {across.name}: {failure}")
+    return f"{len(denies)} ACL entries deny TCP {UNUSED_PORT}; {source.name}'s probe pod -> {across.name}'s answers"
+
+
+def several_subnets(lab: Lab) -> str:
+    return "" if len({n.subnet for n in lab.nodes}) > 1 else "the lab's nodes share one subnet, whose ACL " \
+                                                              "nothing crosses: use --subnets 3"
+
+
 # --- kube-proxy-not-forwarding ----------------------------------------------------------------
 
 
@@ -891,6 +926,10 @@ FAULTS = {
         Fault("cross-subnet-native-routing", "the subnets' route tables lose their pod CIDR routes while pods "
               "are routed natively between subnets", pod_routes_out_of_route_tables, pod_routes_in_route_tables,
               check_cross_subnet_pods, not_in=routed_subnets_only),
+        # harmless: no alarm may follow
+        Fault("nacl-deny-unused-port", f"every subnet's network ACL denies TCP {UNUSED_PORT}, a port no cluster "
+              "traffic uses (harmless)", acls_deny_unused_port, acls_without_deny, check_unused_port_denied,
+              not_in=several_subnets, harmless=True),
         Fault("kube-proxy-not-forwarding", "the node's kube-proxy is stopped and its Service rules flushed",
               kube_proxy_gone, kube_proxy_back, check_kube_proxy, default_node="worker-2"),
         Fault("cluster-dns-unavailable", "CoreDNS is scaled to zero", coredns_scaled(0), coredns_scaled(1),

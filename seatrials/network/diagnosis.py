@@ -38,6 +38,9 @@ from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 Cell = tuple[str, str, str]  # kind, source, target
 DIRECT_POD_IP = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod")
 BOTH_WAYS = ("pod-to-pod", "pod-to-pod-icmp")  # the reply is a pod-IP packet too
+# Over a tunnel a node's host also speaks to other nodes' pods from its tunnel device's address, one of its
+# pod CIDR: the reply to a host -> pod probe is a pod-IP packet too.
+TUNNEL_BOTH_WAYS = (*BOTH_WAYS, "host-to-pod", "external-ip")
 EC2_DROPS = ("sg-master-inbound-from-nodes", "cross-subnet-native-routing")  # EC2 findings about one node pair
 POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
 SERVICE_KINDS = ("pod-to-service", "external-ip", "dns")  # what kube-proxy forwards for a node
@@ -156,7 +159,9 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     Whatever drops them (the VPC with the source/destination check on, a node without a route to S's pod
     CIDR, S's CNI agent not running), the shape is the same: host -> pod on n fails from every other node,
     pod <-> pod fails whenever n is either end (the reply needs the way back), and host -> host between the
-    same nodes works. So the shape finds S, and the evidence says, node by node, which it is.
+    same nodes works. So the shape finds S, and the evidence says, node by node, which it is. Host -> pod
+    from n may fail as well (over a tunnel n's host speaks from its tunnel device's address, one of its pod
+    CIDR; a node whose own routes are gone reaches no pod): those follow n when they fail.
     """
     pod_ip = cross_cells(by_cell, POD_IP_KINDS)
     observed = bad & pod_ip
@@ -174,12 +179,15 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         kind, src, dst = cell
         if dst in affected:
             return dst
-        return src if kind in ("pod-to-pod", "pod-to-pod-icmp") and src in affected else None
+        return src if src in affected and kind in TUNNEL_BOTH_WAYS else None
+
+    def required(cell: Cell) -> bool:
+        return cell[2] in affected or cell[0] in BOTH_WAYS and cell[1] in affected
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
     direct = {c for c in pod_ip if c[0] != "external-ip"}
-    if bad & direct != {c for c in direct if owner(c)}:
+    if not {c for c in direct if required(c)} <= bad or any(not owner(c) for c in bad & direct):
         return []
     host_paths = cross_cells(by_cell, ("host-to-host",))
     if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
@@ -237,9 +245,8 @@ def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], st
         candidates.append("cni-agent-down")
         commands.append(f"the {ev.cni} agent pod on {node} (kubectl get pods -A -o wide | grep {node})")
     because = [f"ruled out: ec2-source-dest-check ({ruled_out})"] if ruled_out else []
-    if len(candidates) == 1 and candidates[0] == "ec2-source-dest-check" and ev.routes:
-        # routes and agents read and sound: the check is the one documented cause left on EC2
-        return candidates[0], because, "", "AWS was not read for this run: confirm with " + commands[0]
+    if "ec2-source-dest-check" in candidates:  # the pattern fits it, but only EC2's own answer names it
+        because.append(f"AWS was not read for this run ({ev.aws.get('why') or 'no credentials'})")
     look = "; then ".join(commands) or (f"the host firewall of {node} (iptables-save, nft list ruleset) and "
                                         "the CNI's own logs")
     hint = f"candidates: {', '.join(candidates)}; look at {look}" if candidates else f"look at {look}"
@@ -279,7 +286,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         return roles.get(c[1]) == "worker" and roles.get(c[2]) == "master"
 
     def outbound_pod_ip(c: Cell) -> bool:
-        return tunnelled and c[0] in BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+        return tunnelled and c[0] in TUNNEL_BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
 
     if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
         return []
@@ -319,12 +326,14 @@ def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
 
 def security_group(cause: str, summary: str, cells: set[Cell], ev: Evidence, elsewhere: str) -> Pattern:
-    """The security-group cause when EC2's rules drop the traffic (or EC2 was not read: the pattern alone,
-    said so); when the rules evaluated from describe output admit it, not that cause."""
+    """The security-group cause when EC2's rules drop the traffic; when the rules evaluated from describe
+    output admit it, not that cause. Unread, the pattern alone fits the group and a host firewall alike:
+    unknown, the group first among the candidates."""
     if not ev.aws_read:
         why = ev.aws.get("why") or "no credentials"
-        return Pattern(cause, summary, cells, doubt=f"AWS was not read for this run ({why}): the pattern alone "
-                       "points at it; confirm in the security groups")
+        return Pattern(UNKNOWN, summary, cells, because=[f"AWS was not read for this run ({why})"],
+                       hint=f"candidates: {cause}; look at the security groups of the nodes (aws ec2 "
+                            f"describe-security-groups, or run with AWS credentials), then {elsewhere}")
     if any(f["cause"] == cause for f in ev.aws.get("findings", [])):
         return Pattern(cause, summary, cells)
     return Pattern(UNKNOWN, summary, cells, because=[
@@ -370,8 +379,11 @@ def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Patter
         return []
     if ev.dns_ready == 0:
         where = f" (CoreDNS runs on {', '.join(ev.dns_nodes)})" if ev.dns_nodes else " (no CoreDNS pod runs)"
-        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures,
-                        because=[f"kube-system/kube-dns has no ready endpoint{where}"])]
+        because = [f"kube-system/kube-dns has no ready endpoint{where}"]
+        if ev.dns_nodes and all(n in ev.unready for n in ev.dns_nodes):  # its pods are fine: their nodes are not
+            return [Pattern("node-not-ready", "every lookup fails: CoreDNS runs only on NotReady nodes", failures,
+                            because=because + [f"{n}: {ev.unready[n]}" for n in ev.dns_nodes])]
+        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures, because=because)]
     out = []
     for p in found:
         if p.cause == UNKNOWN:

@@ -111,6 +111,7 @@ class Evidence:
     cni: str = "other"
     cni_agents: dict[str, str] = field(default_factory=dict)  # node -> "" running, else why not
     aws: dict = field(default_factory=dict)  # aws.facts; {} when AWS was not read
+    unready: dict[str, str] = field(default_factory=dict)  # NotReady node -> what its status says
 
     @property
     def routing(self) -> str:

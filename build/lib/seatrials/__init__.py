@@ -1,1 +1,0 @@
-"""seatrials: acceptance sea trials for newly built Kubernetes clusters."""

@@ -1,1 +1,0 @@
-"""The probes' manifests and the suite's least-privilege RBAC, shipped as package data (seatrials.manifests)."""

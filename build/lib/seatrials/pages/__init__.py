@@ -1,1 +1,0 @@
-"""The cause pages' prose, shipped as package data (seatrials.pages) so that an installed seatrials renders them."""
