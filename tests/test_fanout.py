@@ -68,6 +68,7 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
     assert results[("pod-to-pod", "nowhere")].outcome == "no-route"
     assert results[("pod-to-pod-icmp", "worker-1")].outcome == "ok"
     assert results[("external-ip", "worker-1")].outcome == "ok"
+    assert results[("external-ip", "worker-1")].tries == 0  # many requests to see every backend, none a retry
     assert results[("external-ip", "worker-9")].outcome != "ok"
     assert "worker-9 never answered" in results[("external-ip", "worker-9")].detail
     # parallel: the black hole's two timed-out tries and the 3 s backends deadline overlap

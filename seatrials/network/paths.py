@@ -206,9 +206,9 @@ def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeR
     errors = m["errors"].strip() if m else out
     results = []
     for backend in t.extra[0].split("+"):
-        if backend in seen:
+        if backend in seen:  # its requests sample the backends: not retries, so no tries (a retry means flaky)
             results.append(ProbeResult("external-ip", source, backend, f"{t.address}:{t.port}", "ok",
-                                       f"backend on {backend} answered", tries))
+                                       f"backend on {backend} answered"))
         else:
             outcome = classify(1, errors) if errors else "timeout"
             results.append(ProbeResult(
