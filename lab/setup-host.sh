@@ -17,7 +17,6 @@ packages=(
   ca-certificates
   libokio-java                                 # the project's tests: okio's real decoder, for client-pem-not-base64
   chromium fonts-dejavu-core                   # the project's tests: signoff.html in a real browser
-  openjdk-17-jre-headless unzip curl           # the project's tests: docs/ci.md's recipes (Allure 2, artifacts)
 )
 
 missing=()
@@ -39,9 +38,6 @@ fi
 
 if ! go version 2>/dev/null | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; then
   echo "setup-host: Go >= 1.24 is needed by lab/build.sh (https://go.dev/dl/); Debian 12's golang is too old" >&2
-fi
-if ! command -v npx >/dev/null; then
-  echo "setup-host: npx (Node.js with npm) is needed by docs/ci.md's recipes for the Allure commandline" >&2
 fi
 python=${SEATRIALS_LAB_PYTHON:-python3}
 if ! "$python" -c 'import boto3, cryptography, moto.server' 2>/dev/null; then

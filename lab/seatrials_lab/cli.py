@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import cluster, faults, suite
 from .layout import CNIS, Paths
@@ -23,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("env", help='export lines for the suite (eval "$(lab/lab env)")')
     sync = commands.add_parser("sync-vpc", help="re-derive the VPC filter from moto's EC2 state")
     sync.add_argument("--print", action="store_true", help="print the iptables rules applied")
+    python_image = commands.add_parser(
+        "python-image", help="an image of this machine's Python and a venv made from it (its bin/ on PATH), into "
+        "every node: for pods that run a Python program, e.g. a CronJob of the tool under test")
+    python_image.add_argument("venv", type=Path, help="a venv made with this machine's Python")
+    python_image.add_argument("--ref", required=True, help="the image's reference, as pods name it")
 
     causes = "\n".join(f"  {f.cause}: {f.what}" for f in faults.FAULTS.values())
     fault = commands.add_parser(
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sync-vpc":
             rules = cluster.sync_vpc(paths)
             print(rules if args.print else f"VPC filter replaced: {rules.count(chr(10) + '-A ')} rules from moto")
+        elif args.command == "python-image":
+            print(cluster.import_python_image(paths, args.venv, args.ref))
         elif args.command == "fault":
             lab = cluster.running(paths)
             print(f"{args.cause}: {faults.inject(lab, args.cause, args.node)}")

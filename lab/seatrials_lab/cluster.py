@@ -513,5 +513,16 @@ def running(paths: Paths) -> Lab:
     return Lab(paths, record, binaries_of(paths, record))
 
 
+def import_python_image(paths: Paths, venv: Path, ref: str) -> str:
+    """An image of this machine's Python and the venv (images.python_image), into every node's containerd."""
+    if not (venv / "bin" / "python").exists():
+        raise LabError(f"{venv}: not a venv (no bin/python)")
+    lab = running(paths)
+    archive = images.archived(paths, images.python_image(ref, venv.absolute()))
+    for n in lab.nodes:
+        node.import_images(paths, n, [archive])
+    return f"{ref} ({archive.stat().st_size // 2**20} MiB) imported into {', '.join(n.name for n in lab.nodes)}"
+
+
 def sync_vpc(paths: Paths) -> str:
     return aws.sync_vpc(running(paths).nodes)

@@ -174,11 +174,55 @@ def flannel_image(bin_dir: Path) -> Image:
     return image
 
 
+def python_image(ref: str, venv: Path) -> Image:
+    """busybox's shell and applets, the machine's Python and a venv made from it, each at the path the machine
+    has it (the venv's scripts name their interpreter by its path), its bin/ first on PATH: what a pod needs to
+    run a program installed in that venv, e.g. a CronJob of a tool under test."""
+    interpreter = (venv / "bin" / "python").resolve()
+    stdlib = Path(run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]).strip())
+    image = busybox_image()
+    image.ref = ref
+    image.config["Env"] = [f"PATH={venv}/bin:{PATH_ENV.removeprefix('PATH=')}", "PYTHONDONTWRITEBYTECODE=1"]
+    for tree in (stdlib, venv):
+        add_tree(image, tree)
+    add_links_to(image, venv / "bin" / "python")
+    programs = [interpreter, *(Path(f"/{path}") for path in image.files if path.endswith(".so") or ".so." in path)]
+    for path in {interpreter, *shared_libraries(programs)}:
+        image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
+    image.links |= {link: f"usr/{link}" for link in ("lib", "lib64") if Path(f"/{link}").is_symlink()}
+    # Every directory above them open to any user (the pod may run as nobody: /root is 0700 in busybox's).
+    image.directories |= {parent: 0o755 for parent in parents([*image.files, *image.links]) if parent != "tmp"}
+    return image
+
+
+def add_links_to(image: Image, path: Path) -> None:
+    """The chain of symlinks that leads from path to its file (venv/bin/python -> python3 -> /usr/bin/...)."""
+    while path.is_symlink():
+        image.links[str(path).lstrip("/")] = str(path.readlink())
+        path = path.parent / path.readlink()
+
+
+def add_tree(image: Image, root: Path) -> None:
+    """Every file and symlink under root at its own path, without byte-code caches, nor the stdlib's tests, its
+    site-packages and its static library for embedding."""
+    for path in root.rglob("*"):
+        top = path.relative_to(root).parts[0]
+        if "__pycache__" in path.parts or top in ("test", "site-packages") or top.startswith("config-"):
+            continue
+        name = str(path).lstrip("/")
+        if path.is_symlink():
+            image.links[name] = str(path.readlink())
+        elif path.is_file():
+            image.files[name] = (path.read_bytes(), 0o755 if path.stat().st_mode & 0o111 else 0o644)
+        elif path.is_dir():
+            image.directories[name] = 0o755
+
+
 def shared_libraries(programs: list[Path]) -> set[Path]:
     """The shared libraries and the loader the programs need, by the paths ldd names them."""
     found = set()
     for program in programs:
-        for line in run(["ldd", str(program)]).splitlines():
+        for line in run(["ldd", str(program)], check=False).splitlines():  # a static one has none
             words = line.split()
             path = words[2] if "=>" in words and len(words) > 2 else words[0]
             if path.startswith("/"):
@@ -205,19 +249,22 @@ class Built:
         return self.by_ref[ref]
 
 
-def build(paths: Paths, bin_dir: Path, flannel: bool = False) -> Built:
-    """Build (or reuse) every lab image; flannel's only when asked."""
+def archived(paths: Paths, image: Image) -> Path:
+    """The image's OCI archive in the cache, made when it is not there yet."""
     directory = paths.cache / "images"
     directory.mkdir(parents=True, exist_ok=True)
-    archives = {}
+    archive = directory / f"{re.sub(r'[^a-zA-Z0-9.]+', '-', image.ref)}-{image.digest()}.tar"
+    if not archive.exists():
+        partial = archive.with_suffix(".partial")
+        partial.write_bytes(oci_archive(image))
+        partial.rename(archive)
+    return archive
+
+
+def build(paths: Paths, bin_dir: Path, flannel: bool = False) -> Built:
+    """Build (or reuse) every lab image; flannel's only when asked."""
     coredns = coredns_image(bin_dir)
     flanneld = [flannel_image(bin_dir)] if flannel else []
-    for image in (pause_image(bin_dir), busybox_image(), coredns, *flanneld):
-        name = re.sub(r"[^a-zA-Z0-9.]+", "-", image.ref)
-        archive = directory / f"{name}-{image.digest()}.tar"
-        if not archive.exists():
-            partial = archive.with_suffix(".partial")
-            partial.write_bytes(oci_archive(image))
-            partial.rename(archive)
-        archives[image.ref] = archive
+    archives = {image.ref: archived(paths, image) for image in (pause_image(bin_dir), busybox_image(), coredns,
+                                                                *flanneld)}
     return Built(archives, coredns.ref, flanneld[0].ref if flanneld else "")

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.lab
 CI_DOC = ROOT / "docs" / "ci.md"
 SECRET = re.compile(r"^\$\{\{ secrets\.(\w+) \}\}$")
 PROJECT, REF, JOB_TOKEN = "42", "main", "job-token-of-tonight"
+TOOLS = ("java", "npx", "unzip", "curl")  # what the recipes call besides seatrials (Allure 2 runs on Java 17)
 
 
 def recipe(file: str) -> dict:
@@ -50,6 +51,34 @@ def trend(report: Path) -> list[dict]:
     history = json.loads((report / "history" / "history-trend.json").read_text())
     assert json.loads((report / "widgets" / "history-trend.json").read_text()) == history
     return history
+
+
+def two_nights(tmp_path: Path, ci: str, previous: str, script: str, shell: list[str], env_of) -> str:
+    """A recipe's script two nights running, each in a fresh working folder that holds the night before's
+    reports at `previous` (where the CI's artifact download puts them). Both sign off, the second is compared
+    with the first, and Allure's trend has both. The executor type Allure was told."""
+    nights = []
+    for n in (1, 2):
+        workdir = tmp_path / f"{ci}-night-{n}"
+        workdir.mkdir()
+        if nights:
+            shutil.copytree(tmp_path / f"{ci}-night-{n - 1}" / "reports", workdir / previous)
+        proc = run(script, shell, workdir, env_of(workdir, n))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        nights.append(json.loads((workdir / "reports" / "signoff.json").read_text()))
+        assert nights[-1]["verdict"] == "SIGNED OFF"
+        assert len(trend(workdir / "reports" / "allure-report")) == n
+    assert nights[0]["baseline"] is None
+    assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"]
+    return json.loads((workdir / "reports" / "allure-results" / "executor.json").read_text())["type"]
+
+
+@pytest.fixture(autouse=True)
+def recipe_tools():
+    """Not in lab/setup-host.sh (only these tests need them): a machine without them fails here, in one line."""
+    if missing := [tool for tool in TOOLS if not shutil.which(tool)]:
+        pytest.fail(f"docs/ci.md's recipes need {', '.join(missing)}: "
+                    "apt-get install openjdk-17-jre-headless npm unzip curl", pytrace=False)
 
 
 @pytest.fixture
@@ -116,21 +145,34 @@ def test_the_github_workflow_as_written(wheel_venv, lab_env, tmp_path):
     secrets = {**lab_env, "STAGING_KUBECONFIG": Path(lab_env["KUBECONFIG"]).read_text()}
     step_env = {k: secrets[m.group(1)] if (m := SECRET.match(str(v))) else str(v) for k, v in step["env"].items()
                 if k != "SEATRIALS_PACKAGE"}
-    nights = []
-    for n in (1, 2):
-        workdir = tmp_path / f"github-night-{n}"
-        workdir.mkdir()
+
+    def runner(workdir: Path, n: int) -> dict:
         (workdir / "runner-temp").mkdir()
-        if nights:  # what `gh run download <last> --name seatrials-reports --dir previous` leaves
-            shutil.copytree(tmp_path / f"github-night-{n - 1}" / "reports", workdir / "previous")
-        env = runner_env(wheel_venv, lab_env, **step_env, CI="true", GITHUB_ACTIONS="true",
-                         RUNNER_TEMP=str(workdir / "runner-temp"))
-        proc = run(step["run"], ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"], workdir, env)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        nights.append(json.loads((workdir / "reports" / "signoff.json").read_text()))
-        assert nights[-1]["verdict"] == "SIGNED OFF"
-        assert len(trend(workdir / "reports" / "allure-report")) == n
-    assert nights[0]["baseline"] is None
-    assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"]
-    executor = json.loads((workdir / "reports" / "allure-results" / "executor.json").read_text())
-    assert executor["type"] == "github"
+        return runner_env(wheel_venv, lab_env, **step_env, CI="true", GITHUB_ACTIONS="true",
+                          RUNNER_TEMP=str(workdir / "runner-temp"))
+
+    # what `gh run download <last> --name seatrials-reports --dir previous` leaves: the folder's contents
+    executor = two_nights(tmp_path, "github", "previous", step["run"],
+                          ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"], runner)
+    assert executor == "github"
+
+
+def jenkinsfile() -> tuple[dict, str]:
+    """The Jenkinsfile of docs/ci.md: its `environment {}` values and its `sh '''...'''` script."""
+    [block] = re.findall(r"```groovy\n// Jenkinsfile\n(.*?)```", CI_DOC.read_text(), re.S)
+    environment = re.search(r"environment \{\n(.*?)\n  \}", block, re.S).group(1)
+    [script] = re.findall(r"sh '''\n(.*?)'''", block, re.S)
+    return dict(re.findall(r"(\w+) = '([^']*)'", environment)), script
+
+
+def test_the_jenkins_pipeline_as_written(wheel_venv, lab_env, tmp_path):
+    environment, script = jenkinsfile()
+    assert set(environment) == {"SEATRIALS_PACKAGE"}
+
+    def agent(workdir: Path, n: int) -> dict:  # withCredentials: the Secret file as a path, AWS and Harbor's
+        return runner_env(wheel_venv, lab_env, JENKINS_URL="http://127.0.0.1:1/", BUILD_NUMBER=str(n),
+                          JOB_NAME="seatrials-nightly", STAGING_KUBECONFIG=lab_env["KUBECONFIG"])
+
+    # what copyArtifacts(filter: 'reports/**', target: 'previous') leaves: the paths kept; the sh step's `sh -xe`
+    executor = two_nights(tmp_path, "jenkins", "previous/reports", script, ["sh", "-xe", "-c"], agent)
+    assert executor == "jenkins"

@@ -10,12 +10,13 @@ docs/ci.md."""
 import base64
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, terminal_summary
+from tests.e2e.conftest import ROOT, lab, terminal_summary
 from tests.e2e.test_suite_on_lab import RBAC, kubectl
 
 pytestmark = pytest.mark.lab
@@ -85,3 +86,54 @@ def test_the_cronjobs_command_signs_off_from_the_service_account_alone(service_a
     assert first["options"]["namespace"] == "seatrials" and first["baseline"]["runs"] == 0
     assert second["verdict"] == "SIGNED OFF" and second["baseline"]["latest"]["run_id"] == first["run_id"]
     assert not Path("/run/secrets/kubernetes.io/serviceaccount/token").exists()  # the machine's /run untouched
+
+
+def job_outcome(lab_env, name: str, timeout: float = 600) -> str:
+    """`succeeded` or `failed` when the Job has finished (backoffLimit 0: one pod)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = json.loads(kubectl(lab_env, "-n", "seatrials", "get", "job", name, "-o", "json"))["status"]
+        for outcome in ("succeeded", "failed"):
+            if status.get(outcome):
+                return outcome
+        time.sleep(3)
+    raise AssertionError(f"job {name} still running after {timeout:.0f}s")
+
+
+@pytest.fixture
+def reports_volume(service_account, lab_env, tmp_path):
+    """The CronJob's claim bound to a folder of this machine (the lab has no storage provisioner), open to the
+    pod's user (nobody: a hostPath volume ignores fsGroup)."""
+    folder = tmp_path / "volume"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    volume = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "seatrials-reports-lab"},
+              "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                       "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(folder)},
+                       "claimRef": {"namespace": "seatrials", "name": "seatrials-reports"}}}
+    kubectl(lab_env, "apply", "-f", "-", input=json.dumps(volume))
+    yield folder
+    kubectl(lab_env, "delete", "-f", str(CRONJOB), "--ignore-not-found", "--wait=true")
+    kubectl(lab_env, "delete", "pv", "seatrials-reports-lab", "--ignore-not-found")
+
+
+def test_the_cronjob_signs_off_from_a_pod_of_the_lab(reports_volume, wheel_venv, lab_env):
+    """The manifest as written, in a real pod: its image is the wheel's venv on the machine's Python (the lab
+    builds it: lab/lab python-image), its ServiceAccount the kubelet's mount, its reports on the claim."""
+    image = cronjob_container()["image"]
+    imported = lab("python-image", str(wheel_venv.parent), "--ref", f"docker.io/library/{image}", check=False)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    kubectl(lab_env, "apply", "-f", str(CRONJOB))
+    nights = []
+    for n in (1, 2):
+        kubectl(lab_env, "-n", "seatrials", "create", "job", "--from=cronjob/seatrials-nightly", f"night-{n}")
+        outcome = job_outcome(lab_env, f"night-{n}")
+        logs = kubectl(lab_env, "-n", "seatrials", "logs", f"job/night-{n}")
+        print(f"\n--- pod night {n}: {outcome}\n{terminal_summary(logs)}")
+        assert outcome == "succeeded", logs[-3000:]
+        [folder] = sorted(reports_volume.glob("night-*"))[len(nights):]
+        nights.append(json.loads((folder / "signoff.json").read_text()))
+    first, second = nights
+    assert first["context"] == "in-cluster" and first["verdict"] == "SIGNED OFF"
+    assert first["server"] == f"https://{SERVICE_HOST}:{SERVICE_PORT}"
+    assert second["verdict"] == "SIGNED OFF" and second["baseline"]["latest"]["run_id"] == first["run_id"]

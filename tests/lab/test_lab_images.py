@@ -2,11 +2,15 @@
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 import tarfile
 
 import pytest
-from seatrials_lab.images import BUSYBOX, Image, busybox_image, oci_archive
+from seatrials_lab.images import BUSYBOX, Image, busybox_image, oci_archive, python_image
 
 
 def small_image():
@@ -49,3 +53,22 @@ def test_probe_image_has_the_applets_the_suite_uses():
     applets = {path.rsplit("/", 1)[-1] for path in image.links}
     needed = {"sh", "httpd", "wget", "nc", "ping", "nslookup", "hostname", "sleep", "cat", "echo", "date", "mkdir"}
     assert needed | {"timeout", "seq"} <= applets
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_a_python_image_runs_a_program_of_its_venv_as_nobody(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "bin" / "hello").write_text(f"#!{venv}/bin/python\nimport json, ssl, sys\nprint(json.dumps(sys.prefix))\n")
+    (venv / "bin" / "hello").chmod(0o755)
+    image = python_image("example.test/python:1", venv)
+    root = tmp_path / "root"
+    with tarfile.open(fileobj=io.BytesIO(image.layer())) as tar:
+        tar.extractall(root, filter="fully_trusted")
+    path = next(e for e in image.config["Env"] if e.startswith("PATH=")).removeprefix("PATH=")
+    said = subprocess.run(["chroot", "--userspec=65534:65534", str(root), "/bin/sh", "-c", "hello"],
+                          env={"PATH": path}, capture_output=True, text=True, timeout=60)
+    assert said.returncode == 0, said.stderr
+    assert json.loads(said.stdout) == str(venv)
+    tests = f"{sysconfig.get_paths()['stdlib'].lstrip('/')}/test/"  # the stdlib's own tests: 30 MB nobody runs
+    assert not any("__pycache__" in p or p.startswith(tests) for p in image.files)
