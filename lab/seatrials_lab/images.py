@@ -174,20 +174,21 @@ def flannel_image(bin_dir: Path) -> Image:
     return image
 
 
+VENV_AT = Path("/opt/venv")  # a python image's venv: not under /tmp, which a pod often mounts a volume over
+
+
 def python_image(ref: str, venv: Path) -> Image:
-    """busybox's shell and applets, the machine's Python and a venv made from it, each at the path the machine
-    has it (the venv's scripts name their interpreter by its path), its bin/ first on PATH: what a pod needs to
-    run a program installed in that venv, e.g. a CronJob of a tool under test."""
+    """busybox's shell and applets, the machine's Python at the path the machine has it, and a venv made from it
+    at /opt/venv (the #! lines of its scripts rewritten) with its bin/ first on PATH: what a pod needs to run a
+    program installed in that venv, e.g. a CronJob of a tool under test."""
     interpreter = (venv / "bin" / "python").resolve()
     stdlib = Path(run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]).strip())
     image = busybox_image()
     image.ref = ref
-    image.config["Env"] = [f"PATH={venv}/bin:{PATH_ENV.removeprefix('PATH=')}", "PYTHONDONTWRITEBYTECODE=1"]
-    for tree in (stdlib, venv):
-        add_tree(image, tree)
-    add_links_to(image, venv / "bin" / "python")
-    programs = [interpreter, *(Path(f"/{path}") for path in image.files if path.endswith(".so") or ".so." in path)]
-    for path in {interpreter, *shared_libraries(programs)}:
+    image.config["Env"] = [f"PATH={VENV_AT}/bin:{PATH_ENV.removeprefix('PATH=')}", "PYTHONDONTWRITEBYTECODE=1"]
+    shared = add_tree(image, stdlib, stdlib) + add_tree(image, venv, VENV_AT, (f"#!{venv}/", f"#!{VENV_AT}/"))
+    add_links_to(image, venv / "bin" / "python", venv)
+    for path in {interpreter, *shared_libraries([interpreter, *shared])}:
         image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
     image.links |= {link: f"usr/{link}" for link in ("lib", "lib64") if Path(f"/{link}").is_symlink()}
     # Every directory above them open to any user (the pod may run as nobody: /root is 0700 in busybox's).
@@ -195,27 +196,37 @@ def python_image(ref: str, venv: Path) -> Image:
     return image
 
 
-def add_links_to(image: Image, path: Path) -> None:
-    """The chain of symlinks that leads from path to its file (venv/bin/python -> python3 -> /usr/bin/...)."""
+def add_links_to(image: Image, path: Path, inside: Path) -> None:
+    """The symlinks outside `inside` on the way from path to its file (venv/bin/python3 -> /usr/bin/python3 ->
+    python3.11)."""
     while path.is_symlink():
-        image.links[str(path).lstrip("/")] = str(path.readlink())
+        if not path.is_relative_to(inside):
+            image.links[str(path).lstrip("/")] = str(path.readlink())
         path = path.parent / path.readlink()
 
 
-def add_tree(image: Image, root: Path) -> None:
-    """Every file and symlink under root at its own path, without byte-code caches, nor the stdlib's tests, its
-    site-packages and its static library for embedding."""
+def add_tree(image: Image, root: Path, at: Path, shebang: tuple[str, str] = ("", "")) -> list[Path]:
+    """Every file and symlink under root, at `at`, without byte-code caches, nor the stdlib's tests, its
+    site-packages and its static library for embedding; a script whose #! line starts with shebang[0] starts
+    with shebang[1] instead. Returns the shared objects among them."""
+    shared, (old, new) = [], (s.encode() for s in shebang)
     for path in root.rglob("*"):
         top = path.relative_to(root).parts[0]
         if "__pycache__" in path.parts or top in ("test", "site-packages") or top.startswith("config-"):
             continue
-        name = str(path).lstrip("/")
+        name = str(at / path.relative_to(root)).lstrip("/")
         if path.is_symlink():
             image.links[name] = str(path.readlink())
         elif path.is_file():
-            image.files[name] = (path.read_bytes(), 0o755 if path.stat().st_mode & 0o111 else 0o644)
+            content = path.read_bytes()
+            if old and content.startswith(old):
+                content = new + content[len(old):]
+            image.files[name] = (content, 0o755 if path.stat().st_mode & 0o111 else 0o644)
+            if path.suffix == ".so" or ".so." in path.name:
+                shared.append(path)
         elif path.is_dir():
             image.directories[name] = 0o755
+    return shared
 
 
 def shared_libraries(programs: list[Path]) -> set[Path]:

@@ -69,6 +69,6 @@ def test_a_python_image_runs_a_program_of_its_venv_as_nobody(tmp_path):
     said = subprocess.run(["chroot", "--userspec=65534:65534", str(root), "/bin/sh", "-c", "hello"],
                           env={"PATH": path}, capture_output=True, text=True, timeout=60)
     assert said.returncode == 0, said.stderr
-    assert json.loads(said.stdout) == str(venv)
+    assert json.loads(said.stdout) == "/opt/venv"  # the venv moved where no volume hides it
     tests = f"{sysconfig.get_paths()['stdlib'].lstrip('/')}/test/"  # the stdlib's own tests: 30 MB nobody runs
     assert not any("__pycache__" in p or p.startswith(tests) for p in image.files)
