@@ -192,6 +192,18 @@ def flannel_pods(kubectl: Kubectl) -> dict[str, bool]:
             for p in pods if not p["metadata"].get("deletionTimestamp")}
 
 
+def flannel_rollout_pending(kubectl: Kubectl) -> str:
+    """What kube-flannel-ds still rolls out after a change of its template ("" once every node it schedules
+    runs a ready pod of the current template): a change restarts flanneld on every node, one after another."""
+    ds = kubectl.json("get", "daemonset", "-n", FLANNEL_NAMESPACE, "kube-flannel-ds")
+    status, want = ds.get("status", {}), ds["metadata"].get("generation", 0)
+    desired = status.get("desiredNumberScheduled", 0)
+    counts = {k: status.get(k, 0) for k in ("updatedNumberScheduled", "numberReady", "numberAvailable")}
+    if status.get("observedGeneration", 0) >= want and all(n == desired for n in counts.values()):
+        return ""
+    return f"kube-flannel-ds rolling out: {desired} scheduled, " + ", ".join(f"{k} {n}" for k, n in counts.items())
+
+
 def _flannel_pod(image: str) -> dict:
     container = {
         "name": "kube-flannel",

@@ -344,7 +344,11 @@ def _restart_apiservers(lab: Lab, flags: Callable[[Node], dict[str, str]]) -> No
     for m in lab.masters:
         node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags(m)))
         own = f"--server=https://{m.ip}:{APISERVER_PORT}"
-        wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
+        try:
+            wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
+        except LabError as e:  # the apiserver's last words say why it did not come up
+            tail = _since_start(lab.paths.node_log(m, "kube-apiserver")).splitlines()[-3:]
+            raise LabError(f"{e}; its log ends: {' | '.join(tail) or 'empty'}") from None
         control_plane.restart_controllers(lab.paths, m, lab.binaries)
 
 
@@ -402,14 +406,16 @@ def _apiserver_flags_in_effect(lab: Lab) -> str:
 
 def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> str:
     """Injected: what the apiservers published in extension-apiserver-authentication, and their logs.
-    Healed: the apiservers run with their own front-proxy CA again (the ConfigMap stays merged: stale)."""
+    Healed: the apiservers run with their own front-proxy CA again. The ConfigMap stays merged (stale) after a
+    fault that was published; one whose injection stopped before that stays healthy."""
     if not injected:
         flags = _apiserver_flags_in_effect(lab)
         if "front-proxy-ca.crt" not in flags or "/ca.crt" in flags.replace("front-proxy-ca.crt", ""):
             raise LabError(f"the apiservers do not run with their own front-proxy CA: {flags}")
-        seen = _until(lambda: (_authentication_state(lab)[0] == "stale", _authentication_state(lab)[1]), True,
-                      "the apiservers to merge their new settings into the ConfigMap", timeout=90)
-        return f"{flags}; {seen}: apiserver-auth-configmap-stale is active now"
+        seen = _until(lambda: (_authentication_state(lab)[0] in ("stale", "healthy"), _authentication_state(lab)[1]),
+                      True, "the apiservers to merge their new settings into the ConfigMap", timeout=90)
+        stale = _authentication_state(lab)[0] == "stale"
+        return f"{flags}; {seen}" + (": apiserver-auth-configmap-stale is active now" if stale else "")
     seen = _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
                   "the ConfigMap to show the fault", timeout=90)
     refusals = sum(_since_start(lab.paths.node_log(m, "kube-apiserver")).count(NOT_ALLOWED) for m in lab.masters)
@@ -695,21 +701,24 @@ def _flannel_affinity(lab: Lab, affinity: dict) -> None:
 
 
 def check_flannel_agents(lab: Lab, nodes: list[Node], injected: bool) -> str:
-    """The flannel pods on the nodes, and a probe pod on another node asking the node's probe pod."""
+    """The flannel pods on the nodes, and a probe pod on another node asking the node's probe pod; settled only
+    once the DaemonSet's rollout of the changed affinity is over (until then other nodes' agents restart)."""
     target = nodes[0]
     source = next(n for n in lab.nodes if n != target)
 
-    def look() -> tuple[bool, str]:
+    def look() -> tuple[bool | None, str]:
         ready = addons.flannel_pods(lab.kubectl)
         missing = [n.name for n in nodes if not ready.get(n.name)]
         url, failure = checks.pod_to_pod(lab.kubectl, source.name, target.name)
-        return bool(missing) and failure is not None, (
-            f"flannel pod ready on {', '.join(n for n, ok in ready.items() if ok) or 'no node'}, not on "
-            f"{', '.join(missing) or 'none'}; {source.name}'s probe pod -> {url} on {target.name}: "
-            f"{failure or 'answered'}")
+        pending = addons.flannel_rollout_pending(lab.kubectl)
+        cut_off, whole = bool(missing) and failure is not None, not missing and failure is None
+        state = None if pending or not (cut_off or whole) else cut_off  # None: neither, not yet
+        return state, (f"flannel pod ready on {', '.join(n for n, ok in ready.items() if ok) or 'no node'}, not on "
+                       f"{', '.join(missing) or 'none'}; {source.name}'s probe pod -> {url} on {target.name}: "
+                       f"{failure or 'answered'}" + (f"; {pending}" if pending else ""))
 
     return _until(look, injected, "the flannel agent " + ("gone and the pods cut off" if injected else "back"),
-                  timeout=90)
+                  timeout=150)
 
 
 # --- cross-subnet-native-routing --------------------------------------------------------------
