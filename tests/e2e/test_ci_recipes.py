@@ -73,7 +73,7 @@ def two_nights(tmp_path: Path, ci: str, previous: str, script: str, shell: list[
         nights.append(json.loads((workdir / "reports" / "signoff.json").read_text()))
         assert nights[-1]["verdict"] == "SIGNED OFF" and nights[-1]["required_areas"] == LAB_REQUIRE.split(",")
         assert len(trend(workdir / "reports" / "allure-report")) == n
-    assert nights[0]["baseline"] is None
+    assert nights[0]["baseline"]["runs"] == 0  # --fail-on new with no baseline yet: every failure would be new
     assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"]
     return json.loads((workdir / "reports" / "allure-results" / "executor.json").read_text())["type"]
 
@@ -135,7 +135,7 @@ def test_the_gitlab_job_as_written(wheel_venv, lab_env, gitlab_artifacts, tmp_pa
         # what GitLab keeps of tonight: reports/, zipped with its paths, tomorrow's baseline
         served["zip"] = Path(shutil.make_archive(str(tmp_path / f"artifacts-{n}"), "zip", workdir, "reports")
                              ).read_bytes()
-    assert nights[0]["baseline"] is None
+    assert nights[0]["baseline"]["runs"] == 0  # --fail-on new with no baseline yet: every failure would be new
     assert nights[1]["baseline"]["latest"]["run_id"] == nights[0]["run_id"] and nights[1]["baseline"]["runs"] == 1
     assert len(served["asked"]) == 2
 
