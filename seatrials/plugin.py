@@ -35,7 +35,7 @@ from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
 from seatrials.checks import aws
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
 from seatrials.lock import ClusterLock
-from seatrials.network import probes
+from seatrials.network import cases, probes
 from seatrials.network import trial as trial_mod
 from seatrials.options import AREAS, BadOption, Settings, settings_from
 from seatrials.topology import Topology, discover
@@ -226,6 +226,7 @@ def pytest_report_header(config):
     lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]
     lines += [f"  {line}" for line in caveats(state)]
     lines.append(f"  sign-off policy: required areas {', '.join(state.settings.require) or 'none (lenient)'}")
+    lines.append(f"  {cases.describe(len(state.topology.nodes), state.settings, state.run_id)}")
     if state.removed:
         lines.append(f"  removed what earlier runs left: {', '.join(state.removed)}")
     return lines
@@ -233,16 +234,19 @@ def pytest_report_header(config):
 
 # ---------------------------------------------------------------- collection: the whole suite, or a selection?
 def pytest_generate_tests(metafunc):
-    topology = metafunc.config.stash[STATE].topology
+    state = metafunc.config.stash[STATE]
+    topology, settings = state.topology, state.settings
     nodes = topology.nodes if topology else []
     if "node" in metafunc.fixturenames:
         metafunc.parametrize("node", nodes, ids=[n.name for n in nodes])
-    if "pair" in metafunc.fixturenames:  # every ordered pair, a node with itself included
-        pairs = [(a, b) for a in nodes for b in nodes]
-        metafunc.parametrize("pair", pairs, ids=[f"{a.name}->{b.name}" for a, b in pairs])
-    if "cross_pair" in metafunc.fixturenames:  # ordered pairs of two different nodes
-        pairs = topology.ordered_pairs() if topology else []
-        metafunc.parametrize("cross_pair", pairs, ids=[f"{a.name}->{b.name}" for a, b in pairs])
+    # ordered pairs (a node with itself included; cross_pair: two different nodes) among the probed ones,
+    # or above --pair-cases-up-to one case per source node
+    per_source = cases.per_source(len(nodes), settings.pair_cases_up_to)
+    for name, cross in (("pair", False), ("cross_pair", True)):
+        if name in metafunc.fixturenames:
+            probed = {} if per_source or not topology else cases.targets_of(topology, settings.pairs, state.run_id)
+            values, ids = cases.pair_cases(nodes, probed, per_source, cross)
+            metafunc.parametrize(name, values, ids=ids)
     if "endpoint_path" in metafunc.fixturenames:  # every node to every apiserver endpoint
         eps = topology.apiserver_endpoints if topology else []
         paths = [(n, f"{ip}:{port}") for n in nodes for ip, port in eps]

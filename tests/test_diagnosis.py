@@ -11,7 +11,7 @@ NODES = [*sim.MASTERS, *sim.WORKERS]
 
 
 def causes_of(diagnosis):
-    return {f.cause for f in diagnosis.findings.values()}
+    return {p.cause for p in diagnosis.explained.values()}
 
 
 def run(blocked, masters=sim.MASTERS, workers=sim.WORKERS, evidence=None, **kw):
@@ -22,7 +22,7 @@ def run(blocked, masters=sim.MASTERS, workers=sim.WORKERS, evidence=None, **kw):
 
 def test_healthy_cluster_has_no_finding():
     _, d = run(sim.healthy)
-    assert d.findings == {} and d.patterns == []
+    assert d.explained == {} and d.patterns == []
 
 
 # ---------------------------------------------------------------- pod IPs of a node unreachable

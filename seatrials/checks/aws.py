@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from seatrials.causes import Result, Verdict
 from seatrials.checks import aws_rules
 from seatrials.checks.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
-from seatrials.topology import Node, Topology
+from seatrials.topology import Everyone, Node, Topology
 
 SOURCE_DEST = "ec2-source-dest-check"
 APISERVER = "sg-node-to-apiserver"
@@ -376,17 +376,27 @@ def apiserver_port(inv: Inventory, topology: Topology, source: Node, endpoint: s
     return verdict
 
 
-def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
-    """The CNI's own traffic from one node to another, as EC2 filters it."""
+def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
+                observed: str = "unknown") -> Verdict:
+    """The CNI's own traffic from one node to another (to every other node: Everyone), as EC2 filters it."""
     verdict = Verdict(CNI)
+    others = [n for n in topology.nodes if n.name != source.name] if isinstance(target, Everyone) else [target]
+    for node in others:
+        _cni_traffic_to(verdict, inv, topology, source, node, observed)
+    return verdict
+
+
+def _cni_traffic_to(verdict: Verdict, inv: Inventory, topology: Topology, source: Node, target: Node,
+                    observed: str) -> None:
     hosts = _hosts(inv, verdict, source, target)
     if not hosts:
-        return verdict
+        return
     src, dst = hosts
     needed = cni_traffic_needed(topology, src.subnet == dst.subnet, observed)
-    if needed is None:
-        verdict.add("CNI", "unreadable", f"unknown CNI ({topology.cni}): what it sends between nodes is unknown")
-        return verdict
+    if needed is None:  # said once for all the targets
+        if not any(o.signal == "CNI" for o in verdict.observations):
+            verdict.add("CNI", "unreadable", f"unknown CNI ({topology.cni}): what it sends between nodes is unknown")
+        return
     host_traffic, native = needed
     for traffic in host_traffic:
         _judge_traffic(verdict, inv, src, dst, traffic)
@@ -401,7 +411,6 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, 
         for s in src_cidrs:
             for d in dst_cidrs:
                 _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
-    return verdict
 
 
 # ---- for the network diagnosis ---------------------------------------------------------

@@ -1,10 +1,11 @@
 # seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
-# every target is probed in parallel and only failures are retried, so a source
-# costs one API call and about one timeout, whatever the number of targets.
+# targets are probed in parallel, at most IN_FLIGHT at a time (a sliding window:
+# a free slot starts the next one), and only failures are retried, so a source
+# costs one API call and about one timeout per IN_FLIGHT failing targets.
 # A retry waits half as long as the first try: the first connect timeout already
 # covered the kernel's own SYN retransmission.
 #
-#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
+#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES IN_FLIGHT TARGET...
 #   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
 #            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS |
 #            id,health,ADDRESS,PORT (GET /healthz) | id,routes,-,- (the IPv4 routes, whole)
@@ -14,7 +15,8 @@
 # some static busybox builds, so HTTP is spoken through nc).
 T=$1
 R=$2
-shift 2
+IN_FLIGHT=$3
+shift 3
 RETRY_WAIT=$((T / 2 > 0 ? T / 2 : 1))
 
 # W is the wait of the current try (see single)
@@ -85,11 +87,24 @@ backends() {
   report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
 }
 
+# The window: a FIFO holding one line per free slot; a probe takes one before it
+# starts and gives it back when it ends.
+slots=$(mktemp -u)
+mkfifo "$slots"
+exec 3<> "$slots"
+rm -f "$slots"
+i=0
+while [ $i -lt "$IN_FLIGHT" ]; do echo >&3; i=$((i + 1)); done
 for t in "$@"; do
   IFS=,
   # shellcheck disable=SC2086
   set -- $t
   unset IFS
-  if [ "$2" = backends ]; then backends "$1" "$3" "$4" "$5" "$6" & else single "$1" "$2" "$3" "$4" & fi
+  read -r _ <&3
+  if [ "$2" = backends ]; then
+    (backends "$1" "$3" "$4" "$5" "$6"; echo >&3) &
+  else
+    (single "$1" "$2" "$3" "$4"; echo >&3) &
+  fi
 done
 wait

@@ -20,6 +20,10 @@ from seatrials.cluster import one_line
 
 FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
 MAX_PARALLEL_EXECS = 16
+# Probes in flight at once inside one probe pod (fanout.sh): each is a few processes, and a node's pod and host
+# probes fan out at the same time as every other node's; unbounded, a 15-node cluster on 2 cores started
+# thousands of processes at once.
+PROBES_IN_FLIGHT = 32
 
 # kind -> (which probe the traffic starts from, what a person reads in a report)
 KINDS = {
@@ -97,15 +101,22 @@ def backends_deadline(settings) -> int:
 
 
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
-         external_ips: bool = True) -> dict[tuple[str, str], list[Target]]:
-    """Targets of every source, keyed by (side, node). Pure: no cluster access."""
+         external_ips: bool = True, sampled: dict[str, set[str]] | None = None) -> dict[tuple[str, str], list[Target]]:
+    """Targets of every source, keyed by (side, node): every other node, or the ones `sampled` for it
+    (network.cases), and the node itself where a path may end there. Pure: no cluster access."""
     service_ip, service_port = topology.api_service
     plans: dict[tuple[str, str], list[Target]] = {}
+
+    def among(probes: dict[str, ProbePod], node: str, itself: bool) -> dict[str, ProbePod]:
+        wanted = sampled.get(node, set()) if sampled is not None else probes.keys()
+        return {dst: p for dst, p in probes.items() if (dst in wanted and dst != node) or (itself and dst == node)}
+
     for node in pod_probes:
-        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
-        targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pod_probes.items()]
+        pods = among(pod_probes, node, itself=True)
+        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
+        targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pods.items()]
         targets += [Target("pod-to-node", dst, "tcp", h.ip, str(settings.host_port))
-                    for dst, h in host_probes.items() if dst != node]
+                    for dst, h in among(host_probes, node, itself=False).items()]
         targets.append(Target("pod-to-service", f"{service_ip}:{service_port}", "tcp", service_ip,
                               str(service_port)))
         targets += [Target("pod-to-apiserver", f"{ip}:{port}", "tcp", ip, str(port))
@@ -113,15 +124,16 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
         if topology.dns_service:
             targets.append(Target("dns", "kubernetes.default", "dns", "kubernetes.default"))
         plans[("pod", node)] = targets
-    backends = "+".join(sorted(pod_probes))
-    node_ips = "+".join(sorted(h.ip for h in host_probes.values()))
+    all_ips = "+".join(sorted(h.ip for h in host_probes.values()))
     for node in host_probes:
-        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
-        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port))
-                    for dst, h in host_probes.items() if dst != node]
-        if pod_probes and external_ips:
+        pods, hosts = among(pod_probes, node, itself=True), among(host_probes, node, itself=False)
+        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
+        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port)) for dst, h in hosts.items()]
+        if pods and external_ips:  # every externalIP leads to any backend: the ones probed are the ones expected
+            node_ips = all_ips if sampled is None else "+".join(sorted(h.ip for h in (hosts | {node: host_probes[node]}
+                                                                                       ).values()))
             targets.append(Target("external-ip", "*", "backends", node_ips, str(settings.service_port),
-                                  (backends, str(backends_deadline(settings)))))
+                                  ("+".join(sorted(pods)), str(backends_deadline(settings)))))
         targets.append(Target("routes", node, "routes", "-"))
         targets.append(Target("kube-proxy", node, "health", "127.0.0.1", str(KUBE_PROXY_HEALTH_PORT)))
         plans[("host", node)] = targets
@@ -241,7 +253,7 @@ class ControlChannel:
 def run_source(cluster, namespace: str, probe: ProbePod, side: str, targets: list[Target], settings,
                expect_dns: str | None, deadline: float) -> tuple[ControlChannel, list[ProbeResult]]:
     command = ["sh", "-c", FANOUT_SCRIPT, "fanout", str(int(settings.probe_timeout)), str(settings.probe_retries),
-               *(t.arg() for t in targets)]
+               str(PROBES_IN_FLIGHT), *(t.arg() for t in targets)]
     try:
         result = cluster.exec(namespace, probe.pod, command, timeout=deadline)
     except Exception as exc:  # noqa: BLE001 - whatever broke the exec is the control-channel finding
