@@ -57,6 +57,7 @@ class Run:
     completed: set[str] = field(default_factory=set)  # node ids whose teardown ran
     started: float = field(default_factory=time.time)
     namespace_deleted: bool | None = None  # None until teardown tried
+    phases: dict[str, float] = field(default_factory=dict)  # when collection ended, when the cases ended
     interrupted: str = ""  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
     stopped: list[str] = field(default_factory=list)  # why the run could not finish (controller's own)
     judgement: verdict_mod.Judgement | None = None
@@ -413,6 +414,9 @@ class RunReporter:
     def pytest_sessionstart(self, session):
         self.session = session
 
+    def pytest_collection_finish(self, session):
+        self.state.phases["collected"] = time.time()
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.state.stopped.append(f"{report.nodeid} could not be collected: "
@@ -430,6 +434,7 @@ class RunReporter:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         state = self.state
+        state.phases["cases"] = time.time()
         stop_run(state)
         stopped = state.stopped + notes(state, "stopped")
         expected = session.testscollected
@@ -455,10 +460,13 @@ def pytest_sessionfinish(session, exitstatus):
     if state.cluster is not None and state.shared and state.shared.exists():
         (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))
     if state.judgement is not None and not is_worker(session.config):
+        started = time.monotonic()
         trial = trial_mod.load(state.shared) if state.shared else None
         reporting.write_all(state, trial, *report_paths(session.config),
                             command=session.config.invocation_params.args)
         shutil.rmtree(state.shared, ignore_errors=True)
+        print(f"seatrials: reports written to {state.settings.reports_dir} in {time.monotonic() - started:.1f} s",
+              file=sys.stderr)
 
 
 def report_paths(config) -> tuple[Path | None, Path | None]:

@@ -239,12 +239,15 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     timings["measure"] = round(time.monotonic() - measure_started, 2)
     trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
                   deployment.service_error, timings, settings.image, (wall_started, time.time()))
+    diagnosis_started = time.monotonic()
     trial.dns_ready = read_dns_ready(cluster)
     trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
                                                           probes.pod_probe_labels(run_id))
     trial.cni_agents = read_cni_agents(cluster, topology.cni_agent, names)
     if aws_facts:
         trial.aws = aws_facts(topology, trial.evidence(topology).routing)
+    trial.diagnosis(topology)  # here, to be timed: the evidence read and every failure explained
+    timings["diagnose"] = round(time.monotonic() - diagnosis_started, 2)
     return trial
 
 

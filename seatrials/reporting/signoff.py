@@ -79,8 +79,22 @@ def record_of(state, trial, command: list[str], secrets: list[str]) -> RunRecord
         nodes=node_list(state.topology), fingerprint=fingerprint(state.topology), matrix=matrices(trial),
         command=command_line(command, secrets), options=options_of(state.settings, secrets),
         required=tuple(state.settings.require), api_requests=api_requests(state),
-        trial_timings=trial.timings if trial else {}, removed=state.removed,
+        trial_timings=run_timings(state, trial), removed=state.removed,
         namespace_deleted=bool(state.namespace_deleted))
+
+
+def run_timings(state, trial) -> dict:
+    """Seconds of each phase: starting (connect, lock, topology) and collecting the cases, the trial's own
+    (deploy, ready, measure, diagnose), and the cases besides the trial; the reports' own time is printed
+    once they are written."""
+    timings = dict(trial.timings) if trial else {}
+    phases = state.phases
+    if "collected" in phases:
+        timings["collect"] = round(phases["collected"] - state.started, 2)
+        if "cases" in phases:
+            timings["checks"] = round(phases["cases"] - phases["collected"] - sum(
+                v for k, v in timings.items() if k in ("deploy", "ready", "measure", "diagnose")), 2)
+    return timings
 
 
 def node_list(topology) -> list[dict]:
