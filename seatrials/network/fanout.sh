@@ -50,14 +50,23 @@ single() {
 }
 
 # Ask the load-balanced addresses until every expected backend node has answered
-# or the deadline passes: the set of answers is the result (the e2e framework's
-# way). Requests go out in parallel rounds of 4 per expected backend, so a
-# backend that times out costs one connect timeout per round, not one per request,
-# and the healthy backends still get enough draws to be seen.
+# (the e2e framework's way: the set of answers is the result). Requests go out in
+# parallel rounds of 4 per expected backend (at most 64), so a backend that times
+# out costs one connect timeout per round, not one per request. The balancer
+# draws backends at random, so a healthy backend can go unseen for a while: the
+# asking stops without it only once its absence says something, i.e. after the
+# deadline when some requests got no answer (a backend that drops them), or else
+# after enough requests that a healthy backend would have answered one of them
+# but for a chance under 1 in 100000 (n >= b (ln b + 11.5) for b backends), and
+# at four times the deadline in any case.
 backends() {
-  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') deadline=$(($(date +%s) + $5))
-  per_round=$(($(echo $want | wc -w) * 4))
+  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') now=$(date +%s)
+  deadline=$((now + $5)) last=$((now + 4 * $5)) nwant=$(echo $want | wc -w)
+  per_round=$((nwant * 4))
   [ $per_round -gt 64 ] && per_round=64  # bounded: every request is a process in a small pod
+  l=0 x=1  # ln b, from above: ceil(log2 b) * 0.7 (busybox's awk may lack log)
+  while [ $x -lt "$nwant" ]; do x=$((x * 2)) l=$((l + 1)); done
+  enough=$((nwant * (12 + (l * 7 + 9) / 10)))
   seen=" " errors="" n=0 replies=$(mktemp -d)
   while :; do
     i=0
@@ -81,7 +90,10 @@ backends() {
     done
     missing=""
     for w in $want; do case "$seen" in *" $w "*) ;; *) missing="$missing $w" ;; esac; done
-    [ -z "$missing" ] || [ "$(date +%s)" -ge $deadline ] && break
+    [ -z "$missing" ] && break
+    now=$(date +%s)
+    [ "$now" -ge $last ] && break
+    [ "$now" -ge $deadline ] && { [ -n "$errors" ] || [ $n -ge "$enough" ]; } && break
   done
   rm -rf "$replies"
   report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"

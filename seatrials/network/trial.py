@@ -13,7 +13,7 @@ import json
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from seatrials.causes import FAILED, SEVERITY, UNKNOWN, Finding, Result, cause
@@ -53,12 +53,13 @@ class Trial:
 
     # ------------------------------------------------------------ persistence
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return {**data, "channels": [asdict(c) for c in self.channels], "results": [r.to_json() for r in self.results]}
 
     @classmethod
     def from_json(cls, data: dict) -> Trial:
         return cls(**{**data, "channels": [ControlChannel(**c) for c in data["channels"]],
-                      "results": [ProbeResult(**r) for r in data["results"]],
+                      "results": [ProbeResult.from_json(r) for r in data["results"]],
                       "window": tuple(data["window"]) if data.get("window") else None})
 
     # ------------------------------------------------------------ judging
@@ -266,14 +267,18 @@ def locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+MEASURED: dict[Path, Trial] = {}  # the trial this process measured, by the run's shared directory
+
+
 def obtain(shared_dir: Path, measure) -> Trial:
     """The run's trial: measured by the first process that asks, read by the others."""
     done = shared_dir / "trial.json"
     with locked(shared_dir / "trial.lock"):
         if not done.exists():
             try:
-                trial = measure()
+                trial = MEASURED[shared_dir] = measure()
                 done.write_text(json.dumps(trial.to_json()))
+                return trial  # the process that measured keeps its own (a copy would double the memory)
             except SetupError as exc:
                 done.write_text(json.dumps({"error": str(exc)}))
         data = json.loads(done.read_text())
@@ -283,6 +288,8 @@ def obtain(shared_dir: Path, measure) -> Trial:
 
 
 def load(shared_dir: Path) -> Trial | None:
+    if shared_dir in MEASURED:
+        return MEASURED[shared_dir]
     done = shared_dir / "trial.json"
     if not done.exists():
         return None
