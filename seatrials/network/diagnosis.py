@@ -83,6 +83,8 @@ class Diagnosis:
 
 def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     """Explain every failed probe."""
+    if not any(failed(r) for r in results):  # nothing to explain (and no index of every cell to build)
+        return Diagnosis([], {}, {}, {})
     by_cell = {(r.kind, r.source, r.target): r for r in results}
     bad = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []

@@ -46,15 +46,29 @@ class Trial:
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        self._index = {(r.kind, r.source, r.target): r for r in self.results}
         self._rows = {}
         for r in self.results:
             self._rows.setdefault((r.kind, r.source), []).append(r)
 
+    def rows(self) -> dict[tuple[str, str], list[ProbeResult]]:
+        """(kind, source) -> that source's results on that path."""
+        return self._rows
+
     # ------------------------------------------------------------ persistence
-    def to_json(self) -> dict:
+    def to_json(self, results: bool = True) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return {**data, "channels": [asdict(c) for c in self.channels], "results": [r.to_json() for r in self.results]}
+        return {**data, "channels": [asdict(c) for c in self.channels],
+                "results": [r.to_json() for r in self.results] if results else []}
+
+    def write(self, path: Path) -> None:
+        """As to_json, its results streamed a row at a time (a million rows at 500 nodes)."""
+        head = self.to_json(results=False)
+        del head["results"]
+        with open(path, "w") as out:
+            out.write(json.dumps(head)[:-1] + ', "results": [')
+            for i, r in enumerate(self.results):
+                out.write(("," if i else "") + json.dumps(r.to_json()))
+            out.write("]}")
 
     @classmethod
     def from_json(cls, data: dict) -> Trial:
@@ -85,6 +99,8 @@ class Trial:
         return next((s for s in self.statuses if s["side"] == side and s["node"] == node), None)
 
     def result(self, kind: str, source: str, target: str) -> ProbeResult | None:
+        if not self._index:  # made when a case of one pair first asks (per-source cases never do)
+            self._index = {(r.kind, r.source, r.target): r for r in self.results}
         return self._index.get((kind, source, target))
 
     def cell(self, topology, kind: str, source: str, target: str) -> Result:
@@ -277,7 +293,7 @@ def obtain(shared_dir: Path, measure) -> Trial:
         if not done.exists():
             try:
                 trial = MEASURED[shared_dir] = measure()
-                done.write_text(json.dumps(trial.to_json()))
+                trial.write(done)
                 return trial  # the process that measured keeps its own (a copy would double the memory)
             except SetupError as exc:
                 done.write_text(json.dumps({"error": str(exc)}))

@@ -143,17 +143,17 @@ def matrices(trial) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if trial is None:
         return out
-    by_kind = defaultdict(dict)
-    for r in trial.results:
-        by_kind[r.kind][(r.source, r.target)] = OUTCOME_CODES.get(r.outcome, "e")
+    by_kind = defaultdict(dict)  # kind -> source -> {target: code}
+    for (kind, source), results in trial.rows().items():
+        by_kind[kind][source] = {r.target: OUTCOME_CODES.get(r.outcome, "e") for r in results}
     for kind in paths.KINDS:
-        cells = by_kind.get(kind)
-        if not cells:
+        rows = by_kind.get(kind)
+        if not rows:
             continue
-        sources = sorted({s for s, _ in cells})
-        targets = sorted({t for _, t in cells})
+        sources = sorted(rows)
+        targets = sorted({t for row in rows.values() for t in row})
         out[kind] = {"title": paths.KINDS[kind][1], "sources": sources, "targets": targets,
-                     "rows": {s: "".join(cells.get((s, t), NO_PATH) for t in targets) for s in sources}}
+                     "rows": {s: "".join(rows[s].get(t, NO_PATH) for t in targets) for s in sources}}
     return out
 
 
