@@ -1,6 +1,7 @@
-"""`seatrials` command: the helpers around the suite (the suite itself is
-`pytest suites/`).
+"""`seatrials` command: the suite, and the helpers around it.
 
+  seatrials run [PYTEST-ARGS]  the whole suite, installed or in a checkout (pytest's own arguments
+                              and the seatrials options: seatrials run --kubeconfig PATH)
   seatrials images            the images the suite needs, and how to mirror them
   seatrials cleanup           remove what earlier runs left in a cluster
   seatrials java-credentials  the kubeconfig's credentials as a Java (fabric8) client needs them
@@ -17,11 +18,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 from seatrials.options import DEFAULT_PROBE_IMAGE, Settings, default_kubeconfig
 
-SUITES = Path(__file__).resolve().parent.parent / "suites"
+SUITES = Path(str(resources.files("seatrials.suites")))  # suites/ in the checkout
+# The options must be known before pytest parses the command line (a conftest inside an installed package
+# is read too late); xunit1 keeps each case's cause in the JUnit file; no cache inside the installed package.
+RUN = ["-p", "seatrials.options", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
+
+
+def run(pytest_args: list[str]) -> int:
+    """pytest on the installed suite, in this process (Ctrl-C and SIGTERM reach pytest as they would)."""
+    argv = [sys.executable, "-m", "pytest", *RUN, str(SUITES), *pytest_args]
+    os.execv(sys.executable, argv)
+    return 127  # not reached: execv replaces this process
 
 
 def images(args) -> int:
@@ -82,8 +94,8 @@ REPORTS_WRITTEN = re.compile(r"seatrials: reports written to .* in ([\d.]+) s")
 
 def bench_run(args, reports: Path) -> dict | None:
     """One run of the suite: its figures from its sign-off, its stderr and the kernel's account of it."""
-    cmd = [sys.executable, "-m", "pytest", str(SUITES), "-q", "-p", "no:cacheprovider", "--reports-dir",
-           str(reports), *(["--kubeconfig", args.kubeconfig] if args.kubeconfig else []), *args.pytest_args]
+    cmd = [sys.executable, "-m", "pytest", *RUN, str(SUITES), "-q", "--reports-dir", str(reports),
+           *(["--kubeconfig", args.kubeconfig] if args.kubeconfig else []), *args.pytest_args]
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
@@ -94,7 +106,7 @@ def bench_run(args, reports: Path) -> dict | None:
         stdout, stderr = out.read(), err.read()
     signoff = reports / "signoff.json"
     if not signoff.exists():
-        print(stdout[-2000:] + stderr[-2000:], file=sys.stderr)
+        print(f"{stdout[-2000:]}{stderr[-2000:]}(pytest exit {proc.returncode})", file=sys.stderr)
         return None
     s = json.loads(signoff.read_text())
     written = REPORTS_WRITTEN.search(stderr)
@@ -111,9 +123,14 @@ def bench_run(args, reports: Path) -> dict | None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` is pytest's, options included
+        return run(argv[1:])
     parser = argparse.ArgumentParser(prog="seatrials", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole suite: seatrials run --kubeconfig PATH [pytest arguments]",
+                   add_help=False)
     p = sub.add_parser("images", help="print the images the suite needs (after --image-registry)")
     p.add_argument("--probe-image", default=DEFAULT_PROBE_IMAGE)
     p.add_argument("--image-registry")

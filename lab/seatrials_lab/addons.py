@@ -175,8 +175,36 @@ def flannel_objects(image: str, backend: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def flannel_affinity(exclude: tuple[str, ...] = ()) -> dict:
+    """Upstream's: Linux nodes; `exclude` keeps flanneld off those nodes too (the cni-agent-down fault)."""
+    terms = [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]
+    if exclude:
+        terms.append({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": sorted(exclude)})
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": terms}]}}}
+
+
+def flannel_pods(kubectl: Kubectl) -> dict[str, bool]:
+    """Node name -> whether the flannel pod there is ready."""
+    pods = kubectl.json("get", "pods", "-n", FLANNEL_NAMESPACE, "-l", "app=flannel")["items"]
+    return {p["spec"].get("nodeName", ""): any(c["type"] == "Ready" and c["status"] == "True"
+                                               for c in p.get("status", {}).get("conditions", []))
+            for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
+def flannel_rollout_pending(kubectl: Kubectl) -> str:
+    """What kube-flannel-ds still rolls out after a change of its template ("" once every node it schedules
+    runs a ready pod of the current template): a change restarts flanneld on every node, one after another."""
+    ds = kubectl.json("get", "daemonset", "-n", FLANNEL_NAMESPACE, "kube-flannel-ds")
+    status, want = ds.get("status", {}), ds["metadata"].get("generation", 0)
+    desired = status.get("desiredNumberScheduled", 0)
+    counts = {k: status.get(k, 0) for k in ("updatedNumberScheduled", "numberReady", "numberAvailable")}
+    if status.get("observedGeneration", 0) >= want and all(n == desired for n in counts.values()):
+        return ""
+    return f"kube-flannel-ds rolling out: {desired} scheduled, " + ", ".join(f"{k} {n}" for k, n in counts.items())
+
+
 def _flannel_pod(image: str) -> dict:
-    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
     container = {
         "name": "kube-flannel",
         "image": image,
@@ -204,8 +232,7 @@ def _flannel_pod(image: str) -> dict:
         ],
     }  # fmt: skip
     return {
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [linux]}]}}},
+        "affinity": flannel_affinity(),
         "hostNetwork": True,
         "priorityClassName": "system-node-critical",
         "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],

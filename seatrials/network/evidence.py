@@ -128,6 +128,7 @@ class Evidence:
     cni: str = "other"
     cni_agents: dict[str, str] = field(default_factory=dict)  # node -> "" running, else why not
     aws: dict = field(default_factory=dict)  # aws.facts; {} when AWS was not read
+    unready: dict[str, str] = field(default_factory=dict)  # NotReady node -> what its status says
 
     @cached_property
     def routing(self) -> str:

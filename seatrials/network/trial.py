@@ -87,7 +87,8 @@ class Trial:
             pod_cidrs={n.name: list(n.pod_cidrs) for n in topology.nodes},
             on_ec2=any((n.provider_id or "").startswith("aws://") for n in topology.nodes),
             dns_nodes=topology.dns_nodes, dns_ready=self.dns_ready, routes=routes, kube_proxy=kube_proxy,
-            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents, aws=self.aws)
+            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents, aws=self.aws,
+            unready={n.name: n.unreachable or "NotReady" for n in topology.nodes if n.unreachable or not n.ready})
 
     def diagnosis(self, topology) -> Diagnosis:
         """Computed once per process: the whole matrix, weighed with the evidence, explains each failed cell."""
