@@ -77,6 +77,17 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
     assert elapsed < 8
 
 
+def test_a_backend_is_not_given_up_on_after_one_round_with_a_request_lost(tmp_path):
+    """Requests to the black hole get no answer, as a request or two do on a busy healthy cluster: the
+    backend not seen is asked for until a healthy one would have answered but for 1 chance in 1000."""
+    targets = [Target("external-ip", "*", "backends", "10.99.0.1+10.99.0.2", "9376", ("worker-1+worker-9", "1"))]
+    stdout, _ = fan_out(tmp_path, targets)
+    results = {r.target: r for r in paths.parse("src", "pod", targets, stdout, None)}
+    assert results["worker-1"].outcome == "ok" and "worker-9 never answered" in results["worker-9"].detail
+    assert "timed out" in results["worker-9"].detail  # the unanswered requests are shown
+    assert results["worker-9"].tries >= 2 * (math.log(2) + 6.9)  # one round (8 requests) is not enough
+
+
 def test_probes_in_flight_are_bounded_by_a_sliding_window(tmp_path):
     """Six black holes (1 s each, no retry): two at a time take three rounds; six at a time, one."""
     holes = [Target("pod-to-pod", f"hole-{i}", "tcp", "10.99.0.2", "9376") for i in range(6)]

@@ -54,11 +54,13 @@ single() {
 # parallel rounds of 4 per expected backend (at most 64), so a backend that times
 # out costs one connect timeout per round, not one per request. The balancer
 # draws backends at random, so a healthy backend can go unseen for a while: the
-# asking stops without it only once its absence says something, i.e. after the
-# deadline when some requests got no answer (a backend that drops them), or else
-# after enough requests that a healthy backend would have answered one of them
-# but for a chance under 1 in 100000 (n >= b (ln b + 11.5) for b backends), and
-# at four times the deadline in any case.
+# asking stops without it only once its absence says something: after the
+# deadline, when some requests got no answer (a backend that drops them) and a
+# healthy backend would have answered one of them but for a chance under 1 in
+# 1000 (n >= b (ln b + 6.9) for b backends: a request or two lost to a busy node
+# is no reason to give up on a backend after one round), or else after requests
+# enough for a chance under 1 in 100000 (n >= b (ln b + 11.5)); at four times
+# the deadline in any case.
 backends() {
   id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') now=$(date +%s)
   deadline=$((now + $5)) last=$((now + 4 * $5)) nwant=$(echo $want | wc -w)
@@ -66,7 +68,7 @@ backends() {
   [ $per_round -gt 64 ] && per_round=64  # bounded: every request is a process in a small pod
   l=0 x=1  # ln b, from above: ceil(log2 b) * 0.7 (busybox's awk may lack log)
   while [ $x -lt "$nwant" ]; do x=$((x * 2)) l=$((l + 1)); done
-  enough=$((nwant * (12 + (l * 7 + 9) / 10)))
+  enough=$((nwant * (12 + (l * 7 + 9) / 10))) suspect=$((nwant * (7 + (l * 7 + 9) / 10)))
   seen=" " errors="" n=0 replies=$(mktemp -d)
   while :; do
     i=0
@@ -93,7 +95,7 @@ backends() {
     [ -z "$missing" ] && break
     now=$(date +%s)
     [ "$now" -ge $last ] && break
-    [ "$now" -ge $deadline ] && { [ -n "$errors" ] || [ $n -ge "$enough" ]; } && break
+    [ "$now" -ge $deadline ] && { [ -n "$errors" ] && [ $n -ge "$suspect" ] || [ $n -ge "$enough" ]; } && break
   done
   rm -rf "$replies"
   report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
