@@ -72,11 +72,13 @@ __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "p
            "settings", "run_id", "cluster", "topology", "trial"]
 
 
-class CauseFailure(AssertionError):
-    """A check's failed Result, raised by the plugin alone; its message is the finding's."""
+class CauseFailure(pytest.fail.Exception):
+    """A check's failed Result, raised by the plugin alone; its message is the finding's. Without pytest's
+    traceback (pytrace=False): pytest would format the traceback and the check's arguments (the whole trial)
+    for every failed case, only for pytest_runtest_makereport below to replace it with the finding."""
 
     def __init__(self, finding: Finding):
-        super().__init__(finding.message())
+        super().__init__(finding.message(), pytrace=False)
         self.finding = finding
 
 

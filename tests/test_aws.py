@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from seatrials.checks import aws
 from seatrials.options import Settings
-from seatrials.topology import Node, Topology
+from seatrials.topology import Everyone, Node, Topology
 
 pytest_plugins = ["pytester"]
 
@@ -404,6 +404,8 @@ def test_pod_routes_between_subnets(ec2, cni, pools, routed, expected):
         routes = {f["subject"] for f in found if f["cause"] == "cross-subnet-native-routing"}
         assert routes == {f"{n}->worker-3" for n in ("master-1", "master-2", "worker-1", "worker-2")} | {
             f"worker-3->{n}" for n in ("master-1", "master-2", "worker-1", "worker-2")}
+    every = judged(aws.pod_routes(inv, topo, topo.node("worker-1"), Everyone()))  # a per-source case
+    assert every.split(":")[0] == expected and (expected == "passed" or "worker-3's pods" in every), every
 
 
 def test_a_pod_route_to_another_instance_is_a_fault(ec2):

@@ -433,39 +433,48 @@ def _cni_traffic_to(verdict: Verdict, inv: Inventory, topology: Topology, source
                 _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
 
 
-def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
+def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
+               observed: str = "unknown") -> Verdict:
     """Between nodes of different subnets, pod IPs routed natively need the source subnet's route table to
-    send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way."""
+    send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way.
+    To every other node: Everyone."""
     verdict = Verdict(ROUTES)
+    others = [n for n in topology.nodes if n.name != source.name] if isinstance(target, Everyone) else [target]
+    for node in others:
+        _pod_routes_to(verdict, inv, topology, source, node, observed)
+    return verdict
+
+
+def _pod_routes_to(verdict: Verdict, inv: Inventory, topology: Topology, source: Node, target: Node,
+                   observed: str) -> None:
     hosts = _hosts(inv, verdict, source, target)
     if not hosts:
-        return verdict
+        return
     src, dst = hosts
     path = f"{source.name}->{target.name}"
     if src.subnet == dst.subnet:
         verdict.add(path, "ok", f"same subnet {src.subnet}: no route table is on the way")
-        return verdict
+        return
     needed = cni_traffic_needed(topology, False, observed)
     if needed is None:
         verdict.add(path, "unreadable", f"unknown CNI ({topology.cni}): whether it routes pod IPs natively "
                                         "between subnets is unknown")
-        return verdict
+        return
     if not needed[1]:
         verdict.add(path, "ok", f"{src.subnet} -> {dst.subnet}: the CNI does not send pod IPs through the VPC "
                                 "as they are between subnets")
-        return verdict
+        return
     table = inv.route_tables.get(src.subnet)
     cidrs = pod_cidrs(topology, target)
     if table is None or not cidrs:
         why = (f"no route table found for {src.subnet}" if table is None
                else f"no pod CIDR known for {target.name}")
         verdict.add(path, "unreadable", why)
-        return verdict
+        return
     name = f"route table {table['RouteTableId']} ({src.subnet})"
     for cidr in cidrs:
         decision = aws_rules.route(table.get("Routes", []), name, dst, cidr)
         verdict.add(f"{path} pod CIDR {cidr}", "ok" if decision.allowed else "fault", decision.summary())
-    return verdict
 
 
 # ---- for the network diagnosis ---------------------------------------------------------
