@@ -338,6 +338,9 @@ def test_node_without_instance_is_not_checked_never_passed(ec2):
     assert judged(aws.source_dest_check(inv, ghost, True)) == reason
     assert judged(aws.cni_traffic(inv, topo, ghost, topo.node("master-1"))) == reason
     assert judged(aws.apiserver_port(inv, topo, ghost, "10.240.0.11:6444")) == reason
+    # a per-source case: the source's missing instance said once, not once per target
+    assert judged(aws.cni_traffic(inv, topo, ghost, Everyone())) == reason
+    assert judged(aws.pod_routes(inv, topo, ghost, Everyone())) == reason
 
 
 def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):

@@ -396,12 +396,22 @@ def apiserver_port(inv: Inventory, topology: Topology, source: Node, endpoint: s
     return verdict
 
 
+def _targets(inv: Inventory, verdict: Verdict, topology: Topology, source: Node, target: Node | Everyone) -> list:
+    """The nodes a check of a path judges from `source`: `target`, or every other node (Everyone); none when
+    the source has no instance (said once, not once per target: the reason of a per-source case on hundreds
+    of nodes would repeat it in every report)."""
+    if not isinstance(target, Everyone):
+        return [target]
+    if _host_or_note(inv, verdict, source) is None:
+        return []
+    return [n for n in topology.nodes if n.name != source.name]
+
+
 def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
                 observed: str = "unknown") -> Verdict:
     """The CNI's own traffic from one node to another (to every other node: Everyone), as EC2 filters it."""
     verdict = Verdict(CNI)
-    others = [n for n in topology.nodes if n.name != source.name] if isinstance(target, Everyone) else [target]
-    for node in others:
+    for node in _targets(inv, verdict, topology, source, target):
         _cni_traffic_to(verdict, inv, topology, source, node, observed)
     return verdict
 
@@ -439,8 +449,7 @@ def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node | 
     send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way.
     To every other node: Everyone."""
     verdict = Verdict(ROUTES)
-    others = [n for n in topology.nodes if n.name != source.name] if isinstance(target, Everyone) else [target]
-    for node in others:
+    for node in _targets(inv, verdict, topology, source, target):
         _pod_routes_to(verdict, inv, topology, source, node, observed)
     return verdict
 
