@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
+from seatrials.network.cases import name_list
 from seatrials.network.evidence import Evidence, route_to
 from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
@@ -60,19 +61,40 @@ class Pattern:
     hint: str = ""
     because: list[str] = field(default_factory=list)  # the evidence beyond the matrix
     doubt: str = ""  # what could not be read to confirm it
+    node_because: dict[str, list[str]] = field(default_factory=dict)  # evidence about one node of the pattern
 
 
 @dataclass
 class Diagnosis:
+    """Which pattern explains each failed cell; a cell's Finding is made when asked (a row of hundreds of
+    failed cells shares its pattern's lines instead of copying them)."""
+
     patterns: list[Pattern]
-    findings: dict[Cell, Finding]
+    explained: dict[Cell, Pattern]
+    results: dict[Cell, ProbeResult]
+    aws_findings: dict[str, list[dict]]  # the AWS findings by the source node of their subject
 
     def finding(self, kind: str, source: str, target: str) -> Finding | None:
-        return self.findings.get((kind, source, target))
+        cell = (kind, source, target)
+        p = self.explained.get(cell)
+        if p is None:
+            return None
+        evidence = [self.results[cell].evidence(), f"pattern: {p.summary}", *p.because]
+        evidence += [e for n in dict.fromkeys((source, target)) for e in p.node_because.get(n, [])]
+        return Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), self.corroboration(p, cell))
+
+    def corroboration(self, p: Pattern, cell: Cell) -> list[str]:
+        """EC2's own findings of the pattern's cause about the cell's path (source -> target), else about
+        its source."""
+        mine = [f for f in self.aws_findings.get(cell[1], []) if f["cause"] == p.cause]
+        exact = [f for f in mine if f["subject"] == f"{cell[1]}->{cell[2]}"]
+        return [f"AWS: {f['detail']}" for f in exact or mine]
 
 
 def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     """Explain every failed probe."""
+    if not any(failed(r) for r in results):  # nothing to explain (and no index of every cell to build)
+        return Diagnosis([], {}, {}, {})
     by_cell = {(r.kind, r.source, r.target): r for r in results}
     bad = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []
@@ -84,24 +106,11 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     if leftovers := bad - explained:
         patterns.append(Pattern(UNKNOWN, "failures that no documented cause explains", leftovers,
                                 row_and_column_hint(by_cell, leftovers)))
-    findings = {}
-    for p in patterns:
-        agree = corroboration(ev, p)
-        for cell in p.cells:
-            evidence = [by_cell[cell].evidence(), f"pattern: {p.summary}", *p.because]
-            findings[cell] = Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), agree)
-    return Diagnosis(patterns, findings)
-
-
-def nodes_of(cells: set[Cell]) -> set[str]:
-    return {n for _, s, t in cells for n in (s, t)}
-
-
-def corroboration(ev: Evidence, p: Pattern) -> list[str]:
-    """EC2's own findings about the nodes of a pattern, when they name its cause."""
-    nodes = nodes_of(p.cells)
-    return [f"AWS: {f['detail']}" for f in ev.aws.get("findings", [])
-            if f["cause"] == p.cause and nodes & set(f["subject"].replace("->", " ").split())]
+    explained = {cell: p for p in patterns for cell in p.cells}
+    aws_findings = defaultdict(list)
+    for f in ev.aws.get("findings", []):
+        aws_findings[f["subject"].split("->")[0]].append(f)
+    return Diagnosis(patterns, explained, by_cell, dict(aws_findings))
 
 
 def cross_cells(by_cell, kinds) -> set[Cell]:
@@ -192,18 +201,21 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     host_paths = cross_cells(by_cell, ("host-to-host",))
     if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
         return []
-    observed = {c for c in observed if owner(c)}
+    owned = defaultdict(set)
+    for c in observed:
+        if node := owner(c):
+            owned[node].add(c)
     by_cause: dict[tuple, Pattern] = {}
     for node in sorted(affected):
         cause, because, hint, doubt = why_pod_ips_unreachable(node, ev)
         key = (cause, hint, doubt)
         p = by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
-        p.cells |= {c for c in observed if owner(c) == node}
-        p.because += because
+        p.cells |= owned[node]
+        if because:
+            p.node_because[node] = because
     for p in by_cause.values():
-        nodes = sorted({owner(c) for c in p.cells})
-        p.summary = (f"pod IPs on {', '.join(nodes)} are unreachable from other nodes (and their pods reach no "
-                     "other pod) while the same nodes answer on their host IPs")
+        p.summary = (f"pod IPs on {name_list({owner(c) for c in p.cells})} are unreachable from other nodes (and "
+                     "their pods reach no other pod) while the same nodes answer on their host IPs")
     return list(by_cause.values())
 
 
@@ -395,8 +407,9 @@ def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Patter
             return dns_cut_off or bool(paths) and all(path in p.cells for path in paths)
 
         if cells := {c for c in failures if explained(c)}:
+            dns_side = [e for n in ev.dns_nodes for e in p.node_because.get(n, [])]
             out.append(Pattern(p.cause, f"cluster DNS fails as a consequence: {p.summary}", cells,
-                               because=p.because, doubt=p.doubt))
+                               because=p.because + dns_side, doubt=p.doubt, node_because=p.node_because))
     return out
 
 
