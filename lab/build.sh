@@ -9,6 +9,9 @@
 #   lab/build.sh [--kubernetes V] --background  start a cold build detached and return (log: <cache>/build-<version>.log)
 #   lab/build.sh [--kubernetes V] --status      built, building (with its progress), or not built; exit 0 only when built
 #   lab/build.sh [--kubernetes V] --print       print the bin directory the version and pins map to
+#   --peer  also Kubernetes' own e2e test binary and agnhost of the same release (bin/peer/: lab/lab bench --peer)
+#   --kwok  also KWOK (bin/kwok, its own wrapper module: fake nodes for the scale bench)
+# Each is a step of its own, cached beside the binaries: a build without them never waits for them.
 #
 # V is a minor (1.37: the release lab/build/kubernetes/releases pins for it; the first
 # line there is the default) or a full version (v1.36.3) the Go module proxy serves.
@@ -19,12 +22,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SEATRIALS_LAB_CACHE:-$HOME/.cache/seatrials-lab}
 releases="$here/build/kubernetes/releases"
-usage="usage: lab/build.sh [--kubernetes MINOR|VERSION] [--background|--status|--print]"
+usage="usage: lab/build.sh [--kubernetes MINOR|VERSION] [--peer] [--kwok] [--background|--status|--print]"
 die() { echo "lab build: $*" >&2; exit 2; }
 
-asked="" mode=""
+asked="" mode="" extras=()
 while (($#)); do
   case "$1" in
+    --peer|--kwok) extras+=("$1"); shift ;;
     --kubernetes) (($# >= 2)) || die "--kubernetes needs a version (a minor such as 1.37 or a release such as v1.37.2)"
                   asked=$2; shift 2 ;;
     --kubernetes=*) asked=${1#*=}; shift ;;
@@ -52,11 +56,16 @@ bin="$cache/bin/$k8s_version-$key"
 log="$cache/build-$k8s_version.log"
 lock="$cache/build.lock"
 # Kubernetes commands built from k8s.io/kubernetes (a wrapper module's `tool` directives);
-# add one here to build it too. A test binary (e2e.test) would be one `go test -c` call below.
+# add one here to build it too (the e2e test binary is built by --peer below).
 k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 binaries=("${k8s_commands[@]}" etcd coredns pause flanneld)
+extra_binaries=()
+for e in "${extras[@]}"; do
+  case "$e" in --peer) extra_binaries+=(peer/e2e.test peer/agnhost) ;; --kwok) extra_binaries+=(kwok) ;; esac
+done
 
-complete() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
+base_complete() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
+complete() { base_complete && for b in "${extra_binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
 building() { [[ -e "$lock" ]] && ! flock -n "$lock" true; }
 mkdir -p "$cache"
 
@@ -68,7 +77,7 @@ case "$mode" in
     echo "not built"; if [[ -s "$log" ]]; then echo "last build log $log ends:"; tail -n 5 "$log"; fi; exit 1 ;;
   --background)
     if complete; then echo "$bin"; exit 0; fi
-    setsid nohup "$0" --kubernetes "$k8s_version" > "$log" 2>&1 < /dev/null &
+    setsid nohup "$0" --kubernetes "$k8s_version" "${extras[@]}" > "$log" 2>&1 < /dev/null &
     echo "building Kubernetes $k8s_version in the background (cold: about 12 minutes, after any build already" \
          "running): lab/build.sh --kubernetes $k8s_version --status, log $log"
     exit 0 ;;
@@ -137,10 +146,11 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
+export CGO_ENABLED=0 GOFLAGS=-mod=mod
+if ! base_complete; then
 rm -rf "$bin.partial"
 module="$bin.partial/kubernetes-module"  # kept beside the binaries: the go.mod and go.sum they were built from
 kubernetes_module "$module"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
 # `tool` builds every tool the wrapper module declares; -p 2 keeps memory bounded.
 build etcd "$here/build/etcd" go.etcd.io/etcd/server/v3 "$bin.partial/etcd" -ldflags "-s -w"
 build coredns "$here/build/coredns" tool "$bin.partial/" -ldflags "-s -w"
@@ -153,6 +163,34 @@ flannel_version=$(cd "$here/build/flannel" && go list -m -f '{{.Version}}' githu
 build "flannel $flannel_version" "$here/build/flannel" . "$bin.partial/flanneld" \
   -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel_version"
 rm -rf "$bin" && mv "$bin.partial" "$bin"
+fi
+
+# The extras, each into place only once whole. The peer: e2e.test (`go test -c`) and agnhost from a copy of
+# the release's wrapper module (its go.sum gains the test packages' modules; kept beside them).
+for e in "${extras[@]}"; do
+  case "$e" in
+    --peer)
+      [[ -x "$bin/peer/e2e.test" && -x "$bin/peer/agnhost" ]] && continue
+      rm -rf "$bin/peer.partial" && mkdir -p "$bin/peer.partial" && cp -r "$bin/kubernetes-module" "$bin/peer.partial/module"
+      build agnhost "$bin/peer.partial/module" k8s.io/kubernetes/test/images/agnhost "$bin/peer.partial/agnhost" -ldflags "$ldflags"
+      echo "lab build e2e.test: starting (go test -c k8s.io/kubernetes/test/e2e; elapsed $((SECONDS - started)) s)" >&2
+      (cd "$bin/peer.partial/module" && go test -c -vet=off -p 2 -trimpath -ldflags "$ldflags" \
+         -o "$bin/peer.partial/e2e.test" k8s.io/kubernetes/test/e2e)
+      echo "lab build e2e.test: done (elapsed $((SECONDS - started)) s)" >&2
+      rm -rf "$bin/peer" && mv "$bin/peer.partial" "$bin/peer" ;;
+    --kwok)
+      [[ -x "$bin/kwok" ]] && continue
+      kwok_version=$(cd "$here/build/kwok" && go list -m -f '{{.Version}}' sigs.k8s.io/kwok)
+      mkdir -p "$bin/kwok.partial/stages" && build "kwok $kwok_version" "$here/build/kwok" tool "$bin/kwok.partial/" -ldflags "-s -w"
+      # KWOK's own stages (how fake nodes and pods move through their lifecycle), as its release ships them
+      kwok_dir=$(cd "$here/build/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+      cp "$kwok_dir"/kustomize/stage/node/fast/node-initialize.yaml \
+         "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+         "$kwok_dir"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml "$bin/kwok.partial/stages/"
+      rm -rf "$bin/kwok-stages" && mv "$bin/kwok.partial/stages" "$bin/kwok-stages"
+      mv "$bin/kwok.partial/kwok" "$bin/kwok" && rmdir "$bin/kwok.partial" ;;
+  esac
+done
 complete
 echo "lab build: complete in $((SECONDS - started)) s" >&2
 echo "$bin"

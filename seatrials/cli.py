@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -68,31 +69,57 @@ def java_credentials(args) -> int:
 
 
 def bench(args) -> int:
-    """Run the suite `--runs` times; print wall time and API requests per run (the project's speed figures)."""
+    """Run the suite `--runs` times; print per run its wall time split into phases, API requests, the peak RSS
+    of the pytest process and the verdict with the failed checks (the project's speed figures). --keep DIR
+    keeps each run's reports in DIR/run-<n>."""
     rows = []
     for i in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="seatrials-bench-") as reports:
-            cmd = [sys.executable, "-m", "pytest", *RUN, str(SUITES), "-q",
-                   "--reports-dir", reports, *(["--kubeconfig", args.kubeconfig] if args.kubeconfig else []),
-                   *args.pytest_args]
-            started = time.monotonic()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            wall = time.monotonic() - started
-            signoff = Path(reports) / "signoff.json"
-            if not signoff.exists():
-                print(proc.stdout[-2000:] + proc.stderr[-2000:], file=sys.stderr)
-                print(f"seatrials bench: run {i + 1} wrote no sign-off report (exit {proc.returncode})",
-                      file=sys.stderr)
-                return 2
-            s = json.loads(signoff.read_text())
-            rows.append({"run": i + 1, "nodes": s["nodes"], "wall_seconds": round(wall, 1),
-                         "api_requests": s["api_requests"], "verdict": s["verdict"], "outcomes": s["outcomes"],
-                         "trial_timings": s["trial_timings"], "label": args.label})
+        with tempfile.TemporaryDirectory(prefix="seatrials-bench-") as scratch:
+            reports = Path(args.keep) / f"run-{i + 1}" if args.keep else Path(scratch)
+            row = bench_run(args, reports)
+        if row is None:
+            print(f"seatrials bench: run {i + 1} wrote no sign-off report", file=sys.stderr)
+            return 2
+        rows.append({"run": i + 1, **row})
     for row in rows:
         print(json.dumps(row) if args.json else
               f"{args.label or 'run'} {row['run']}: nodes={row['nodes']} wall={row['wall_seconds']}s "
-              f"api_requests={row['api_requests']} verdict={row['verdict']} timings={row['trial_timings']}")
+              f"api_requests={row['api_requests']} peak_rss={row['peak_rss_mib']}MiB verdict={row['verdict']} "
+              f"timings={row['timings']}" + (f" failed={row['failed']}" if row["failed"] else ""))
     return 0
+
+
+REPORTS_WRITTEN = re.compile(r"seatrials: reports written to .* in ([\d.]+) s")
+
+
+def bench_run(args, reports: Path) -> dict | None:
+    """One run of the suite: its figures from its sign-off, its stderr and the kernel's account of it."""
+    cmd = [sys.executable, "-m", "pytest", *RUN, str(SUITES), "-q", "--reports-dir", str(reports),
+           *(["--kubeconfig", args.kubeconfig] if args.kubeconfig else []), *args.pytest_args]
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    signoff = reports / "signoff.json"
+    if not signoff.exists():
+        print(f"{stdout[-2000:]}{stderr[-2000:]}(pytest exit {proc.returncode})", file=sys.stderr)
+        return None
+    s = json.loads(signoff.read_text())
+    written = REPORTS_WRITTEN.search(stderr)
+    failed = [f"{c['check']}[{c['case']}]: {c['summary'] or c['message'][:200]}" if c["case"] else
+              f"{c['check']}: {c['summary'] or c['message'][:200]}"
+              for c in s["checks"] if c["outcome"] in ("failed", "error")]
+    return {"nodes": s["nodes"], "wall_seconds": round(wall, 1), "api_requests": s["api_requests"],
+            "peak_rss_mib": usage.ru_maxrss // 1024, "verdict": s["verdict"], "outcomes": s["outcomes"],
+            "timings": {**s["trial_timings"], "report": float(written[1]) if written else None},
+            "junit_mib": round((reports / "junit.xml").stat().st_size / 2**20, 2)
+            if (reports / "junit.xml").exists() else None,
+            "failed": failed[:10] + ([f"and {len(failed) - 10} more"] if len(failed) > 10 else []),
+            "reports": str(reports) if args.keep else "", "label": args.label}
 
 
 def main(argv=None) -> int:
@@ -121,6 +148,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--label", default="", help="a name for the scenario printed with each row")
     p.add_argument("--json", action="store_true", help="one JSON object per run")
+    p.add_argument("--keep", metavar="DIR", help="keep each run's reports in DIR/run-<n> (default: thrown away)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     p.set_defaults(func=bench)
     args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from seatrials.kubeconfig import IN_CLUSTER, inside_a_pod
 
 DEFAULT_PROBE_IMAGE = "docker.io/library/busybox:1.36.1"
+DEFAULT_PAIR_CASES_UP_TO = 30  # nodes; chosen from measurement (README, Speed)
 # What a sign-off covers, by suite module (suites/test_<module>.py carries its area as a mark).
 AREAS = ("network", "kubelet", "apiserver", "credentials", "aws", "harbor")
 
@@ -92,6 +93,16 @@ def existing(path: Path | None) -> str | None:
     return None if path is None or path.exists() else "does not exist"
 
 
+def parse_pairs(text: str) -> int | None:
+    """`all` -> None (every target); `sample:K` -> K targets per source (K >= 1)."""
+    if text == "all":
+        return None
+    kind, _, k = text.partition(":")
+    if kind != "sample" or not k.isdigit() or int(k) < 1:
+        raise BadOption("must be all or sample:K, K a whole number of targets per source (1 or more)")
+    return int(k)
+
+
 def writable_dir(path: Path) -> str | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -159,6 +170,15 @@ class Settings:
     lock_wait: float = option("--lock-wait", "seconds to wait for another run's lock on the cluster before "
                                              "refusing (default 0: refuse at once)", 0.0, parse=float,
                               check=not_negative)
+    pair_cases_up_to: int = option(
+        "--pair-cases-up-to", "up to this many nodes one test case per ordered node pair and path; above it one "
+                              f"case per source node and path listing every failed target (default "
+                              f"{DEFAULT_PAIR_CASES_UP_TO})", DEFAULT_PAIR_CASES_UP_TO, parse=int,
+        check=not_negative, metavar="NODES")
+    pairs: int | None = option(
+        "--pairs", "all: every node probes every node (default); sample:K: each node probes every master and K "
+                   "other nodes drawn from the run id (printed), every node still probed by another",
+        None, parse=parse_pairs, metavar="all|sample:K")
     probe_ports: tuple[int, int, int] = option(
         "--probe-ports", "pod probe port, host-network probe port, externalIPs service port "
                          "(default 9376,9377,9378)", (9376, 9377, 9378), parse=parse_ports)

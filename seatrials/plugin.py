@@ -35,7 +35,7 @@ from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
 from seatrials.checks import aws
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
 from seatrials.lock import ClusterLock
-from seatrials.network import probes
+from seatrials.network import cases, probes
 from seatrials.network import trial as trial_mod
 from seatrials.options import AREAS, BadOption, Settings, settings_from
 from seatrials.reporting import baseline as baseline_mod
@@ -58,6 +58,7 @@ class Run:
     completed: set[str] = field(default_factory=set)  # node ids whose teardown ran
     started: float = field(default_factory=time.time)
     namespace_deleted: bool | None = None  # None until teardown tried
+    phases: dict[str, float] = field(default_factory=dict)  # when collection ended, when the cases ended
     interrupted: str = ""  # Ctrl-C or SIGTERM: the verdict cannot be a sign-off
     stopped: list[str] = field(default_factory=list)  # why the run could not finish (controller's own)
     judgement: verdict_mod.Judgement | None = None
@@ -74,11 +75,13 @@ __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "p
            "settings", "run_id", "cluster", "topology", "trial"]
 
 
-class CauseFailure(AssertionError):
-    """A check's failed Result, raised by the plugin alone; its message is the finding's."""
+class CauseFailure(pytest.fail.Exception):
+    """A check's failed Result, raised by the plugin alone; its message is the finding's. Without pytest's
+    traceback (pytrace=False): pytest would format the traceback and the check's arguments (the whole trial)
+    for every failed case, only for pytest_runtest_makereport below to replace it with the finding."""
 
     def __init__(self, finding: Finding):
-        super().__init__(finding.message())
+        super().__init__(finding.message(), pytrace=False)
         self.finding = finding
 
 
@@ -234,6 +237,7 @@ def pytest_report_header(config):
     lines += [f"  {k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in state.topology.fingerprint().items()]
     lines += [f"  {line}" for line in caveats(state)]
     lines.append(f"  sign-off policy: required areas {', '.join(state.settings.require) or 'none (lenient)'}")
+    lines.append(f"  {cases.describe(len(state.topology.nodes), state.settings, state.run_id)}")
     if state.removed:
         lines.append(f"  removed what earlier runs left: {', '.join(state.removed)}")
     return lines
@@ -241,16 +245,19 @@ def pytest_report_header(config):
 
 # ---------------------------------------------------------------- collection: the whole suite, or a selection?
 def pytest_generate_tests(metafunc):
-    topology = metafunc.config.stash[STATE].topology
+    state = metafunc.config.stash[STATE]
+    topology, settings = state.topology, state.settings
     nodes = topology.nodes if topology else []
     if "node" in metafunc.fixturenames:
         metafunc.parametrize("node", nodes, ids=[n.name for n in nodes])
-    if "pair" in metafunc.fixturenames:  # every ordered pair, a node with itself included
-        pairs = [(a, b) for a in nodes for b in nodes]
-        metafunc.parametrize("pair", pairs, ids=[f"{a.name}->{b.name}" for a, b in pairs])
-    if "cross_pair" in metafunc.fixturenames:  # ordered pairs of two different nodes
-        pairs = topology.ordered_pairs() if topology else []
-        metafunc.parametrize("cross_pair", pairs, ids=[f"{a.name}->{b.name}" for a, b in pairs])
+    # ordered pairs (a node with itself included; cross_pair: two different nodes) among the probed ones,
+    # or above --pair-cases-up-to one case per source node
+    per_source = cases.per_source(len(nodes), settings.pair_cases_up_to)
+    for name, cross in (("pair", False), ("cross_pair", True)):
+        if name in metafunc.fixturenames:
+            probed = {} if per_source or not topology else cases.targets_of(topology, settings.pairs, state.run_id)
+            values, ids = cases.pair_cases(nodes, probed, per_source, cross)
+            metafunc.parametrize(name, values, ids=ids)
     if "endpoint_path" in metafunc.fixturenames:  # every node to every apiserver endpoint
         eps = topology.apiserver_endpoints if topology else []
         paths = [(n, f"{ip}:{port}") for n in nodes for ip, port in eps]
@@ -417,6 +424,9 @@ class RunReporter:
     def pytest_sessionstart(self, session):
         self.session = session
 
+    def pytest_collection_finish(self, session):
+        self.state.phases["collected"] = time.time()
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.state.stopped.append(f"{report.nodeid} could not be collected: "
@@ -434,6 +444,7 @@ class RunReporter:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         state = self.state
+        state.phases["cases"] = time.time()
         stop_run(state)
         stopped = state.stopped + notes(state, "stopped")
         expected = session.testscollected
@@ -475,10 +486,13 @@ def pytest_sessionfinish(session, exitstatus):
     if state.cluster is not None and state.shared and state.shared.exists():
         (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))
     if state.judgement is not None and not is_worker(session.config):
+        started = time.monotonic()
         trial = trial_mod.load(state.shared) if state.shared else None
         reporting.write_all(state, trial, *report_paths(session.config),
                             command=session.config.invocation_params.args)
         shutil.rmtree(state.shared, ignore_errors=True)
+        print(f"seatrials: reports written to {state.settings.reports_dir} in {time.monotonic() - started:.1f} s",
+              file=sys.stderr)
 
 
 def report_paths(config) -> tuple[Path | None, Path | None]:

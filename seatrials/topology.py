@@ -39,6 +39,13 @@ class Node:
         return self.role == "master"
 
 
+@dataclass(frozen=True)
+class Everyone:
+    """The target of a per-source test case (network.cases): every node its source probes."""
+
+    name: str = "*"
+
+
 @dataclass
 class Topology:
     nodes: list[Node]

@@ -100,6 +100,21 @@ def node_cut_off(node, dns_nodes=("worker-1",)):
     return blocked
 
 
+def own_routes_gone(node, dns_nodes=("worker-1",)):
+    """The node lost its own routes to the other nodes' pods (its host-gw agent gone, say): whatever it sends
+    to another node's pod, from its host or a pod, has no way there; its pods still receive, and answer
+    other nodes' hosts (node IPs need no pod route)."""
+    def blocked(kind, src, dst):
+        if kind in ("pod-to-pod", "pod-to-pod-icmp"):
+            return src != dst and node in (src, dst)
+        if kind in ("host-to-pod", "external-ip"):
+            return src == node != dst
+        if kind == "dns":
+            return any(src != d and node in (src, d) for d in dns_nodes)
+        return False
+    return blocked
+
+
 def apiserver_port(roles_):
     def blocked(kind, src, dst):
         return roles_.get(src) == "worker" and kind in ("pod-to-apiserver", "pod-to-service")

@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from seatrials.checks import aws
 from seatrials.options import Settings
-from seatrials.topology import Node, Topology
+from seatrials.topology import Everyone, Node, Topology
 
 pytest_plugins = ["pytester"]
 
@@ -338,6 +338,9 @@ def test_node_without_instance_is_not_checked_never_passed(ec2):
     assert judged(aws.source_dest_check(inv, ghost, True)) == reason
     assert judged(aws.cni_traffic(inv, topo, ghost, topo.node("master-1"))) == reason
     assert judged(aws.apiserver_port(inv, topo, ghost, "10.240.0.11:6444")) == reason
+    # a per-source case: the source's missing instance said once, not once per target
+    assert judged(aws.cni_traffic(inv, topo, ghost, Everyone())) == reason
+    assert judged(aws.pod_routes(inv, topo, ghost, Everyone())) == reason
 
 
 def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):
@@ -404,6 +407,8 @@ def test_pod_routes_between_subnets(ec2, cni, pools, routed, expected):
         routes = {f["subject"] for f in found if f["cause"] == "cross-subnet-native-routing"}
         assert routes == {f"{n}->worker-3" for n in ("master-1", "master-2", "worker-1", "worker-2")} | {
             f"worker-3->{n}" for n in ("master-1", "master-2", "worker-1", "worker-2")}
+    every = judged(aws.pod_routes(inv, topo, topo.node("worker-1"), Everyone()))  # a per-source case
+    assert every.split(":")[0] == expected and (expected == "passed" or "worker-3's pods" in every), every
 
 
 def test_a_pod_route_to_another_instance_is_a_fault(ec2):

@@ -11,7 +11,7 @@ NODES = [*sim.MASTERS, *sim.WORKERS]
 
 
 def causes_of(diagnosis):
-    return {f.cause for f in diagnosis.findings.values()}
+    return {p.cause for p in diagnosis.explained.values()}
 
 
 def run(blocked, masters=sim.MASTERS, workers=sim.WORKERS, evidence=None, **kw):
@@ -22,7 +22,7 @@ def run(blocked, masters=sim.MASTERS, workers=sim.WORKERS, evidence=None, **kw):
 
 def test_healthy_cluster_has_no_finding():
     _, d = run(sim.healthy)
-    assert d.findings == {} and d.patterns == []
+    assert d.explained == {} and d.patterns == []
 
 
 # ---------------------------------------------------------------- pod IPs of a node unreachable
@@ -94,8 +94,37 @@ def test_a_cni_agent_down_over_a_tunnel_also_cuts_its_hosts_way_to_other_pods():
                       aws=sim.aws_facts(NODES))
     results, d = run(sim.node_cut_off("worker-2"), evidence=ev)
     assert causes_of(d) == {"cni-agent-down"}
-    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.explained)
     assert d.finding("host-to-pod", "worker-2", "master-1").cause == "cni-agent-down"
+
+
+def test_a_node_whose_host_gw_agent_is_gone_reaches_no_pod_and_is_named():
+    """host-gw: worker-2's flanneld gone with its routes; the others still route its pod CIDR to it, so
+    their hosts reach its pods, and only what worker-2 sends towards other pods is lost."""
+    others = [n for n in NODES if n != "worker-2"]
+    ev = sim.evidence(routes_missing={"worker-2": others}, cni="flannel",
+                      cni_agents={"master-1": "", "worker-1": "", "worker-2": "no kube-flannel-ds pod on it"},
+                      aws=sim.aws_facts(NODES))
+    results, d = run(sim.own_routes_gone("worker-2"), evidence=ev)
+    assert causes_of(d) == {"cni-agent-down"}
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.explained)
+    assert "worker-2 reach no pod on another node" in d.finding("pod-to-pod", "master-1", "worker-2").evidence[1]
+
+
+def test_a_node_without_its_own_pod_routes_is_named_from_its_routes():
+    others = [n for n in NODES if n != "worker-2"]
+    ev = sim.evidence(routes_missing={"worker-2": others}, aws=sim.aws_facts(NODES))
+    _, d = run(sim.own_routes_gone("worker-2"), evidence=ev)
+    assert causes_of(d) == {"pod-route-missing"}
+    f = d.finding("host-to-pod", "worker-2", "worker-1")
+    assert "worker-2 has no route to 10.200.11.0/24, 10.200.21.0/24 (the other nodes' pods)" in "\n".join(f.evidence)
+
+
+def test_a_node_reaching_no_pod_with_its_routes_sound_is_unknown_and_never_the_check():
+    ev = sim.evidence(aws=sim.aws_facts(NODES, check_on=()))
+    _, d = run(sim.own_routes_gone("worker-2"), evidence=ev)
+    assert causes_of(d) == {"unknown"}
+    assert "ip route on worker-2" in d.finding("host-to-pod", "worker-2", "master-1").hint
 
 
 # ---------------------------------------------------------------- security groups: EC2 decides when read
@@ -120,7 +149,7 @@ def test_master_inbound_over_a_tunnel_fails_both_ways_and_is_named_when_ec2_drop
     results, d = run(sim.master_inbound_over_tunnel(roles), masters=masters, evidence=ev)
     assert causes_of(d) == {"sg-master-inbound-from-nodes"}
     assert d.finding("pod-to-pod", masters[0], "worker-2").cause == "sg-master-inbound-from-nodes"
-    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.explained)
 
 
 def test_master_inbound_over_a_tunnel_with_ec2_admitting_it_is_not_the_security_group():
@@ -138,7 +167,7 @@ def test_pod_ips_failing_across_subnets_without_vpc_routes_is_cross_subnet_routi
     ev = sim.evidence(aws=sim.aws_facts(NODES, findings=ROUTE_FINDINGS, subnets=SUBNETS), dns_nodes=["worker-1"])
     results, d = run(sim.across_subnets(SUBNETS), evidence=ev)
     assert causes_of(d) == {"cross-subnet-native-routing"}
-    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.explained)
     f = d.finding("pod-to-pod", "worker-1", "master-1")
     assert "pod IPs fail between nodes of different subnets" in f.evidence[1]
     assert any("route table rtb-1 has no route" in line for line in f.evidence)

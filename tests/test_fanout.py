@@ -2,6 +2,7 @@
 creates (`unshare --net`): a listening probe, a closed port, a black hole and
 an unreachable network, all probed in parallel by one invocation."""
 
+import math
 import shutil
 import subprocess
 import time
@@ -32,15 +33,15 @@ for i in $(seq 100); do echo | {bb} nc 10.99.0.1 9376 >/dev/null 2>&1 && break; 
 """
 
 
-def fan_out(tmp_path, targets, timeout=1, retries=1):
+def fan_out(tmp_path, targets, timeout=1, retries=1, in_flight=paths.PROBES_IN_FLIGHT):
     www = tmp_path / "www"
     script = SETUP.format(www=www, bb=BUSYBOX) + f'{BUSYBOX} sh -c "$0" "$@"'
     args = ["unshare", "--net", "sh", "-c", script, SCRIPT, "fanout", str(timeout), str(retries),
-            *(t.arg() for t in targets)]
+            str(in_flight), *(t.arg() for t in targets)]
     env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     (tmp_path / "bin").mkdir()
     applets = ("nc", "ping", "nslookup", "timeout", "date", "awk", "tail", "tr", "cut", "sleep", "sed", "grep",
-               "head", "wc", "mktemp", "rm", "ip")
+               "head", "wc", "mktemp", "rm", "ip", "mkfifo")
     for applet in applets:
         (tmp_path / "bin" / applet).symlink_to(BUSYBOX)  # the pod's busybox, not the machine's tools
     started = time.monotonic()
@@ -71,8 +72,31 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
     assert results[("external-ip", "worker-1")].tries == 0  # many requests to see every backend, none a retry
     assert results[("external-ip", "worker-9")].outcome != "ok"
     assert "worker-9 never answered" in results[("external-ip", "worker-9")].detail
+    # nothing went unanswered: worker-9 was asked for until a healthy backend could not have stayed unseen
+    assert results[("external-ip", "worker-9")].tries >= 2 * (math.log(2) + 11.5)
     # parallel: the black hole's two timed-out tries and the 3 s backends deadline overlap
     assert elapsed < 8
+
+
+def test_a_backend_is_not_given_up_on_after_one_round_with_a_request_lost(tmp_path):
+    """Requests to the black hole get no answer, as a request or two do on a busy healthy cluster: the
+    backend not seen is asked for until a healthy one would have answered but for 1 chance in 1000."""
+    targets = [Target("external-ip", "*", "backends", "10.99.0.1+10.99.0.2", "9376", ("worker-1+worker-9", "1"))]
+    stdout, _ = fan_out(tmp_path, targets)
+    results = {r.target: r for r in paths.parse("src", "pod", targets, stdout, None)}
+    assert results["worker-1"].outcome == "ok" and "worker-9 never answered" in results["worker-9"].detail
+    assert "timed out" in results["worker-9"].detail  # the unanswered requests are shown
+    assert results["worker-9"].tries >= 2 * (math.log(2) + 6.9)  # one round (8 requests) is not enough
+
+
+def test_probes_in_flight_are_bounded_by_a_sliding_window(tmp_path):
+    """Six black holes (1 s each, no retry): two at a time take three rounds; six at a time, one."""
+    holes = [Target("pod-to-pod", f"hole-{i}", "tcp", "10.99.0.2", "9376") for i in range(6)]
+    stdout, narrow = fan_out(tmp_path, holes, retries=0, in_flight=2)
+    assert [r.outcome for r in paths.parse("src", "pod", holes, stdout, None)] == ["timeout"] * 6
+    (tmp_path / "bin").rename(tmp_path / "bin-narrow")
+    _, wide = fan_out(tmp_path, holes, retries=0, in_flight=6)
+    assert narrow >= 3 > wide
 
 
 def test_a_target_without_a_result_is_not_run_never_ok(tmp_path):

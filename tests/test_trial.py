@@ -1,6 +1,8 @@
 """Judging one cell of a measured trial: passed, failed with the diagnosed cause, or
 "not checked" with the reason; never a silent pass."""
 
+import json
+
 from seatrials.network.paths import ControlChannel, ProbeResult
 from seatrials.network.trial import Trial
 from seatrials.topology import Node, Topology
@@ -60,3 +62,12 @@ def test_a_broken_control_channel_is_its_own_failure():
     result = t.control_channel("worker-1")
     assert result.status == "failed" and "10250" in str(result) and "i/o timeout" in str(result)
     assert t.control_channel("master-1").status == "not checked"
+
+
+def test_a_trial_written_row_by_row_reads_back_whole(tmp_path):
+    t = Trial("run", "ns", [status("a", "pod")], [ControlChannel("a", "pod", "pod-a", True, "exec answered")],
+              [ProbeResult("pod-to-pod", "a", "b", "10.200.1.2:9376", "timeout", "nc: timed out", 2)],
+              policies=["NetworkPolicy ns/deny (ingress)"], window=(1.0, 2.0))
+    t.write(tmp_path / "trial.json")
+    back = Trial.from_json(json.loads((tmp_path / "trial.json").read_text()))
+    assert back.to_json() == t.to_json() and back.results[0].tries == 2

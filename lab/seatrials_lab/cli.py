@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cluster, faults, suite
+from . import cluster, faults, kwok, suite
 from .layout import CNIS, Paths
 from .shell import LabError
 
@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     _size_options(bench, defaults=False)
     _version_option(bench)
     bench.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
+    bench.add_argument("--fake-nodes", type=int, default=0, metavar="N",
+                       help="run the suite on N KWOK fake nodes instead of the real ones (lab/lab fake-nodes)")
+    fake = commands.add_parser("fake-nodes", help="KWOK's fake nodes on the running lab: N registered and Ready "
+                                                  "(0 removes them), their probes answered by a labelled stand-in")
+    fake.add_argument("count", type=int, help="how many (3 of them the fake cluster's masters)")
+    fake.add_argument("--break", dest="broken", metavar="NODES", default="",
+                      help="'all' or a comma list: the stand-in drops these fake nodes' pod IPs (none: heal)")
     matrix = commands.add_parser(
         "matrix",
         help="for each Kubernetes version in turn: build (cached), up, pytest suites/ (reports in "
@@ -109,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run-suite":
             return suite.run_suite(paths, _shape(args), args.keep, _pytest_args(args))
         elif args.command == "bench":
-            print(suite.bench_table(suite.bench(paths, _shape(args), args.runs)))
+            print(suite.bench_table(suite.bench(paths, _shape(args), args.runs, args.fake_nodes)))
+        elif args.command == "fake-nodes":
+            lab = cluster.running(paths)
+            fakes = kwok.start(lab, args.count)
+            if args.broken:
+                kwok.break_pod_network(lab, kwok.chosen(fakes, args.broken))
+            print(kwok.describe(fakes))
         elif args.command == "matrix":
             rows = suite.matrix(paths, _shape(args), args.kubernetes, _pytest_args(args))
             print(suite.matrix_table(rows))

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import cluster, faults
+from . import cluster, faults, kwok
 from .layout import Paths, pod_ips_between_nodes
 from .shell import LabError
 
@@ -54,7 +54,10 @@ BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses
 HEALTHY = "healthy"  # the bench's scenarios
 BROKEN = f"pod network broken ({BROKEN_POD_NETWORK} on every node)"
 NOT_READY = "one worker NotReady (its kubelet stopped)"
+FAKE_BROKEN = "pod network broken (stand-in: every fake node's pod IPs dropped)"
 SIGNED_OFF = "SIGNED OFF"  # the suite's verdict for a healthy cluster (signoff.json)
+# seatrials bench's timings, in the order of a run
+PHASES = ("collect", "deploy", "ready", "measure", "diagnose", "checks", "report")
 
 
 def build(paths: Paths, kubernetes: str | None = None) -> None:
@@ -197,12 +200,15 @@ def matrix_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def bench(paths: Paths, shape: Shape, runs: int = 3) -> list[dict]:
+def bench(paths: Paths, shape: Shape, runs: int = 3, fake_nodes: int = 0) -> list[dict]:
     """`seatrials bench --runs N` on the healthy lab, then with the pod network fully broken (where the
-    source/destination check breaks it: not over VXLAN), then with one worker NotReady; one row per run."""
+    source/destination check breaks it: not over VXLAN), then with one worker NotReady; one row per run.
+    With fake nodes: on that many KWOK nodes, healthy and with every fake node's pod IPs dropped."""
     with lab_up(paths, shape) as was_up:
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
+        if fake_nodes:
+            return _bench_fake(cluster.running(paths), runs, fake_nodes)
         rows = _bench_runs(paths, HEALTHY, runs)
         lab = cluster.running(paths)
         scenarios = [(BROKEN, BROKEN_POD_NETWORK, "all"), (NOT_READY, "node-not-ready", None)]
@@ -221,6 +227,20 @@ def bench(paths: Paths, shape: Shape, runs: int = 3) -> list[dict]:
     return rows
 
 
+def _bench_fake(lab: cluster.Lab, runs: int, count: int) -> list[dict]:
+    """The bench on `count` KWOK nodes (their probes answered by the labelled stand-in), healthy and broken;
+    KWOK and its nodes are removed again afterwards."""
+    fakes = kwok.start(lab, count)
+    try:
+        print(f"lab: {kwok.describe(fakes)}", file=sys.stderr, flush=True)
+        rows = _bench_runs(lab.paths, HEALTHY, runs, kwok.SUITE_ARGS)
+        kwok.break_pod_network(lab, [f.name for f in fakes])
+        rows += _bench_runs(lab.paths, FAKE_BROKEN, runs, kwok.SUITE_ARGS)
+    finally:
+        kwok.stop(lab)
+    return rows
+
+
 def quiet_worker(lab: cluster.Lab) -> str | None:
     """The last worker that runs no CoreDNS pod: stopping it tells what a NotReady node costs, nothing else."""
     dns = {p["spec"].get("nodeName") for p in lab.kubectl.json("get", "pods", "-n", "kube-system", "-l",
@@ -229,9 +249,19 @@ def quiet_worker(lab: cluster.Lab) -> str | None:
     return workers[-1] if workers else None
 
 
-def _bench_runs(paths: Paths, label: str, runs: int) -> list[dict]:
-    argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label, "--runs", str(runs)]
-    print(f"lab: bench: {label}, {runs} run(s)", file=sys.stderr, flush=True)
+def bench_reports(paths: Paths, label: str) -> Path:
+    """Where a scenario's runs keep their reports: reports/bench/<scenario>/run-<n> of the repository."""
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return paths.lab.parent / "reports" / "bench" / slug
+
+
+def _bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = ()) -> list[dict]:
+    keep = bench_reports(paths, label)
+    argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label, "--runs", str(runs),
+            "--keep", str(keep), "--", *pytest_args]
+    print(f"lab: bench: {label}, {runs} run(s), reports in {keep}", file=sys.stderr, flush=True)
     done = subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths), capture_output=True, text=True)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not rows:
@@ -255,7 +285,19 @@ def bench_table(rows: list[dict]) -> str:
         wall = f"{medians[label]:.1f} ({walls[0]}-{walls[-1]})"
         requested = f"{requests[0]}-{requests[-1]}" if requests[0] != requests[-1] else str(requests[0])
         lines.append(f"{label:58} {mine[0]['nodes']:>5} {len(mine):>4} {wall:>25} {requested:>12}  {verdicts}")
-    for label in (BROKEN, NOT_READY):
+    for label in (BROKEN, FAKE_BROKEN, NOT_READY):
         if medians.get(HEALTHY) and label in medians:
             lines.append(f"{label} / healthy (medians): {medians[label] / medians[HEALTHY]:.2f}")
+    for label in medians:  # where the time goes, what the run weighs (rows of seatrials bench have it)
+        mine = [r for r in rows if r["label"] == label and r.get("timings")]
+        if mine:
+            phases = {k: statistics.median(r["timings"][k] or 0 for r in mine) for k in PHASES
+                      if k in mine[0]["timings"]}
+            lines.append(f"{label}: phases (median s) " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+                         + f"; peak RSS {max(r['peak_rss_mib'] for r in mine)} MiB; "
+                         f"JUnit {max(r['junit_mib'] or 0 for r in mine)} MiB")
+    for r in rows:  # a healthy lab must sign off every time: say what failed, and where its reports are
+        if r["label"] == HEALTHY and r["verdict"] != SIGNED_OFF:
+            lines.append(f"{HEALTHY} run {r['run']}: {r['verdict']} (reports {r.get('reports') or 'not kept'}): "
+                         + "; ".join(r.get("failed") or ["no failed check"]))
     return "\n".join(lines)

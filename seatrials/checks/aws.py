@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from seatrials.causes import Result, Verdict
 from seatrials.checks import aws_rules
 from seatrials.checks.aws_rules import ALL_TRAFFIC, IP_IN_IP, Host, Traffic, tcp, udp
-from seatrials.topology import Node, Topology
+from seatrials.topology import Everyone, Node, Topology
 
 SOURCE_DEST = "ec2-source-dest-check"
 APISERVER = "sg-node-to-apiserver"
@@ -396,17 +396,37 @@ def apiserver_port(inv: Inventory, topology: Topology, source: Node, endpoint: s
     return verdict
 
 
-def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
-    """The CNI's own traffic from one node to another, as EC2 filters it."""
+def _targets(inv: Inventory, verdict: Verdict, topology: Topology, source: Node, target: Node | Everyone) -> list:
+    """The nodes a check of a path judges from `source`: `target`, or every other node (Everyone); none when
+    the source has no instance (said once, not once per target: the reason of a per-source case on hundreds
+    of nodes would repeat it in every report)."""
+    if not isinstance(target, Everyone):
+        return [target]
+    if _host_or_note(inv, verdict, source) is None:
+        return []
+    return [n for n in topology.nodes if n.name != source.name]
+
+
+def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
+                observed: str = "unknown") -> Verdict:
+    """The CNI's own traffic from one node to another (to every other node: Everyone), as EC2 filters it."""
     verdict = Verdict(CNI)
+    for node in _targets(inv, verdict, topology, source, target):
+        _cni_traffic_to(verdict, inv, topology, source, node, observed)
+    return verdict
+
+
+def _cni_traffic_to(verdict: Verdict, inv: Inventory, topology: Topology, source: Node, target: Node,
+                    observed: str) -> None:
     hosts = _hosts(inv, verdict, source, target)
     if not hosts:
-        return verdict
+        return
     src, dst = hosts
     needed = cni_traffic_needed(topology, src.subnet == dst.subnet, observed)
-    if needed is None:
-        verdict.add("CNI", "unreadable", f"unknown CNI ({topology.cni}): what it sends between nodes is unknown")
-        return verdict
+    if needed is None:  # said once for all the targets
+        if not any(o.signal == "CNI" for o in verdict.observations):
+            verdict.add("CNI", "unreadable", f"unknown CNI ({topology.cni}): what it sends between nodes is unknown")
+        return
     host_traffic, native = needed
     for traffic in host_traffic:
         _judge_traffic(verdict, inv, src, dst, traffic)
@@ -421,42 +441,49 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, 
         for s in src_cidrs:
             for d in dst_cidrs:
                 _judge_traffic(verdict, inv, src, dst, ALL_TRAFFIC, s, d, note)
+
+
+def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
+               observed: str = "unknown") -> Verdict:
+    """Between nodes of different subnets, pod IPs routed natively need the source subnet's route table to
+    send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way.
+    To every other node: Everyone."""
+    verdict = Verdict(ROUTES)
+    for node in _targets(inv, verdict, topology, source, target):
+        _pod_routes_to(verdict, inv, topology, source, node, observed)
     return verdict
 
 
-def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
-    """Between nodes of different subnets, pod IPs routed natively need the source subnet's route table to
-    send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way."""
-    verdict = Verdict(ROUTES)
+def _pod_routes_to(verdict: Verdict, inv: Inventory, topology: Topology, source: Node, target: Node,
+                   observed: str) -> None:
     hosts = _hosts(inv, verdict, source, target)
     if not hosts:
-        return verdict
+        return
     src, dst = hosts
     path = f"{source.name}->{target.name}"
     if src.subnet == dst.subnet:
         verdict.add(path, "ok", f"same subnet {src.subnet}: no route table is on the way")
-        return verdict
+        return
     needed = cni_traffic_needed(topology, False, observed)
     if needed is None:
         verdict.add(path, "unreadable", f"unknown CNI ({topology.cni}): whether it routes pod IPs natively "
                                         "between subnets is unknown")
-        return verdict
+        return
     if not needed[1]:
         verdict.add(path, "ok", f"{src.subnet} -> {dst.subnet}: the CNI does not send pod IPs through the VPC "
                                 "as they are between subnets")
-        return verdict
+        return
     table = inv.route_tables.get(src.subnet)
     cidrs = pod_cidrs(topology, target)
     if table is None or not cidrs:
         why = (f"no route table found for {src.subnet}" if table is None
                else f"no pod CIDR known for {target.name}")
         verdict.add(path, "unreadable", why)
-        return verdict
+        return
     name = f"route table {table['RouteTableId']} ({src.subnet})"
     for cidr in cidrs:
         decision = aws_rules.route(table.get("Routes", []), name, dst, cidr)
         verdict.add(f"{path} pod CIDR {cidr}", "ok" if decision.allowed else "fault", decision.summary())
-    return verdict
 
 
 # ---- for the network diagnosis ---------------------------------------------------------

@@ -14,7 +14,8 @@ person would check them. Patterns, each with its physical reasoning:
 - pod IPs of some nodes unreachable (from every other node, and their pods reach
   no other pod) while node IPs answer: the CNI agent down there, a route missing
   on the other nodes, EC2 dropping what reaches them, or the EC2
-  source/destination check;
+  source/destination check; its mirror, a node reaching no other node's pod
+  while other hosts reach its pods: its own routes (or its CNI agent) gone;
 - only workers -> masters failing while masters -> workers works (both ways when
   the CNI encapsulates: each direction is its own tunnel flow): the masters'
   security group, when EC2's rules really drop it;
@@ -32,6 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
+from seatrials.network.cases import name_list
 from seatrials.network.evidence import Evidence, route_to
 from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
@@ -60,19 +62,40 @@ class Pattern:
     hint: str = ""
     because: list[str] = field(default_factory=list)  # the evidence beyond the matrix
     doubt: str = ""  # what could not be read to confirm it
+    node_because: dict[str, list[str]] = field(default_factory=dict)  # evidence about one node of the pattern
 
 
 @dataclass
 class Diagnosis:
+    """Which pattern explains each failed cell; a cell's Finding is made when asked (a row of hundreds of
+    failed cells shares its pattern's lines instead of copying them)."""
+
     patterns: list[Pattern]
-    findings: dict[Cell, Finding]
+    explained: dict[Cell, Pattern]
+    results: dict[Cell, ProbeResult]
+    aws_findings: dict[str, list[dict]]  # the AWS findings by the source node of their subject
 
     def finding(self, kind: str, source: str, target: str) -> Finding | None:
-        return self.findings.get((kind, source, target))
+        cell = (kind, source, target)
+        p = self.explained.get(cell)
+        if p is None:
+            return None
+        evidence = [self.results[cell].evidence(), f"pattern: {p.summary}", *p.because]
+        evidence += [e for n in dict.fromkeys((source, target)) for e in p.node_because.get(n, [])]
+        return Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), self.corroboration(p, cell))
+
+    def corroboration(self, p: Pattern, cell: Cell) -> list[str]:
+        """EC2's own findings of the pattern's cause about the cell's path (source -> target), else about
+        its source."""
+        mine = [f for f in self.aws_findings.get(cell[1], []) if f["cause"] == p.cause]
+        exact = [f for f in mine if f["subject"] == f"{cell[1]}->{cell[2]}"]
+        return [f"AWS: {f['detail']}" for f in exact or mine]
 
 
 def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     """Explain every failed probe."""
+    if not any(failed(r) for r in results):  # nothing to explain (and no index of every cell to build)
+        return Diagnosis([], {}, {}, {})
     by_cell = {(r.kind, r.source, r.target): r for r in results}
     bad = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []
@@ -84,24 +107,11 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     if leftovers := bad - explained:
         patterns.append(Pattern(UNKNOWN, "failures that no documented cause explains", leftovers,
                                 row_and_column_hint(by_cell, leftovers)))
-    findings = {}
-    for p in patterns:
-        agree = corroboration(ev, p)
-        for cell in p.cells:
-            evidence = [by_cell[cell].evidence(), f"pattern: {p.summary}", *p.because]
-            findings[cell] = Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), agree)
-    return Diagnosis(patterns, findings)
-
-
-def nodes_of(cells: set[Cell]) -> set[str]:
-    return {n for _, s, t in cells for n in (s, t)}
-
-
-def corroboration(ev: Evidence, p: Pattern) -> list[str]:
-    """EC2's own findings about the nodes of a pattern, when they name its cause."""
-    nodes = nodes_of(p.cells)
-    return [f"AWS: {f['detail']}" for f in ev.aws.get("findings", [])
-            if f["cause"] == p.cause and nodes & set(f["subject"].replace("->", " ").split())]
+    explained = {cell: p for p in patterns for cell in p.cells}
+    aws_findings = defaultdict(list)
+    for f in ev.aws.get("findings", []):
+        aws_findings[f["subject"].split("->")[0]].append(f)
+    return Diagnosis(patterns, explained, by_cell, dict(aws_findings))
 
 
 def cross_cells(by_cell, kinds) -> set[Cell]:
@@ -162,49 +172,86 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     same nodes works. So the shape finds S, and the evidence says, node by node, which it is. Host -> pod
     from n may fail as well (over a tunnel n's host speaks from its tunnel device's address, one of its pod
     CIDR; a node whose own routes are gone reaches no pod): those follow n when they fail.
+
+    The mirror image: a node R that lost its own routes to the other nodes' pods (its CNI agent gone under
+    host-gw, say). Host -> pod from R fails to every other node and pod <-> pod fails whenever R is either
+    end, but host -> pod into R works: the reply goes to a node IP, which R reaches without a pod route.
     """
     pod_ip = cross_cells(by_cell, POD_IP_KINDS)
     observed = bad & pod_ip
     if not observed:
         return []
-    columns = defaultdict(list)
-    for kind, src, dst in pod_ip:
-        if kind == "host-to-pod":
-            columns[dst].append((kind, src, dst) in bad)
-    affected = {n for n, cells in columns.items() if cells and all(cells)}
-    if not affected:
+    into, out_of = defaultdict(list), defaultdict(list)
+    for cell in pod_ip:
+        if cell[0] == "host-to-pod":
+            into[cell[2]].append(cell in bad)
+            out_of[cell[1]].append(cell in bad)
+    unreachable = {n for n, cells in into.items() if cells and all(cells)}
+    routeless = {n for n, cells in out_of.items() if cells and all(cells)} - unreachable
+    if not unreachable | routeless:
         return []
 
     def owner(cell: Cell) -> str | None:
         kind, src, dst = cell
-        if dst in affected:
+        if dst in unreachable:
             return dst
-        return src if src in affected and kind in TUNNEL_BOTH_WAYS else None
+        if src in routeless or src in unreachable and kind in TUNNEL_BOTH_WAYS:
+            return src
+        return dst if dst in routeless and kind in BOTH_WAYS else None
 
     def required(cell: Cell) -> bool:
-        return cell[2] in affected or cell[0] in BOTH_WAYS and cell[1] in affected
+        kind, src, dst = cell
+        return dst in unreachable or src in routeless or kind in BOTH_WAYS and (src in unreachable or
+                                                                                 dst in routeless)
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
     direct = {c for c in pod_ip if c[0] != "external-ip"}
     if not {c for c in direct if required(c)} <= bad or any(not owner(c) for c in bad & direct):
         return []
+    affected = unreachable | routeless
     host_paths = cross_cells(by_cell, ("host-to-host",))
     if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
         return []
-    observed = {c for c in observed if owner(c)}
+    owned = defaultdict(set)
+    for c in observed:
+        if node := owner(c):
+            owned[node].add(c)
     by_cause: dict[tuple, Pattern] = {}
     for node in sorted(affected):
-        cause, because, hint, doubt = why_pod_ips_unreachable(node, ev)
-        key = (cause, hint, doubt)
+        why = why_pod_ips_unreachable if node in unreachable else why_no_pod_routes_on
+        cause, because, hint, doubt = why(node, ev)
+        key = (node in unreachable, cause, hint, doubt)
         p = by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
-        p.cells |= {c for c in observed if owner(c) == node}
-        p.because += because
-    for p in by_cause.values():
-        nodes = sorted({owner(c) for c in p.cells})
-        p.summary = (f"pod IPs on {', '.join(nodes)} are unreachable from other nodes (and their pods reach no "
-                     "other pod) while the same nodes answer on their host IPs")
+        p.cells |= owned[node]
+        if because:
+            p.node_because[node] = because
+    for (towards, _, _, _), p in by_cause.items():
+        nodes = name_list({owner(c) for c in p.cells})
+        p.summary = (f"pod IPs on {nodes} are unreachable from other nodes (and their pods reach no other pod) "
+                     "while the same nodes answer on their host IPs" if towards else
+                     f"{nodes} reach no pod on another node (from the host or a pod), and their pods answer no "
+                     "other node's pod, while other nodes' hosts reach their pods")
     return list(by_cause.values())
+
+
+def why_no_pod_routes_on(node: str, ev: Evidence) -> tuple[str, list[str], str, str]:
+    """(cause, evidence, hint, doubt) for a node that reaches no other node's pods: its own way there is
+    gone (EC2 is not on it: what reaches the node's pods from other hosts leaves the same instance)."""
+    agent = ev.cni_agents.get(node)
+    if agent:
+        return "cni-agent-down", [f"the {ev.cni} agent on {node}: {agent}"], "", ""
+    routes = ev.routes.get(node)
+    lost = [cidr for other, cidrs in ev.pod_cidrs.items() if other != node for cidr in cidrs
+            if routes and route_to(routes, cidr) is None]
+    if lost and any(has_pod_routes(ev, other) for other in ev.routes if other != node):
+        return "pod-route-missing", [f"{node} has no route to {', '.join(lost)} (the other nodes' pods), while "
+                                     "the other nodes have theirs"], "", ""
+    candidates = [c for c, known in (("pod-route-missing", not routes),
+                                     ("cni-agent-down", ev.cni != "other" and not ev.cni_agents)) if known]
+    look = f"ip route on {node}; its host firewall (iptables-save, nft list ruleset) and the CNI's own logs"
+    hint = (f"candidates: {', '.join(candidates)}; " if candidates else "") + f"look at {look}"
+    return UNKNOWN, [], hint, ""
 
 
 def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], str, str]:
@@ -395,8 +442,9 @@ def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Patter
             return dns_cut_off or bool(paths) and all(path in p.cells for path in paths)
 
         if cells := {c for c in failures if explained(c)}:
+            dns_side = [e for n in ev.dns_nodes for e in p.node_because.get(n, [])]
             out.append(Pattern(p.cause, f"cluster DNS fails as a consequence: {p.summary}", cells,
-                               because=p.because, doubt=p.doubt))
+                               because=p.because + dns_side, doubt=p.doubt, node_because=p.node_because))
     return out
 
 

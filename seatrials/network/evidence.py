@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 
 from kubernetes.client.rest import ApiException
 
@@ -31,14 +32,28 @@ class Route:
         return f"{self.prefix}" + (f" via {self.via}" if self.via else "") + (f" dev {self.dev}" if self.dev else "")
 
 
-def parse_routes(text: str) -> list[Route]:
+class Routes(list):
+    """A node's routes, with its prefixes indexed: a diagnosis looks a route up for every pair of nodes."""
+
+    @cached_property
+    def by_prefix(self) -> dict:
+        return {r.prefix: r for r in self}
+
+
+@cache
+def network(cidr: str) -> ipaddress.IPv4Network:
+    """A CIDR parsed once: every node's pod CIDR is looked up from every other node."""
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def parse_routes(text: str) -> Routes:
     """`ip -4 route` output (busybox or iproute2), one route a line; unparsable lines are skipped."""
-    routes = []
+    routes = Routes()
     for line in text.replace("\t", "\n").splitlines():
         m = ROUTE.match(line.strip())
         if not m:
             continue
-        prefix = DEFAULT if m["prefix"] == "default" else ipaddress.ip_network(m["prefix"], strict=False)
+        prefix = DEFAULT if m["prefix"] == "default" else network(m["prefix"])
         words = m["rest"].split()
         via = words[words.index("via") + 1] if "via" in words[:-1] else None
         dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
@@ -50,7 +65,9 @@ def route_to(routes: list[Route], cidr: str) -> Route | None:
     """The most specific route covering the whole of `cidr`, a default route excluded: where the node sends
     packets for those pods when it knows of them (a default route leads to the VPC router, which drops
     pod IPs it has no route for)."""
-    net = ipaddress.ip_network(cidr, strict=False)
+    net = network(cidr)
+    if isinstance(routes, Routes) and (exact := routes.by_prefix.get(net)):  # nothing is more specific
+        return exact
     covering = [r for r in routes if r.prefix != DEFAULT and net.subnet_of(r.prefix)]
     return max(covering, key=lambda r: r.prefix.prefixlen, default=None)
 
@@ -113,7 +130,7 @@ class Evidence:
     aws: dict = field(default_factory=dict)  # aws.facts; {} when AWS was not read
     unready: dict[str, str] = field(default_factory=dict)  # NotReady node -> what its status says
 
-    @property
+    @cached_property
     def routing(self) -> str:
         return pod_routing(self.routes, self.pod_cidrs, self.node_ips)
 

@@ -1,10 +1,11 @@
 # seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
-# every target is probed in parallel and only failures are retried, so a source
-# costs one API call and about one timeout, whatever the number of targets.
+# targets are probed in parallel, at most IN_FLIGHT at a time (a sliding window:
+# a free slot starts the next one), and only failures are retried, so a source
+# costs one API call and about one timeout per IN_FLIGHT failing targets.
 # A retry waits half as long as the first try: the first connect timeout already
 # covered the kernel's own SYN retransmission.
 #
-#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES TARGET...
+#   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES IN_FLIGHT TARGET...
 #   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
 #            id,backends,ADDR1+ADDR2...,PORT,NODE1+NODE2...,DEADLINE_SECONDS |
 #            id,health,ADDRESS,PORT (GET /healthz) | id,routes,-,- (the IPv4 routes, whole)
@@ -14,7 +15,8 @@
 # some static busybox builds, so HTTP is spoken through nc).
 T=$1
 R=$2
-shift 2
+IN_FLIGHT=$3
+shift 3
 RETRY_WAIT=$((T / 2 > 0 ? T / 2 : 1))
 
 # W is the wait of the current try (see single)
@@ -48,14 +50,25 @@ single() {
 }
 
 # Ask the load-balanced addresses until every expected backend node has answered
-# or the deadline passes: the set of answers is the result (the e2e framework's
-# way). Requests go out in parallel rounds of 4 per expected backend, so a
-# backend that times out costs one connect timeout per round, not one per request,
-# and the healthy backends still get enough draws to be seen.
+# (the e2e framework's way: the set of answers is the result). Requests go out in
+# parallel rounds of 4 per expected backend (at most 64), so a backend that times
+# out costs one connect timeout per round, not one per request. The balancer
+# draws backends at random, so a healthy backend can go unseen for a while: the
+# asking stops without it only once its absence says something: after the
+# deadline, when some requests got no answer (a backend that drops them) and a
+# healthy backend would have answered one of them but for a chance under 1 in
+# 1000 (n >= b (ln b + 6.9) for b backends: a request or two lost to a busy node
+# is no reason to give up on a backend after one round), or else after requests
+# enough for a chance under 1 in 100000 (n >= b (ln b + 11.5)); at four times
+# the deadline in any case.
 backends() {
-  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') deadline=$(($(date +%s) + $5))
-  per_round=$(($(echo $want | wc -w) * 4))
+  id=$1 addrs=$(echo "$2" | tr '+' ' ') port=$3 want=$(echo "$4" | tr '+' ' ') now=$(date +%s)
+  deadline=$((now + $5)) last=$((now + 4 * $5)) nwant=$(echo $want | wc -w)
+  per_round=$((nwant * 4))
   [ $per_round -gt 64 ] && per_round=64  # bounded: every request is a process in a small pod
+  l=0 x=1  # ln b, from above: ceil(log2 b) * 0.7 (busybox's awk may lack log)
+  while [ $x -lt "$nwant" ]; do x=$((x * 2)) l=$((l + 1)); done
+  enough=$((nwant * (12 + (l * 7 + 9) / 10))) suspect=$((nwant * (7 + (l * 7 + 9) / 10)))
   seen=" " errors="" n=0 replies=$(mktemp -d)
   while :; do
     i=0
@@ -79,17 +92,33 @@ backends() {
     done
     missing=""
     for w in $want; do case "$seen" in *" $w "*) ;; *) missing="$missing $w" ;; esac; done
-    [ -z "$missing" ] || [ "$(date +%s)" -ge $deadline ] && break
+    [ -z "$missing" ] && break
+    now=$(date +%s)
+    [ "$now" -ge $last ] && break
+    [ "$now" -ge $deadline ] && { [ -n "$errors" ] && [ $n -ge "$suspect" ] || [ $n -ge "$enough" ]; } && break
   done
   rm -rf "$replies"
   report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
 }
 
+# The window: a FIFO holding one line per free slot; a probe takes one before it
+# starts and gives it back when it ends.
+slots=$(mktemp -u)
+mkfifo "$slots"
+exec 3<> "$slots"
+rm -f "$slots"
+i=0
+while [ $i -lt "$IN_FLIGHT" ]; do echo >&3; i=$((i + 1)); done
 for t in "$@"; do
   IFS=,
   # shellcheck disable=SC2086
   set -- $t
   unset IFS
-  if [ "$2" = backends ]; then backends "$1" "$3" "$4" "$5" "$6" & else single "$1" "$2" "$3" "$4" & fi
+  read -r _ <&3
+  if [ "$2" = backends ]; then
+    (backends "$1" "$3" "$4" "$5" "$6"; echo >&3) &
+  else
+    (single "$1" "$2" "$3" "$4"; echo >&3) &
+  fi
 done
 wait

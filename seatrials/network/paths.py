@@ -10,8 +10,9 @@ failed only), however many nodes there are.
 from __future__ import annotations
 
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 
 from kubernetes.client.rest import ApiException
@@ -20,6 +21,10 @@ from seatrials.cluster import one_line
 
 FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
 MAX_PARALLEL_EXECS = 16
+# Probes in flight at once inside one probe pod (fanout.sh): each is a few processes, and a node's pod and host
+# probes fan out at the same time as every other node's; unbounded, a 15-node cluster on 2 cores started
+# thousands of processes at once.
+PROBES_IN_FLIGHT = 32
 
 # kind -> (which probe the traffic starts from, what a person reads in a report)
 KINDS = {
@@ -59,7 +64,7 @@ class Target:
         return ",".join((self.id, self.mode, self.address, self.port, *self.extra))
 
 
-@dataclass
+@dataclass(slots=True)
 class ProbeResult:
     kind: str
     source: str
@@ -77,8 +82,14 @@ class ProbeResult:
         return f"{self.kind} {self.source} -> {self.target} ({self.address}): {self.outcome}" + (
             f" after {self.tries} tries" if self.tries > 1 else "") + (f", {self.detail}" if self.detail else "")
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> list:
+        """As a row: hundreds of thousands of them at a few hundred nodes."""
+        return [self.kind, self.source, self.target, self.address, self.outcome, self.detail, self.tries]
+
+    @classmethod
+    def from_json(cls, row: list) -> ProbeResult:
+        """The names and texts repeat across sources (interned: one copy each)."""
+        return cls(*(sys.intern(v) for v in row[:6]), row[6])
 
 
 @dataclass(frozen=True)
@@ -89,23 +100,31 @@ class ProbePod:
 
 
 def backends_deadline(settings) -> int:
-    """Seconds a source may spend collecting every externalIPs backend: the same budget
-    as a failing single probe (first try, then retries at half the wait; see fanout.sh),
-    so a broken cluster is judged about as fast as a healthy one."""
+    """Seconds a source spends collecting every externalIPs backend when some requests get no answer: the
+    same budget as a failing single probe (first try, then retries at half the wait; see fanout.sh), so a
+    broken cluster is judged about as fast as a healthy one. Backends merely not drawn yet are asked for on
+    until their absence is significant, four times this at most."""
     timeout = int(settings.probe_timeout)
     return timeout + settings.probe_retries * max(1, timeout // 2)
 
 
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
-         external_ips: bool = True) -> dict[tuple[str, str], list[Target]]:
-    """Targets of every source, keyed by (side, node). Pure: no cluster access."""
+         external_ips: bool = True, sampled: dict[str, set[str]] | None = None) -> dict[tuple[str, str], list[Target]]:
+    """Targets of every source, keyed by (side, node): every other node, or the ones `sampled` for it
+    (network.cases), and the node itself where a path may end there. Pure: no cluster access."""
     service_ip, service_port = topology.api_service
     plans: dict[tuple[str, str], list[Target]] = {}
+
+    def among(probes: dict[str, ProbePod], node: str, itself: bool) -> dict[str, ProbePod]:
+        wanted = sampled.get(node, set()) if sampled is not None else probes.keys()
+        return {dst: p for dst, p in probes.items() if (dst in wanted and dst != node) or (itself and dst == node)}
+
     for node in pod_probes:
-        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
-        targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pod_probes.items()]
+        pods = among(pod_probes, node, itself=True)
+        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
+        targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pods.items()]
         targets += [Target("pod-to-node", dst, "tcp", h.ip, str(settings.host_port))
-                    for dst, h in host_probes.items() if dst != node]
+                    for dst, h in among(host_probes, node, itself=False).items()]
         targets.append(Target("pod-to-service", f"{service_ip}:{service_port}", "tcp", service_ip,
                               str(service_port)))
         targets += [Target("pod-to-apiserver", f"{ip}:{port}", "tcp", ip, str(port))
@@ -113,22 +132,22 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
         if topology.dns_service:
             targets.append(Target("dns", "kubernetes.default", "dns", "kubernetes.default"))
         plans[("pod", node)] = targets
-    backends = "+".join(sorted(pod_probes))
-    node_ips = "+".join(sorted(h.ip for h in host_probes.values()))
+    all_ips = "+".join(sorted(h.ip for h in host_probes.values()))
     for node in host_probes:
-        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pod_probes.items()]
-        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port))
-                    for dst, h in host_probes.items() if dst != node]
-        if pod_probes and external_ips:
+        pods, hosts = among(pod_probes, node, itself=True), among(host_probes, node, itself=False)
+        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
+        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port)) for dst, h in hosts.items()]
+        if pods and external_ips:  # every externalIP leads to any backend: the ones probed are the ones expected
+            node_ips = all_ips if sampled is None else "+".join(sorted(h.ip for h in (hosts | {node: host_probes[node]}
+                                                                                       ).values()))
             targets.append(Target("external-ip", "*", "backends", node_ips, str(settings.service_port),
-                                  (backends, str(backends_deadline(settings)))))
+                                  ("+".join(sorted(pods)), str(backends_deadline(settings)))))
         targets.append(Target("routes", node, "routes", "-"))
         targets.append(Target("kube-proxy", node, "health", "127.0.0.1", str(KUBE_PROXY_HEALTH_PORT)))
         plans[("host", node)] = targets
     return plans
 
 
-LINE = re.compile(r"^ST\|(?P<id>[^|]+)\|(?P<rc>\d+)\|(?P<tries>\d+)\|(?P<out>.*)$")
 BACKENDS = re.compile(r"seen=\[(?P<seen>[^\]]*)\] missing=\[(?P<missing>[^\]]*)\] errors=\[(?P<errors>.*)\]")
 
 
@@ -164,12 +183,13 @@ def parse(source: str, side: str, targets: list[Target], output: str, expect_dns
     results: list[ProbeResult] = []
     seen_ids = set()
     for raw in output.splitlines():
-        m = LINE.match(raw.strip())
-        if not m or m["id"] not in by_id:
+        fields = raw.strip().split("|", 4)  # ST|id|rc|tries|output: hundreds of thousands of lines at scale
+        if len(fields) != 5 or fields[0] != "ST" or fields[1] not in by_id or not fields[2].isdigit() \
+                or not fields[3].isdigit():
             continue
-        t = by_id[m["id"]]
+        t = by_id[fields[1]]
         seen_ids.add(t.id)
-        rc, tries, out = int(m["rc"]), int(m["tries"]), m["out"]
+        rc, tries, out = int(fields[2]), int(fields[3]), fields[4]
         if t.mode == "backends":
             results += backend_results(source, t, out, tries)
             continue
@@ -181,8 +201,8 @@ def parse(source: str, side: str, targets: list[Target], output: str, expect_dns
             outcome, detail = answer_of(t.kind, out, expect_dns)
         elif "permission denied" in out.lower() or "operation not permitted" in out.lower():
             outcome, detail = "not-run", "ICMP is not permitted in the probe pod"
-        results.append(ProbeResult(t.kind, source, t.target, f"{t.address}:{t.port}".rstrip(":-"),
-                                   outcome, detail, tries))
+        results.append(ProbeResult(t.kind, source, t.target, sys.intern(f"{t.address}:{t.port}".rstrip(":-")),
+                                   outcome, sys.intern(detail), tries))
     for t in targets:
         if t.id not in seen_ids:
             results += not_run(source, [t], "the fan-out printed no result for it")
@@ -213,7 +233,7 @@ def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeR
             outcome = classify(1, errors) if errors else "timeout"
             results.append(ProbeResult(
                 "external-ip", source, backend, f"{t.address.replace('+', ',')}:{t.port}", outcome,
-                f"backend on {backend} never answered in {tries} requests over {t.extra[1]} s; "
+                f"backend on {backend} never answered in {tries} requests; "
                 f"answered: {', '.join(sorted(seen)) or 'none'}; errors: {errors or 'none'}", tries))
     return results
 
@@ -241,7 +261,7 @@ class ControlChannel:
 def run_source(cluster, namespace: str, probe: ProbePod, side: str, targets: list[Target], settings,
                expect_dns: str | None, deadline: float) -> tuple[ControlChannel, list[ProbeResult]]:
     command = ["sh", "-c", FANOUT_SCRIPT, "fanout", str(int(settings.probe_timeout)), str(settings.probe_retries),
-               *(t.arg() for t in targets)]
+               str(PROBES_IN_FLIGHT), *(t.arg() for t in targets)]
     try:
         result = cluster.exec(namespace, probe.pod, command, timeout=deadline)
     except Exception as exc:  # noqa: BLE001 - whatever broke the exec is the control-channel finding
@@ -265,7 +285,7 @@ def measure(cluster, namespace: str, plans: dict[tuple[str, str], list[Target]],
             ) -> tuple[list[ControlChannel], list[ProbeResult]]:
     """Run every source's fan-out concurrently; one exec per source."""
     per_try = settings.probe_timeout + 1
-    deadline = per_try * (settings.probe_retries + 1) * 2 + backends_deadline(settings) + 30
+    deadline = per_try * (settings.probe_retries + 1) * 2 + 4 * backends_deadline(settings) + 30
     channels, results = [], []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, max(1, len(plans)))) as pool:
         futures = [pool.submit(run_source, cluster, namespace, probes[key], key[0], targets, settings,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import fcntl
 import json
 import time
+from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from seatrials.causes import FAILED, UNKNOWN, Result
+from seatrials.causes import FAILED, SEVERITY, UNKNOWN, Finding, Result, cause
 from seatrials.cluster import SetupError
-from seatrials.network import paths, probes, readiness
+from seatrials.network import cases, paths, probes, readiness
 from seatrials.network.diagnosis import Diagnosis, diagnose
 from seatrials.network.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
 from seatrials.network.paths import ControlChannel, ProbePod, ProbeResult
@@ -41,19 +42,38 @@ class Trial:
     policies_unread: str = ""  # why the NetworkPolicies could not be read, if they could not
     cni_agents: dict = field(default_factory=dict)
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _rows: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        self._index = {(r.kind, r.source, r.target): r for r in self.results}
+        self._rows = {}
+        for r in self.results:
+            self._rows.setdefault((r.kind, r.source), []).append(r)
+
+    def rows(self) -> dict[tuple[str, str], list[ProbeResult]]:
+        """(kind, source) -> that source's results on that path."""
+        return self._rows
 
     # ------------------------------------------------------------ persistence
-    def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+    def to_json(self, results: bool = True) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return {**data, "channels": [asdict(c) for c in self.channels],
+                "results": [r.to_json() for r in self.results] if results else []}
+
+    def write(self, path: Path) -> None:
+        """As to_json, its results streamed a row at a time (a million rows at 500 nodes)."""
+        head = self.to_json(results=False)
+        del head["results"]
+        with open(path, "w") as out:
+            out.write(json.dumps(head)[:-1] + ', "results": [')
+            for i, r in enumerate(self.results):
+                out.write(("," if i else "") + json.dumps(r.to_json()))
+            out.write("]}")
 
     @classmethod
     def from_json(cls, data: dict) -> Trial:
         return cls(**{**data, "channels": [ControlChannel(**c) for c in data["channels"]],
-                      "results": [ProbeResult(**r) for r in data["results"]],
+                      "results": [ProbeResult.from_json(r) for r in data["results"]],
                       "window": tuple(data["window"]) if data.get("window") else None})
 
     # ------------------------------------------------------------ judging
@@ -80,10 +100,15 @@ class Trial:
         return next((s for s in self.statuses if s["side"] == side and s["node"] == node), None)
 
     def result(self, kind: str, source: str, target: str) -> ProbeResult | None:
+        if not self._index:  # made when a case of one pair first asks (per-source cases never do)
+            self._index = {(r.kind, r.source, r.target): r for r in self.results}
         return self._index.get((kind, source, target))
 
     def cell(self, topology, kind: str, source: str, target: str) -> Result:
-        """Passed, failed with the diagnosed cause, or not checked with the reason (never a silent pass)."""
+        """Passed, failed with the diagnosed cause, or not checked with the reason (never a silent pass).
+        The target `*` (a per-source case, network.cases) is the source's whole row."""
+        if target == cases.ALL:
+            return self.row(topology, kind, source)
         r = self.result(kind, source, target)
         if r is None:
             return Result.not_checked(self.why_missing(topology, kind, source, target))
@@ -92,6 +117,21 @@ class Trial:
         if r.ok:  # one that needed a retry says so: flaky, not healthy (reporting/baseline.py)
             return Result.passed(tries=str(r.tries)) if r.tries > 1 else Result.passed()
         return Result(FAILED, self.diagnosis(topology).finding(kind, source, target))
+
+    def row(self, topology, kind: str, source: str) -> Result:
+        """Every target of one source on one path: passed when all answered (the targets not probed named in
+        its notes), failed listing every failed target by cause, or not checked when none was probed."""
+        rows = self._rows.get((kind, source), [])
+        measured = [r for r in rows if r.outcome != "not-run"]
+        if not measured:
+            return Result.not_checked(rows[0].detail if rows else self.why_missing(topology, kind, source, cases.ALL))
+        skipped = [f"{kind} {source} -> {r.target}: {r.detail}" for r in rows if r.outcome == "not-run"]
+        failed = [r for r in measured if not r.ok]
+        if not failed:
+            return Result.passed(notes=skipped)
+        diagnosis = self.diagnosis(topology)
+        findings = [(r, diagnosis.finding(kind, source, r.target)) for r in failed]
+        return Result(FAILED, row_finding(kind, source, len(measured), findings, skipped))
 
     def probe_running(self, node: str) -> Result:
         """Both probes of the node run, or each that does not with its cause (found by probes.wait_ready)."""
@@ -163,6 +203,38 @@ class Trial:
         return f"{kind} {source} -> {target} was not part of this run's plan"
 
 
+ROW_LINES = 20  # lines of evidence (and of corroboration, of hints) per cause of a row; the rest counted
+
+
+def row_finding(kind: str, source: str, measured: int, findings: list[tuple[ProbeResult, Finding]],
+                skipped: list[str]) -> Finding:
+    """One finding for a source's failed targets: the cause of the most of them (the gravest on a tie) named,
+    the targets listed by cause and outcome, each cause's pattern and evidence once."""
+    by_cause: dict[str, list[tuple[ProbeResult, Finding]]] = defaultdict(list)
+    for r, f in findings:
+        by_cause[f.cause].append((r, f))
+    order = sorted(by_cause, key=lambda c: (c == UNKNOWN, -len(by_cause[c]), -SEVERITY.index(cause(c).severity)))
+    evidence = [f"{kind} {source} -> {len(findings)} of {measured} targets failed"]
+    corroboration, hints = [], []
+    for c in order:
+        mine = by_cause[c]
+        named = "" if c == order[0] else f"[cause: {c}] "
+        groups = defaultdict(list)
+        for r, _ in mine:
+            groups[(r.outcome, r.tries)].append(r)
+        for (outcome, tries), rs in groups.items():
+            after = f" after {tries} tries" if tries > 1 else ""
+            evidence.append(f"{named}{kind} {source} -> {cases.name_list(r.target for r in rs)}: {outcome}{after}"
+                            f" ({len(rs)}; e.g. {rs[0].address}: {rs[0].detail[:120]})")
+        extra = list(dict.fromkeys(e for _, f in mine for e in f.evidence[1:]))
+        evidence += extra[:ROW_LINES] + ([f"and {len(extra) - ROW_LINES} more lines of evidence about these "
+                                          "targets (every cell is in signoff.json)"] if len(extra) > ROW_LINES else [])
+        corroboration += list(dict.fromkeys(e for _, f in mine for e in f.corroboration))[:ROW_LINES]
+        hints += [h for h in dict.fromkeys(f.hint for _, f in mine if f.hint) if h not in hints][:ROW_LINES]
+    evidence += [f"not checked: {line}" for line in skipped[:ROW_LINES]]
+    return Finding(order[0], evidence, " ".join(hints), corroboration)
+
+
 # ---------------------------------------------------------------- measuring
 def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts=None) -> Trial:
     """Deploy the probes, wait for them, measure every path, read the evidence. SetupError when nothing can run."""
@@ -175,7 +247,9 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
     readiness.require_pullable_image(statuses, settings.image)
     pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
-    plans = paths.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error)
+    sampled = cases.targets_of(topology, settings.pairs, run_id) if settings.pairs is not None else None
+    plans = paths.plan(topology, pod_probes, host_probes, settings, external_ips=not deployment.service_error,
+                       sampled=sampled)
     by_source = {("pod", n): p for n, p in pod_probes.items()} | {("host", n): p for n, p in host_probes.items()}
     measure_started, wall_started = time.monotonic(), time.time()
     channels, results = paths.measure(cluster, deployment.namespace, plans, by_source, settings,
@@ -183,12 +257,15 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     timings["measure"] = round(time.monotonic() - measure_started, 2)
     trial = Trial(run_id, deployment.namespace, [s.as_json() for s in statuses.values()], channels, results,
                   deployment.service_error, timings, settings.image, (wall_started, time.time()))
+    diagnosis_started = time.monotonic()
     trial.dns_ready = read_dns_ready(cluster)
     trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
                                                           probes.pod_probe_labels(run_id))
     trial.cni_agents = read_cni_agents(cluster, topology.cni_agent, names)
     if aws_facts:
         trial.aws = aws_facts(topology, trial.evidence(topology).routing)
+    trial.diagnosis(topology)  # here, to be timed: the evidence read and every failure explained
+    timings["diagnose"] = round(time.monotonic() - diagnosis_started, 2)
     return trial
 
 
@@ -207,14 +284,18 @@ def locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+MEASURED: dict[Path, Trial] = {}  # the trial this process measured, by the run's shared directory
+
+
 def obtain(shared_dir: Path, measure) -> Trial:
     """The run's trial: measured by the first process that asks, read by the others."""
     done = shared_dir / "trial.json"
     with locked(shared_dir / "trial.lock"):
         if not done.exists():
             try:
-                trial = measure()
-                done.write_text(json.dumps(trial.to_json()))
+                trial = MEASURED[shared_dir] = measure()
+                trial.write(done)
+                return trial  # the process that measured keeps its own (a copy would double the memory)
             except SetupError as exc:
                 done.write_text(json.dumps({"error": str(exc)}))
         data = json.loads(done.read_text())
@@ -224,6 +305,8 @@ def obtain(shared_dir: Path, measure) -> Trial:
 
 
 def load(shared_dir: Path) -> Trial | None:
+    if shared_dir in MEASURED:
+        return MEASURED[shared_dir]
     done = shared_dir / "trial.json"
     if not done.exists():
         return None

@@ -80,8 +80,22 @@ def record_of(state, trial, command: list[str], secrets: list[str]) -> RunRecord
         nodes=node_list(state.topology), fingerprint=fingerprint(state.topology), matrix=matrices(trial),
         command=command_line(command, secrets), options=options_of(state.settings, secrets),
         required=tuple(state.settings.require), api_requests=api_requests(state),
-        trial_timings=trial.timings if trial else {}, removed=state.removed,
+        trial_timings=run_timings(state, trial), removed=state.removed,
         namespace_deleted=bool(state.namespace_deleted), baseline=state.since)
+
+
+def run_timings(state, trial) -> dict:
+    """Seconds of each phase: starting (connect, lock, topology) and collecting the cases, the trial's own
+    (deploy, ready, measure, diagnose), and the cases besides the trial; the reports' own time is printed
+    once they are written."""
+    timings = dict(trial.timings) if trial else {}
+    phases = state.phases
+    if "collected" in phases:
+        timings["collect"] = round(phases["collected"] - state.started, 2)
+        if "cases" in phases:
+            timings["checks"] = round(phases["cases"] - phases["collected"] - sum(
+                v for k, v in timings.items() if k in ("deploy", "ready", "measure", "diagnose")), 2)
+    return timings
 
 
 def node_list(topology) -> list[dict]:
@@ -135,17 +149,17 @@ def matrices(trial) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if trial is None:
         return out
-    by_kind = defaultdict(dict)
-    for r in trial.results:
-        by_kind[r.kind][(r.source, r.target)] = OUTCOME_CODES.get(r.outcome, "e")
+    by_kind = defaultdict(dict)  # kind -> source -> {target: code}
+    for (kind, source), results in trial.rows().items():
+        by_kind[kind][source] = {r.target: OUTCOME_CODES.get(r.outcome, "e") for r in results}
     for kind in paths.KINDS:
-        cells = by_kind.get(kind)
-        if not cells:
+        rows = by_kind.get(kind)
+        if not rows:
             continue
-        sources = sorted({s for s, _ in cells})
-        targets = sorted({t for _, t in cells})
+        sources = sorted(rows)
+        targets = sorted({t for row in rows.values() for t in row})
         out[kind] = {"title": paths.KINDS[kind][1], "sources": sources, "targets": targets,
-                     "rows": {s: "".join(cells.get((s, t), NO_PATH) for t in targets) for s in sources}}
+                     "rows": {s: "".join(rows[s].get(t, NO_PATH) for t in targets) for s in sources}}
     return out
 
 

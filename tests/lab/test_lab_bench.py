@@ -25,3 +25,18 @@ def test_a_not_ready_worker_gets_its_own_ratio():
 
 def test_no_ratio_without_both_scenarios():
     assert "ratio" not in suite.bench_table(rows(suite.HEALTHY, [5.0], [43], "SIGNED OFF"))
+
+
+def test_a_healthy_run_that_did_not_sign_off_says_what_failed_and_where_its_reports_are():
+    failed = rows(suite.HEALTHY, [5.0, 5.2], [43, 43], "SIGNED OFF")
+    failed[1].update(run=2, verdict="NOT SIGNED OFF", reports="reports/bench/healthy/run-2",
+                     failed=["test_pod_to_pod[worker-3->worker-9]: [cause: unknown] ..."])
+    last = suite.bench_table(failed).splitlines()[-1]
+    assert last == (f"{suite.HEALTHY} run 2: NOT SIGNED OFF (reports reports/bench/healthy/run-2): "
+                    "test_pod_to_pod[worker-3->worker-9]: [cause: unknown] ...")
+
+
+def test_each_scenario_keeps_its_reports_in_a_folder_of_its_own(tmp_path):
+    paths = suite.Paths.from_env()
+    assert suite.bench_reports(paths, suite.BROKEN).name == "pod-network-broken-ec2-source-dest-check-on-every-node"
+    assert suite.bench_reports(paths, suite.HEALTHY).parent == paths.lab.parent / "reports" / "bench"
