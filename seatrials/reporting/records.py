@@ -12,6 +12,7 @@ from seatrials import causes
 from seatrials.reporting.redaction import redact
 
 ONE_LINE_MAX = 300  # a CI view shows one line; JUnit cuts its message attribute at 500
+OWN_PROPERTIES = ("area", "cause", "cause_page", "not checked")  # what the plugin itself records of a case
 
 
 @dataclass
@@ -29,6 +30,7 @@ class CheckReport:
     corroboration: list[str] = field(default_factory=list)
     hint: str = ""
     notes: list[str] = field(default_factory=list)  # signals not read next to a pass
+    read: dict[str, str] = field(default_factory=dict)  # what the check itself reports it read (its properties)
 
     @classmethod
     def of(cls, report) -> CheckReport:
@@ -47,7 +49,9 @@ class CheckReport:
             finding = {"summary": error_line(message)}
         return cls(report.nodeid, check, case.rstrip("]"), outcome, props.get("cause", ""), message,
                    round(report.duration, 3), props.get("area", ""),
-                   notes=[value for key, value in report.user_properties if key == "not checked"], **finding)
+                   notes=[value for key, value in report.user_properties if key == "not checked"],
+                   read={key: str(value) for key, value in report.user_properties if key not in OWN_PROPERTIES},
+                   **finding)
 
     @property
     def name(self) -> str:
