@@ -39,7 +39,7 @@ from .layout import (
 )
 from .node import ETC, SOCKET, install
 from .pki import CLUSTER_NAME, Pki
-from .shell import LabError, run, wait_for
+from .shell import LabError, run
 
 API = "kubeadm.k8s.io/v1beta4"
 CONTROL_PLANE_ENDPOINT = f"{HOST_IP}:{BALANCER_PORT}"  # the balancer, in front of every master's :6444
@@ -338,17 +338,19 @@ def set_apiserver_arguments(paths: Paths, master: Node, binaries: Path, version:
 
 
 def kube_proxy_off(kubectl: Kubectl, nodes: list[Node]) -> None:
-    """kubeadm's kube-proxy DaemonSet keeps off these nodes (a required node affinity), as an operator who
-    took kube-proxy away there would leave it."""
+    """kubeadm's kube-proxy DaemonSet keeps off these nodes (a required node affinity) and their pods go, as an
+    operator who took kube-proxy away there would leave it. Its update strategy is OnDelete meanwhile, so the
+    changed template replaces no pod on the other nodes."""
     namespace, name = KUBE_PROXY
     affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn",
                                "values": sorted({*kept_off(kubectl), *(n.name for n in nodes)})}]}]}}}
     kubectl("patch", "daemonset", "-n", namespace, name, "-p", json.dumps(
-        {"spec": {"template": {"spec": {"affinity": affinity}}}}))
+        {"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None},
+                  "template": {"spec": {"affinity": affinity}}}}))
     for n in nodes:
-        wait_for(f"kube-proxy's pod on {n.name} to be gone", lambda n=n: ("kube-proxy", n.name) not in pods(kubectl),
-                 timeout=90, interval=1)
+        kubectl("delete", "pod", "-n", namespace, "-l", "k8s-app=kube-proxy",
+                f"--field-selector=spec.nodeName={n.name}", "--wait=true", timeout=90)
 
 
 def kept_off(kubectl: Kubectl) -> list[str]:
@@ -360,11 +362,14 @@ def kept_off(kubectl: Kubectl) -> list[str]:
 
 
 def kube_proxy_on(kubectl: Kubectl) -> None:
-    """kubeadm's DaemonSet as kubeadm made it: on every node again."""
+    """kubeadm's DaemonSet as kubeadm made it: its template without the affinity (the controller starts the missing
+    pods from it), then its rolling update strategy (the pods left running already match the template)."""
     namespace, name = KUBE_PROXY
     if kept_off(kubectl):
         kubectl("patch", "daemonset", "-n", namespace, name, "--type=json",
                 "-p", '[{"op": "remove", "path": "/spec/template/spec/affinity"}]')
+    kubectl("patch", "daemonset", "-n", namespace, name, "-p", json.dumps(
+        {"spec": {"updateStrategy": {"type": "RollingUpdate"}}}))
 
 
 def drop_kubelet_cgroups(paths: Paths, n: Node, oom_score_adj: int) -> None:

@@ -1,7 +1,8 @@
 """Prove detection: every documented cause injected for real in the lab, the
 suite run as a user runs it, and the causes it names compared with the truth.
 
-Per lab shape (the default native one, then flannel-vxlan across three subnets):
+Per lab shape (the default native one, then flannel-vxlan across three subnets; the kubeadm layout in
+`tox -e lab-kubeadm`):
 healthy lab, then each fault in turn (injected, judged, healed), then the healed
 lab again. Each fault must be caught by the checks meant for it, with the right
 cause id and the evidence that names it; nothing may fail on the healthy or
@@ -76,6 +77,9 @@ EXPECTED = {
     # VXLAN carries pod IPs between node IPs: the check drops nothing. The masters' group then refuses
     # the workers' UDP 8472 (the fault's flannel-vxlan form), which the same checks must catch.
     "flannel-vxlan": {**FAULTS, "ec2-source-dest-check": replace(FAULTS["ec2-source-dest-check"], checks=frozenset())},
+    # Every fault the kubeadm way (static pod manifests, /var/lib/kubelet/config.yaml, kube-proxy's DaemonSet):
+    # caught by the same checks (tox -e lab-kubeadm).
+    "kubeadm": FAULTS,
 }
 # Where the suite's diagnosis does not name the cause yet: a strict xfail, so that it fails once it does.
 DIAGNOSIS_GAPS = {
@@ -141,7 +145,7 @@ def test_detection(shape, scenario, matrix, run_suite, lab_env, kube, request):
     named = {cause for _, _, cause in failures}
     failed_checks = {check for check, _, _ in failures}
     assert not [c for c in run.signoff["checks"] if "seatrials bug" in c["message"]]  # causes declared by checks
-    if shape != "native":
+    if shapes.SHAPES[shape]["cni"] != "native":
         assert run.signoff["cluster"]["cni"] == shape.replace("-", " (", 1) + ")"  # "flannel (vxlan)"
     if f and f.checks:
         assert named == {scenario}, f"{scenario}: causes named {named}: {failures}"
