@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from . import addons, cgroups, namespaces, node
+from . import addons, cgroups, control_plane, namespaces, node
 from .kubectl import Kubectl
 from .layout import (
     APISERVER_PORT,
@@ -47,7 +47,6 @@ KUBELET_DIR = Path("/var/lib/kubelet")
 FLAGS_ENV = "kubeadm-flags.env"  # in the kubelet's directory: KUBELET_KUBEADM_ARGS="..."
 KUBELET_CONFIG = "config.yaml"
 KUBELET_STARTS = "[kubelet-start] Starting the kubelet"  # kubeadm's line where systemd would (re)start the kubelet
-STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 DNS_REPLICAS = 2  # kubeadm's CoreDNS Deployment
 KUBE_PROXY = ("kube-system", "kube-proxy")  # kubeadm's kube-proxy DaemonSet
 TIMEOUT = 420  # one kubeadm init or join, its waits for the control plane included
@@ -62,9 +61,10 @@ def arguments(flags: dict[str, str]) -> list[dict]:
     return [{"name": name, "value": value} for name, value in flags.items()]
 
 
-def cluster_configuration(version: str, apiserver: dict[str, str] | None = None) -> dict:
+def cluster_configuration(version: str, tags: dict[str, str], apiserver: dict[str, str] | None = None) -> dict:
     """The cluster kubeadm lays out: the field report's addresses and ports, the apiservers' own arguments
-    (a fault's; none when healthy), etcd and CoreDNS at the versions the lab builds."""
+    (a fault's; none when healthy), etcd's and CoreDNS's images by the versions the lab builds (`tags`; kubeadm
+    asks for its own otherwise)."""
     return {
         "apiVersion": API,
         "kind": "ClusterConfiguration",
@@ -77,16 +77,9 @@ def cluster_configuration(version: str, apiserver: dict[str, str] | None = None)
         # The lab gives every node its pod /24 numbered like its IP (its routes and CNI files know them), so the
         # controller manager allocates none, as in the hard way.
         "controllerManager": {"extraArgs": arguments({"allocate-node-cidrs": "false"})},
-        "etcd": {"local": {"imageTag": "", "extraArgs": arguments({"unsafe-no-fsync": "true"})}},
-        "dns": {"imageTag": ""},
+        "etcd": {"local": {"imageTag": tags["etcd"], "extraArgs": arguments({"unsafe-no-fsync": "true"})}},
+        "dns": {"imageTag": tags["coredns"]},
     }
-
-
-def with_image_tags(config: dict, etcd: str, coredns: str) -> dict:
-    """Name etcd's and CoreDNS's images by the versions the lab builds (kubeadm asks for its own otherwise)."""
-    config["etcd"]["local"]["imageTag"] = etcd
-    config["dns"]["imageTag"] = coredns
-    return config
 
 
 def node_registration(n: Node) -> dict:
@@ -162,10 +155,10 @@ def write_node_files(paths: Paths, n: Node, instance_id: str) -> None:
             json.dumps(node.kubelet_node_config(n, instance_id), indent=2))
 
 
-def documents(version: str, images: dict[str, str], apiserver: dict[str, str] | None = None) -> list[dict]:
+def documents(version: str, tags: dict[str, str], apiserver: dict[str, str] | None = None) -> list[dict]:
     """The configuration shared by every node: the cluster, every kubelet's and every kube-proxy's settings."""
-    cluster = with_image_tags(cluster_configuration(version, apiserver), images["etcd"], images["coredns"])
-    return [cluster, node.kubelet_cluster_config(), node.kube_proxy_cluster_config()]
+    return [cluster_configuration(version, tags, apiserver), node.kubelet_cluster_config(),
+            node.kube_proxy_cluster_config()]
 
 
 def built_tags(binaries: Path) -> dict[str, str]:
@@ -265,7 +258,7 @@ def bring_up(paths: Paths, nodes: list[Node], binaries: Path, version: str, pki:
     init = write_config(paths, first, [init_configuration(first, token, key, str(patches_dir(paths, first))),
                                        *documents(version, built_tags(binaries))])
     kubeadm(paths, first, binaries, ["init", "--config", init, "--upload-certs"])
-    progress(f"kubeadm init on {first.name}: static pods {', '.join(STATIC_PODS)}; kube-proxy DaemonSet")
+    progress(f"kubeadm init on {first.name}: static pods {', '.join(control_plane.COMPONENTS)}; kube-proxy DaemonSet")
     Kubectl(binaries / "kubectl", paths.lab_kubeconfig).apply([addons.coredns_configmap()])
     kubeadm(paths, first, binaries, ["init", "phase", "addon", "coredns", "--config", init])
     progress("kubeadm's CoreDNS addon (with the lab's Corefile, which kubeadm retains)")

@@ -6,7 +6,7 @@ import shutil
 import tarfile
 
 import pytest
-from seatrials_lab.images import BUSYBOX, Image, busybox_image, oci_archive
+from seatrials_lab.images import BUSYBOX, XTABLES, Image, busybox_image, component_image, oci_archive
 
 
 def small_image():
@@ -49,3 +49,17 @@ def test_probe_image_has_the_applets_the_suite_uses():
     applets = {path.rsplit("/", 1)[-1] for path in image.links}
     needed = {"sh", "httpd", "wget", "nc", "ping", "nslookup", "hostname", "sleep", "cat", "echo", "date", "mkdir"}
     assert needed | {"timeout", "seq"} <= applets
+
+
+def test_kubeadms_images_are_the_lab_binaries_where_upstreams_images_have_them(tmp_path):
+    for name in ("kube-apiserver", "kube-proxy", "pause"):
+        (tmp_path / name).write_bytes(f"#!/bin/sh\n# {name}\n".encode())
+    apiserver = component_image("registry.k8s.io/kube-apiserver:v1.37.2", tmp_path)
+    assert apiserver.ref == "registry.k8s.io/kube-apiserver:v1.37.2"
+    assert apiserver.files["usr/local/bin/kube-apiserver"] == ((tmp_path / "kube-apiserver").read_bytes(), 0o755)
+    assert "usr/sbin/iptables" not in apiserver.links
+    if XTABLES.exists():  # kube-proxy programs the node's iptables from inside its container
+        proxy = component_image("registry.k8s.io/kube-proxy:v1.37.2", tmp_path)
+        assert proxy.links["usr/sbin/iptables"] == XTABLES.name
+    pause = component_image("registry.k8s.io/pause:3.10.2", tmp_path)  # the lab's pause, under kubeadm's tag
+    assert pause.ref == "registry.k8s.io/pause:3.10.2" and pause.config["Entrypoint"] == ["/pause"]

@@ -14,6 +14,7 @@ from seatrials_lab.layout import Paths, plan
 from seatrials_lab.pki import Pki
 
 MASTER, WORKER = plan(3, 1)[0], plan(3, 1)[3]
+TAGS = {"etcd": "3.6.16-0", "coredns": "v1.14.7"}
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def paths(tmp_path):
 
 
 def test_the_apiservers_listen_on_6444_behind_the_balancer_on_6443():
-    cluster = kubeadm.cluster_configuration("v1.37.2")
+    cluster = kubeadm.cluster_configuration("v1.37.2", TAGS)
     init = kubeadm.init_configuration(MASTER, "abcdef.0123456789abcdef", "00" * 32, "/patches")
     assert cluster["controlPlaneEndpoint"] == "10.240.0.1:6443"  # the balancer, as the field report's ELB
     assert init["localAPIEndpoint"] == {"advertiseAddress": "10.240.0.11", "bindPort": 6444}
@@ -32,9 +33,9 @@ def test_the_apiservers_listen_on_6444_behind_the_balancer_on_6443():
 
 
 def test_a_faults_apiserver_arguments_go_over_kubeadms_own():
-    faulty = kubeadm.cluster_configuration("v1.37.2", {"requestheader-allowed-names": "aggregator"})
+    faulty = kubeadm.cluster_configuration("v1.37.2", TAGS, {"requestheader-allowed-names": "aggregator"})
     assert faulty["apiServer"]["extraArgs"] == [{"name": "requestheader-allowed-names", "value": "aggregator"}]
-    assert kubeadm.cluster_configuration("v1.37.2")["apiServer"]["extraArgs"] == []  # kubeadm's healthy flags
+    assert kubeadm.cluster_configuration("v1.37.2", TAGS)["apiServer"]["extraArgs"] == []  # kubeadm's healthy flags
 
 
 def test_each_node_brings_its_own_kubelet_settings_and_flags():
