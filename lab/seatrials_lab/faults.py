@@ -5,6 +5,11 @@ the field report's cluster was; `lab/lab heal <id>` puts the lab's healthy setti
 idempotent and both end with a quick look (checks.py) that proves the change took effect, or fail.
 Where the cause is an AWS setting, moto is changed and the VPC filter re-derived from it, so what
 EC2 says and what packets do agree. Active faults live in <state>/faults.json.
+
+Every fault applies to both layouts (lab.layout): where the hard way restarts a process with other flags,
+the kubeadm layout changes what kubeadm laid out (the apiserver's static pod manifest, written again by
+kubeadm with other extraArgs; the kubelet's /var/lib/kubelet/config.yaml and kubeadm-flags.env; kube-proxy's
+DaemonSet), as an operator of a kubeadm cluster would.
 """
 
 from __future__ import annotations
@@ -327,27 +332,30 @@ def front_proxy_on_its_own_ca(lab: Lab, nodes: list[Node]) -> None:
 def _restart_apiservers(lab: Lab, overrides: dict[str, str]) -> None:
     """Restart every apiserver with these flags over its healthy ones, one after the other, each ready before the
     next: the hard way restarts the process (and the controllers, which no supervisor restarts); kubeadm writes
-    the static pod's manifest again, and the kubelet restarts the pod."""
+    the static pod's manifest again, and the kubelet restarts the pod and then its mirror pod (which the suite
+    reads: its flags shown only once the kubelet's next sync reaches the apiserver)."""
+    wanted = [f"--{name}={value}" for name, value in overrides.items()] or [
+        f"--requestheader-client-ca-file={control_plane.PKI}/front-proxy-ca.crt"]  # none: the healthy CA
     for m in lab.masters:
         if lab.layout == "kubeadm":
             kubeadm.set_apiserver_arguments(lab.paths, m, lab.binaries, lab.record["kubernetes"], overrides)
-            wanted = [f"--{name}={value}" for name, value in overrides.items()]
-            wait_for(f"kube-apiserver on {m.name} to run with {wanted or 'its own flags'}",
-                     lambda m=m, wanted=wanted: _runs_with(m, wanted), 120, interval=1)
+            wait_for(f"kube-apiserver on {m.name} to run with {wanted}",
+                     lambda m=m: _shows(namespaces.newest_argv(m, "kube-apiserver"), wanted), 120, interval=1)
         else:
             flags = {**control_plane.apiserver_flags(m), **overrides}
             node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags))
         own = f"--server=https://{m.ip}:{APISERVER_PORT}"
         wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
-        if lab.layout != "kubeadm":
+        if lab.layout == "kubeadm":
+            wait_for(f"the mirror pod kube-apiserver-{m.name} to show {wanted}",
+                     lambda m=m: _shows(kubeadm.static_pod_command(lab.kubectl, m, "kube-apiserver"), wanted), 150,
+                     interval=2)
+        else:
             control_plane.restart_controllers(lab.paths, m, lab.binaries)
 
 
-def _runs_with(master: Node, wanted: list[str]) -> bool:
-    """The newest kube-apiserver of the master runs with these flags (none: with the healthy request-header CA)."""
-    argv = namespaces.newest_argv(master, "kube-apiserver")
-    healthy = f"--requestheader-client-ca-file={control_plane.PKI}/front-proxy-ca.crt"
-    return bool(argv) and all(w in argv for w in (wanted or [healthy]))
+def _shows(argv: list[str], wanted: list[str]) -> bool:
+    return bool(argv) and all(w in argv for w in wanted)
 
 
 def _republish_authentication(lab: Lab, nodes: list[Node] | None = None) -> None:

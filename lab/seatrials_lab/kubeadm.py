@@ -318,6 +318,15 @@ def pods(kubectl: Kubectl) -> dict[tuple[str, str], bool]:
     return found
 
 
+def static_pod_command(kubectl: Kubectl, master: Node, component: str) -> list[str]:
+    """The command of the master's static pod as its mirror pod shows it ([] while there is none)."""
+    try:
+        pod = kubectl.json("get", "pod", "-n", "kube-system", f"{component}-{master.name}")
+    except LabError:
+        return []
+    return pod["spec"]["containers"][0].get("command", [])
+
+
 def set_apiserver_arguments(paths: Paths, master: Node, binaries: Path, version: str,
                             overrides: dict[str, str]) -> None:
     """kubeadm writes the master's kube-apiserver static pod again with these arguments over its own (none: its
