@@ -21,7 +21,7 @@ import yaml
 
 UNKNOWN = "unknown"
 SEVERITY = ("low", "medium", "high", "critical")
-DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "causes"
+DOCS_DIR = Path(str(resources.files("seatrials.pages")))  # docs/causes in the checkout
 
 
 @dataclass(frozen=True)

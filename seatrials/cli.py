@@ -1,6 +1,7 @@
-"""`seatrials` command: the helpers around the suite (the suite itself is
-`pytest suites/`).
+"""`seatrials` command: the suite, and the helpers around it.
 
+  seatrials run [PYTEST-ARGS]  the whole suite, installed or in a checkout (pytest's own arguments
+                              and the seatrials options: seatrials run --kubeconfig PATH)
   seatrials images            the images the suite needs, and how to mirror them
   seatrials cleanup           remove what earlier runs left in a cluster
   seatrials java-credentials  the kubeconfig's credentials as a Java (fabric8) client needs them
@@ -11,15 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 from seatrials.options import DEFAULT_PROBE_IMAGE, Settings, default_kubeconfig
 
-SUITES = Path(__file__).resolve().parent.parent / "suites"
+SUITES = Path(str(resources.files("seatrials.suites")))  # suites/ in the checkout
+# The options must be known before pytest parses the command line (a conftest inside an installed package
+# is read too late); xunit1 keeps each case's cause in the JUnit file; no cache inside the installed package.
+RUN = ["-p", "seatrials.options", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
+
+
+def run(pytest_args: list[str]) -> int:
+    """pytest on the installed suite, in this process (Ctrl-C and SIGTERM reach pytest as they would)."""
+    argv = [sys.executable, "-m", "pytest", *RUN, str(SUITES), *pytest_args]
+    os.execv(sys.executable, argv)
+    return 127  # not reached: execv replaces this process
 
 
 def images(args) -> int:
@@ -59,7 +72,7 @@ def bench(args) -> int:
     rows = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="seatrials-bench-") as reports:
-            cmd = [sys.executable, "-m", "pytest", str(SUITES), "-q", "-p", "no:cacheprovider",
+            cmd = [sys.executable, "-m", "pytest", *RUN, str(SUITES), "-q",
                    "--reports-dir", reports, *(["--kubeconfig", args.kubeconfig] if args.kubeconfig else []),
                    *args.pytest_args]
             started = time.monotonic()
@@ -83,9 +96,14 @@ def bench(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` is pytest's, options included
+        return run(argv[1:])
     parser = argparse.ArgumentParser(prog="seatrials", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole suite: seatrials run --kubeconfig PATH [pytest arguments]",
+                   add_help=False)
     p = sub.add_parser("images", help="print the images the suite needs (after --image-registry)")
     p.add_argument("--probe-image", default=DEFAULT_PROBE_IMAGE)
     p.add_argument("--image-registry")

@@ -24,14 +24,44 @@ DATA_KEYS = {  # kubeconfig list -> (entry body, its *-data keys)
     "users": ("user", ("client-certificate-data", "client-key-data")),
 }
 LISTS = {"contexts": "context", "clusters": "cluster", "users": "user"}  # list -> the body key of its entries
+IN_CLUSTER = "in-cluster"  # the kubeconfig "path" of a run inside a pod, from its ServiceAccount
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")  # where the kubelet mounts its token
 
 
 class SetupError(Exception):
     """The run cannot start (or go on); str(self) is the one line shown to the user."""
 
 
+def inside_a_pod() -> bool:
+    """A pod's environment: the kubernetes Service's address and a ServiceAccount token mounted."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT / "token").is_file()
+
+
+def in_cluster() -> dict:
+    """The pod's ServiceAccount as a kubeconfig (what client-go's in-cluster config reads: the kubernetes
+    Service's host and port from the environment, the token and CA the kubelet mounts), so that every check
+    reads one shape of credentials."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    try:
+        token = (SERVICE_ACCOUNT / "token").read_text().strip()
+        ca = (SERVICE_ACCOUNT / "ca.crt").read_bytes()
+    except OSError as exc:
+        raise SetupError(f"in-cluster: the ServiceAccount at {SERVICE_ACCOUNT} cannot be read: "
+                         f"{exc.strerror} ({exc.filename})") from None
+    if not host:
+        raise SetupError("in-cluster: KUBERNETES_SERVICE_HOST is not set (not inside a pod?)")
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return {"apiVersion": "v1", "kind": "Config", "current-context": IN_CLUSTER,
+            "clusters": [{"name": IN_CLUSTER, "cluster": {
+                "server": server, "certificate-authority-data": base64.b64encode(ca).decode()}}],
+            "users": [{"name": IN_CLUSTER, "user": {"token": token}}],
+            "contexts": [{"name": IN_CLUSTER, "context": {"cluster": IN_CLUSTER, "user": IN_CLUSTER}}]}
+
+
 def read(path: str | None) -> dict:
     """The kubeconfig at `path` as a dict of the shape kubectl accepts, or SetupError."""
+    if path == IN_CLUSTER:
+        return in_cluster()
     if not path:
         raise SetupError("no kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")
     p = Path(path).expanduser()

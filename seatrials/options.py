@@ -2,9 +2,10 @@
 
 Each option is written once, as a field of `Settings` whose metadata holds its
 flag, help, environment variable and check; `add_options` and `settings_from`
-read those fields. Options are registered by the root conftest.py so that
-`pytest --help` lists them without touching any cluster; everything else
-reads `Settings`. A bad value is one line naming the option, before anything runs.
+read those fields. This module is the pytest plugin that registers them
+(the checkout's conftest.py loads it, `seatrials run` passes `-p
+seatrials.options`), so `pytest --help` lists them without touching any
+cluster; everything else reads `Settings`. A bad value is one line naming the option, before anything runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from seatrials.kubeconfig import IN_CLUSTER, inside_a_pod
 
 DEFAULT_PROBE_IMAGE = "docker.io/library/busybox:1.36.1"
 # What a sign-off covers, by suite module (suites/test_<module>.py carries its area as a mark).
@@ -99,7 +102,8 @@ def option(flag: str, help: str, default=None, *, parse=str, check=None, env: st
 @dataclass
 class Settings:
     kubeconfig: str | None = option(
-        "--kubeconfig", "kubeconfig of the cluster under trial (default: $KUBECONFIG, then ~/.kube/config)")
+        "--kubeconfig", "kubeconfig of the cluster under trial (default: $KUBECONFIG, then ~/.kube/config, then "
+                        "inside a pod its ServiceAccount; 'in-cluster' asks for that)")
     context: str | None = option("--context", "kubeconfig context to use (default: the current context)")
     probe_image: str = option("--probe-image", f"image of the probe pods; any busybox >= 1.35 works "
                                                f"(default: {DEFAULT_PROBE_IMAGE})", DEFAULT_PROBE_IMAGE)
@@ -197,10 +201,19 @@ OPTIONS = [f for f in fields(Settings) if "flag" in f.metadata]
 
 
 def default_kubeconfig() -> str | None:
+    """$KUBECONFIG, else ~/.kube/config, else inside a pod its ServiceAccount (kubeconfig.IN_CLUSTER)."""
     env = os.environ.get("KUBECONFIG")
     if env:
         return env.split(os.pathsep)[0]
-    return str(Path.home() / ".kube" / "config")
+    home = Path.home() / ".kube" / "config"
+    return IN_CLUSTER if not home.exists() and inside_a_pod() else str(home)
+
+
+def pytest_addoption(parser) -> None:
+    """seatrials.options as a pytest plugin (`-p seatrials.options`, as `seatrials run` loads it): the options
+    must be known before the command line is parsed, which a conftest inside an installed package is too late
+    for (pytest --pyargs)."""
+    add_options(parser)
 
 
 def add_options(parser) -> None:

@@ -51,3 +51,11 @@ def test_cni_traffic_between_groups(ec2, topology, cross_pair, observed):
     traffic from the source's pod CIDR, admitted by the target's groups."""
     source, target = cross_pair
     return aws.result(ec2, aws.cni_traffic, topology, source, target, observed)
+
+
+@pytest.mark.cause("cross-subnet-native-routing")
+def test_pod_routes_between_subnets(ec2, topology, cross_pair, observed):
+    """Pod IPs routed natively from a node to one in another subnet: the source subnet's route table
+    sends the target's pod CIDR to the target's instance."""
+    source, target = cross_pair
+    return aws.result(ec2, aws.pod_routes, topology, source, target, observed)

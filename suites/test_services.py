@@ -35,7 +35,7 @@ def test_external_ip_backends(trial, topology, pair):
 # a lookup fails with DNS itself, or follows the path to the DNS pods or theirs to the apiserver
 @pytest.mark.cause("cluster-dns-unavailable", "kube-proxy-not-forwarding", "sg-node-to-apiserver",
                    "ec2-source-dest-check", "sg-master-inbound-from-nodes", "pod-route-missing", "cni-agent-down",
-                   "cross-subnet-native-routing", "network-policy-blocks-probes")
+                   "cross-subnet-native-routing", "network-policy-blocks-probes", "node-not-ready")
 def test_cluster_dns(trial, topology, node):
     return trial.cell(topology, "dns", node.name, "kubernetes.default")
 

@@ -66,6 +66,40 @@ def master_inbound(roles_):
     return blocked
 
 
+def master_inbound_over_tunnel(roles_):
+    """The masters' group refuses the workers' tunnel packets (VXLAN): a pod-IP packet from a worker to a
+    master is lost whatever it is, a request or a reply (a host speaks to other nodes' pods from its tunnel
+    device's address, a pod-CIDR one); node IPs are not tunnelled and still answer."""
+    def blocked(kind, src, dst):
+        between = {roles_.get(src), roles_.get(dst)} == {"master", "worker"}
+        return kind in ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip") and between
+    return blocked
+
+
+def across_subnets(subnet_of, dns_nodes=("worker-1",)):
+    """No VPC route for pod CIDRs between subnets: pod-IP packets between nodes of different subnets are lost
+    (pod -> pod both ways, for the reply; host -> pod towards them), node IPs answer."""
+    def blocked(kind, src, dst):
+        if kind in ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip"):
+            return subnet_of[src] != subnet_of[dst]
+        if kind == "dns":
+            return any(subnet_of[src] != subnet_of[d] for d in dns_nodes)
+        return False
+    return blocked
+
+
+def node_cut_off(node, dns_nodes=("worker-1",)):
+    """The node's CNI agent is gone and its tunnel and routes with it: no pod-IP packet leaves or reaches it,
+    and its host reaches no other node's pod either."""
+    def blocked(kind, src, dst):
+        if kind in ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod", "external-ip"):
+            return src != dst and node in (src, dst)
+        if kind == "dns":
+            return any(src != d and node in (src, d) for d in dns_nodes)
+        return False
+    return blocked
+
+
 def apiserver_port(roles_):
     def blocked(kind, src, dst):
         return roles_.get(src) == "worker" and kind in ("pod-to-apiserver", "pod-to-service")
@@ -112,8 +146,10 @@ def evidence(masters=MASTERS, workers=WORKERS, *, routes_missing=None, tunnel=No
         **fields)
 
 
-def aws_facts(nodes, check_on=(), findings=()) -> dict:
-    """aws.facts as EC2 would answer: the source/destination check on at `check_on`, and SG findings."""
+def aws_facts(nodes, check_on=(), findings=(), subnets=None) -> dict:
+    """aws.facts as EC2 would answer: the source/destination check on at `check_on`, the findings of the
+    security-group, ACL and route-table checks, and each node's subnet (one for all by default)."""
     return {"read": True, "findings": [{"cause": c, "subject": s, "detail": d} for c, s, d in findings],
             "source_dest": {n: {"on": n in check_on, "where": f"instance i-{n} sourceDestCheck: {n in check_on}"}
-                            for n in nodes}}
+                            for n in nodes},
+            "subnets": subnets or {n: "subnet-a" for n in nodes}}

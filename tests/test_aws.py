@@ -8,6 +8,7 @@ workers in their own security groups, kube-apiserver on 6444.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from pathlib import Path
@@ -347,6 +348,7 @@ def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):
         inv = aws.inventory(SETTINGS, topo)
         for a, b in topo.ordered_pairs():
             aws.cni_traffic(inv, topo, a, b)
+            aws.pod_routes(inv, topo, a, b)
         for node in topo.nodes:
             aws.source_dest_check(inv, node, True)
             for ip, port in topo.apiserver_endpoints:
@@ -354,7 +356,66 @@ def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):
         assert inv.calls and all(name.startswith("Describe") for name in inv.calls), inv.calls
         assert inv.calls.count("DescribeInstanceAttribute") == len(topo.nodes)
         counts[workers] = [c for c in inv.calls if c != "DescribeInstanceAttribute"]
-    assert counts[2] == counts[6] == ["DescribeInstances", "DescribeSecurityGroups", "DescribeNetworkAcls"]
+    # the subnet has no route table of its own: its VPC's main table is asked for in a second call
+    assert counts[2] == counts[6] == ["DescribeInstances", "DescribeSecurityGroups", "DescribeNetworkAcls",
+                                      "DescribeRouteTables", "DescribeRouteTables"]
+    policy = json.loads((Path(__file__).parents[1] / "docs" / "aws-iam-policy.json").read_text())
+    assert {f"ec2:{name}" for name in inv.calls} <= set(policy["Statement"][0]["Action"])
+
+
+# ---------------------------------------------------------------- route tables between subnets
+
+def two_subnet_estate(ec2, routed: bool) -> Estate:
+    """worker-1 and worker-2 in one subnet, worker-3 in another, each subnet with its own route table that
+    routes the other subnet's pod CIDRs to their instances (when `routed`), as native routing needs."""
+    e = field_report_estate(ec2)
+    e.allow("workers", "-1", cidr="10.200.0.0/16")
+    e.allow("masters", "-1", cidr="10.200.0.0/16")
+    e.node("worker-3", "10.240.1.23", "workers", subnet="10.240.1.0/24", pod_cidr="10.200.13.0/24")
+    for cidr, subnet in e.subnets.items():
+        table = ec2.create_route_table(VpcId=e.vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        for node in e.nodes if routed else []:
+            if ipaddress.ip_address(node.internal_ip) not in ipaddress.ip_network(cidr):
+                ec2.create_route(RouteTableId=table, DestinationCidrBlock=node.pod_cidrs[0],
+                                 InstanceId=e.ids[node.name])
+    return e
+
+
+@pytest.mark.parametrize("cni,pools,routed,expected", [
+    ("calico", [{"cidr": "10.200.0.0/16", "ipipMode": "Never"}], True, "passed"),
+    ("calico", [{"cidr": "10.200.0.0/16", "ipipMode": "Never"}], False, "failed"),
+    ("calico", [{"cidr": "10.200.0.0/16", "ipipMode": "CrossSubnet"}], False, "passed"),  # encapsulated across
+    ("calico", IPIP, False, "passed"),
+])
+def test_pod_routes_between_subnets(ec2, cni, pools, routed, expected):
+    e = two_subnet_estate(ec2, routed)
+    topo = e.topology(cni, pools)
+    inv = aws.inventory(SETTINGS, topo)
+    across = judged(aws.pod_routes(inv, topo, topo.node("worker-1"), topo.node("worker-3")))
+    assert across.split(":")[0] == expected, across
+    assert judged(aws.pod_routes(inv, topo, topo.node("worker-1"), topo.node("worker-2"))) == "passed"  # one subnet
+    if expected == "failed":
+        table = inv.route_tables[e.subnets["10.240.0.0/24"]]["RouteTableId"]
+        where = f"route table {table} ({e.subnets['10.240.0.0/24']})"
+        assert f"{where} has no route for 10.200.13.0/24 (worker-3's pods)" in across
+        assert f"fix: add to route table {table} (" in across and f"10.200.13.0/24 -> {e.ids['worker-3']}" in across
+        found = aws.facts(SETTINGS, topo)["findings"]
+        routes = {f["subject"] for f in found if f["cause"] == "cross-subnet-native-routing"}
+        assert routes == {f"{n}->worker-3" for n in ("master-1", "master-2", "worker-1", "worker-2")} | {
+            f"worker-3->{n}" for n in ("master-1", "master-2", "worker-1", "worker-2")}
+
+
+def test_a_pod_route_to_another_instance_is_a_fault(ec2):
+    e = two_subnet_estate(ec2, routed=True)
+    topo = e.topology("calico", [{"cidr": "10.200.0.0/16", "ipipMode": "Never"}])
+    table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
+                                                "Values": [e.subnets["10.240.0.0/24"]]}])["RouteTables"][0]
+    ec2.replace_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="10.200.13.0/24",
+                      InstanceId=e.ids["worker-1"])
+    inv = aws.inventory(SETTINGS, topo)
+    across = judged(aws.pod_routes(inv, topo, topo.node("worker-2"), topo.node("worker-3")))
+    assert f"routes 10.200.13.0/24 by 10.200.13.0/24 to {e.ids['worker-1']}, not worker-3's instance" in across
 
 
 # ---------------------------------------------------------------- when AWS cannot be read
@@ -543,5 +604,5 @@ def test_suite_is_not_checked_without_credentials(pytester, aws_env):
     aws_env.delenv("AWS_SECRET_ACCESS_KEY")
     nodes = [Node("master-1", "master", "10.240.0.11"), Node("worker-1", "worker", "10.240.0.21")]
     result = run_suite(pytester, Topology(nodes, ("10.32.0.1", 443), [("10.240.0.11", 6444)], "other"))
-    result.assert_outcomes(skipped=6)  # 2 nodes + 2 node->endpoint paths + 2 cross pairs
+    result.assert_outcomes(skipped=8)  # 2 nodes + 2 node->endpoint paths + 2 cross pairs, for two checks
     assert result.stdout.str().count("not checked: no AWS credentials found (set AWS_PROFILE or") >= 1

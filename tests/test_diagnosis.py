@@ -64,10 +64,12 @@ def test_under_an_overlay_the_check_is_ruled_out():
     assert "the CNI encapsulates pod traffic" in "\n".join(d.finding("host-to-pod", "worker-1", "worker-2").evidence)
 
 
-def test_without_aws_a_sound_routing_table_leaves_the_check_but_says_it_is_unconfirmed():
+def test_without_aws_the_check_is_only_a_candidate_with_the_command_that_tells():
+    """The pattern fits the check and a host firewall on the node alike: only EC2's answer names it."""
     _, d = run(sim.source_dest_check({"worker-2"}), evidence=sim.evidence())
     f = d.finding("host-to-pod", "master-1", "worker-2")
-    assert f.cause == "ec2-source-dest-check" and "AWS was not read for this run: confirm with aws ec2" in f.hint
+    assert f.cause == "unknown" and "AWS was not read for this run (no creds)" in f.evidence
+    assert f.hint.startswith("candidates: ec2-source-dest-check; look at aws ec2 describe-instance-attribute")
 
 
 def test_without_aws_and_without_routes_it_is_unknown_with_both_candidates_and_commands():
@@ -86,6 +88,16 @@ def test_a_cni_agent_down_is_named_before_routes_and_the_check():
     assert causes_of(d) == {"cni-agent-down"}
 
 
+def test_a_cni_agent_down_over_a_tunnel_also_cuts_its_hosts_way_to_other_pods():
+    ev = sim.evidence(tunnel="flannel.1", cni="flannel", cni_agents={"master-1": "", "worker-1": "",
+                                                                      "worker-2": "no kube-flannel-ds pod on it"},
+                      aws=sim.aws_facts(NODES))
+    results, d = run(sim.node_cut_off("worker-2"), evidence=ev)
+    assert causes_of(d) == {"cni-agent-down"}
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    assert d.finding("host-to-pod", "worker-2", "master-1").cause == "cni-agent-down"
+
+
 # ---------------------------------------------------------------- security groups: EC2 decides when read
 @pytest.mark.parametrize("masters", [sim.MASTERS, THREE_MASTERS])
 def test_master_inbound_rule_is_named_when_ec2_drops_it(masters):
@@ -98,6 +110,54 @@ def test_master_inbound_rule_is_named_when_ec2_drops_it(masters):
     assert "workers cannot reach pods on masters" in f.evidence[1] and f.corroboration
 
 
+@pytest.mark.parametrize("masters", [sim.MASTERS, THREE_MASTERS])
+def test_master_inbound_over_a_tunnel_fails_both_ways_and_is_named_when_ec2_drops_it(masters):
+    """Over VXLAN a worker's pod answering a master's is a tunnel packet from the worker too: lost."""
+    roles = sim.roles(masters, sim.WORKERS)
+    found = [("sg-master-inbound-from-nodes", f"{w}->{m}", f"no inbound rule of {m}'s groups allows udp 8472")
+             for w in sim.WORKERS for m in masters]
+    ev = sim.evidence(masters, tunnel="flannel.1", aws=sim.aws_facts([*masters, *sim.WORKERS], findings=found))
+    results, d = run(sim.master_inbound_over_tunnel(roles), masters=masters, evidence=ev)
+    assert causes_of(d) == {"sg-master-inbound-from-nodes"}
+    assert d.finding("pod-to-pod", masters[0], "worker-2").cause == "sg-master-inbound-from-nodes"
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+
+
+def test_master_inbound_over_a_tunnel_with_ec2_admitting_it_is_not_the_security_group():
+    ev = sim.evidence(tunnel="flannel.1", aws=sim.aws_facts(NODES))
+    _, d = run(sim.master_inbound_over_tunnel(sim.roles()), evidence=ev)
+    assert causes_of(d) == {"unknown"}
+
+
+SUBNETS = {"master-1": "subnet-m", "worker-1": "subnet-w", "worker-2": "subnet-w"}
+ROUTE_FINDINGS = [("cross-subnet-native-routing", f"{a}->{b}", f"route table rtb-1 has no route for {b}'s pods")
+                  for a in NODES for b in NODES if SUBNETS[a] != SUBNETS[b]]
+
+
+def test_pod_ips_failing_across_subnets_without_vpc_routes_is_cross_subnet_routing():
+    ev = sim.evidence(aws=sim.aws_facts(NODES, findings=ROUTE_FINDINGS, subnets=SUBNETS), dns_nodes=["worker-1"])
+    results, d = run(sim.across_subnets(SUBNETS), evidence=ev)
+    assert causes_of(d) == {"cross-subnet-native-routing"}
+    assert {(r.kind, r.source, r.target) for r in results if r.outcome != "ok"} == set(d.findings)
+    f = d.finding("pod-to-pod", "worker-1", "master-1")
+    assert "pod IPs fail between nodes of different subnets" in f.evidence[1]
+    assert any("route table rtb-1 has no route" in line for line in f.evidence)
+
+
+@pytest.mark.parametrize("facts", [None, sim.aws_facts(NODES, subnets=SUBNETS)], ids=["aws-not-read", "routes-ok"])
+def test_the_same_failures_without_ec2_saying_the_routes_are_missing_are_not_cross_subnet_routing(facts):
+    _, d = run(sim.across_subnets(SUBNETS), evidence=sim.evidence(aws=facts))
+    assert "cross-subnet-native-routing" not in causes_of(d)
+
+
+def test_route_findings_do_not_claim_failures_they_do_not_predict():
+    """EC2 says worker-2's pods are unroutable from subnet-m, but the probes reach them: something else."""
+    found = [("cross-subnet-native-routing", "master-1->worker-2", "no route")]
+    ev = sim.evidence(aws=sim.aws_facts(NODES, findings=found, subnets=SUBNETS))
+    _, d = run(sim.source_dest_check({"worker-1"}), evidence=ev)
+    assert "cross-subnet-native-routing" not in causes_of(d)
+
+
 def test_master_inbound_shape_with_ec2_admitting_it_is_not_the_security_group():
     _, d = run(sim.master_inbound(sim.roles()), evidence=sim.evidence(aws=sim.aws_facts(NODES)))
     assert causes_of(d) == {"unknown"}
@@ -105,10 +165,11 @@ def test_master_inbound_shape_with_ec2_admitting_it_is_not_the_security_group():
     assert "ruled out: sg-master-inbound-from-nodes" in f.evidence[2] and "host firewall" in f.hint
 
 
-def test_master_inbound_without_aws_is_named_from_the_pattern_and_says_so():
+def test_master_inbound_without_aws_is_a_candidate_not_a_verdict():
     _, d = run(sim.master_inbound(sim.roles()))
     f = d.finding("host-to-pod", "worker-1", "master-1")
-    assert f.cause == "sg-master-inbound-from-nodes" and "AWS was not read for this run" in f.hint
+    assert f.cause == "unknown" and f.hint.startswith("candidates: sg-master-inbound-from-nodes; look at the "
+                                                      "security groups")
 
 
 def test_master_inbound_is_not_confused_with_a_source_dest_check_on_masters():
@@ -152,6 +213,13 @@ def test_no_ready_dns_endpoint_is_cluster_dns():
     assert causes_of(d) == {"cluster-dns-unavailable"}
     assert "kube-system/kube-dns has no ready endpoint" in "\n".join(
         d.finding("dns", "master-1", "kubernetes.default").evidence)
+
+
+def test_no_dns_endpoint_because_every_coredns_node_is_not_ready_is_that_node():
+    ev = sim.evidence(dns_ready=0, dns_nodes=["worker-1"], unready={"worker-1": "NotReady since 10:02"})
+    _, d = run(lambda kind, src, dst: kind == "dns", evidence=ev)
+    assert causes_of(d) == {"node-not-ready"}
+    assert "worker-1: NotReady since 10:02" in d.finding("dns", "master-1", "kubernetes.default").evidence
 
 
 def test_dns_failure_follows_the_pod_path_it_needs():

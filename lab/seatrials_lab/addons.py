@@ -181,8 +181,24 @@ def flannel_objects(image: str, backend: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def flannel_affinity(exclude: tuple[str, ...] = ()) -> dict:
+    """Upstream's: Linux nodes; `exclude` keeps flanneld off those nodes too (the cni-agent-down fault)."""
+    terms = [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]
+    if exclude:
+        terms.append({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": sorted(exclude)})
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": terms}]}}}
+
+
+def flannel_pods(kubectl: Kubectl) -> dict[str, bool]:
+    """Node name -> whether the flannel pod there is ready."""
+    pods = kubectl.json("get", "pods", "-n", FLANNEL_NAMESPACE, "-l", "app=flannel")["items"]
+    return {p["spec"].get("nodeName", ""): any(c["type"] == "Ready" and c["status"] == "True"
+                                               for c in p.get("status", {}).get("conditions", []))
+            for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
 def _flannel_pod(image: str) -> dict:
-    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
     container = {
         "name": "kube-flannel",
         "image": image,
@@ -210,8 +226,7 @@ def _flannel_pod(image: str) -> dict:
         ],
     }  # fmt: skip
     return {
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [linux]}]}}},
+        "affinity": flannel_affinity(),
         "hostNetwork": True,
         "priorityClassName": "system-node-critical",
         "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],

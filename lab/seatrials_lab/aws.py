@@ -6,6 +6,7 @@ describe_* says and what packets do always agree.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 
 from . import net, processes, vpc_filter
@@ -111,9 +112,69 @@ def populate(client, nodes: list[Node], native_routes: bool) -> dict[str, str]:
     if len(subnets) > 1:
         for index, subnet in subnets.items():
             _subnet_acl(client, vpc, subnet, index)
-            routed = [n for n in nodes if n.subnet != index] if native_routes else []
-            _subnet_route_table(client, vpc, subnet, index, {n.pod_cidr: instances[n.name] for n in routed})
+            routes = routes_from(index, nodes, instances) if native_routes else {}
+            _subnet_route_table(client, vpc, subnet, index, routes)
     return instances
+
+
+ACL_DENY_RULE = 50  # ahead of the subnets' allow rules (100, 110)
+
+
+def routes_from(index: int, nodes: list[Node], instances: dict[str, str]) -> dict[str, str]:
+    """The pod CIDR routes subnet `index`'s route table needs for native routing: each node of another subnet's
+    pod CIDR to its instance."""
+    return {n.pod_cidr: instances[n.name] for n in nodes if n.subnet != index}
+
+
+def _subnet_tables(client, nodes: list[Node]) -> dict[int, str]:
+    """The lab's route tables by the index of the subnet they are associated with."""
+    by_vpc = [{"Name": "vpc-id", "Values": [lab_vpc(client)]}]
+    cidrs = {subnet_cidr(n.subnet): n.subnet for n in nodes}
+    index = {s["SubnetId"]: cidrs[s["CidrBlock"]] for s in client.describe_subnets(Filters=by_vpc)["Subnets"]
+             if s["CidrBlock"] in cidrs}
+    return {index[a["SubnetId"]]: t["RouteTableId"] for t in client.describe_route_tables(Filters=by_vpc)["RouteTables"]
+            for a in t.get("Associations", []) if a.get("SubnetId") in index}
+
+
+def set_pod_routes(client, nodes: list[Node], instances: dict[str, str], present: bool) -> None:
+    """Put every subnet's pod CIDR routes in its route table, or take them all out."""
+    for index, table in _subnet_tables(client, nodes).items():
+        for cidr, instance in routes_from(index, nodes, instances).items():
+            if present:
+                client.create_route(RouteTableId=table, DestinationCidrBlock=cidr, InstanceId=instance)
+            else:
+                client.delete_route(RouteTableId=table, DestinationCidrBlock=cidr)
+
+
+def _lab_acls(client) -> list[dict]:
+    """The lab subnets' own network ACLs (not the VPC's default one)."""
+    acls = client.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [lab_vpc(client)]}])["NetworkAcls"]
+    return [a for a in acls if not a.get("IsDefault")]
+
+
+def set_acl_deny(client, port: int, present: bool) -> None:
+    """A deny of TCP `port` both ways in every lab subnet's ACL, ahead of its allow rules; or none."""
+    for acl in _lab_acls(client):
+        for egress in (False, True):
+            entry = {"NetworkAclId": acl["NetworkAclId"], "RuleNumber": ACL_DENY_RULE, "Egress": egress}
+            if present:
+                client.create_network_acl_entry(**entry, Protocol="6", RuleAction="deny", CidrBlock="0.0.0.0/0",
+                                                PortRange={"From": port, "To": port})
+            else:
+                client.delete_network_acl_entry(**entry)
+
+
+def acl_denies(client, port: int) -> list[dict]:
+    return [e for a in _lab_acls(client) for e in a["Entries"] if e["RuleAction"] == "deny"
+            and e.get("PortRange", {}).get("From") == port]
+
+
+def pod_routes(client) -> list[dict]:
+    """The routes of the lab's route tables to pod CIDRs."""
+    tables = client.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [lab_vpc(client)]}])["RouteTables"]
+    pods = ipaddress.ip_network(POD_CIDR)
+    return [r for t in tables for r in t["Routes"] if r.get("DestinationCidrBlock")
+            and ipaddress.ip_network(r["DestinationCidrBlock"]).subnet_of(pods)]
 
 
 def _name_tag(client, resource: str, index: int) -> None:

@@ -38,6 +38,7 @@ from .layout import (
     UNREACHABLE_PORT,
     Node,
     Paths,
+    flannel_backend,
     pod_ips_between_nodes,
 )
 from .pki import Pki
@@ -63,6 +64,25 @@ class Fault:
     default_node: str | None = None  # a fault of one node (--node); None: of the whole cluster
     every_node_allowed: bool = False  # --node all
     leaves: str | None = None  # a fault its heal leaves behind, as the real fix does on a real cluster
+    # Why the fault cannot exist in the lab's shape ("" when it can): the lab refuses it with that line.
+    not_in: Callable[[Lab], str] = lambda lab: ""
+    harmless: bool = False  # not a documented cause: a change a sign-off must raise no alarm about
+
+
+def native_routes_only(lab: Lab) -> str:
+    return "" if lab.cni == "native" else (f"the {lab.cni} lab's pod routes belong to flanneld, which puts a "
+                                            "missing one back: only the native shape has static pod routes")
+
+
+def flannel_only(lab: Lab) -> str:
+    return "" if flannel_backend(lab.cni) else "the native shape runs no CNI agent: use --cni flannel-vxlan"
+
+
+def routed_subnets_only(lab: Lab) -> str:
+    if len({n.subnet for n in lab.nodes}) < 2:
+        return "the lab's nodes share one subnet, where no route table is on the way: use --subnets 3"
+    return "" if pod_ips_between_nodes(lab.cni) else (f"{lab.cni} carries pods between subnets inside VXLAN: "
+                                                      "the route tables do not see pod IPs")
 
 
 # --- ec2-source-dest-check --------------------------------------------------------------------
@@ -680,6 +700,125 @@ def check_pod_routes(lab: Lab, nodes: list[Node], injected: bool) -> str:
     return f"routes to {target.pod_cidr} on {', '.join(routed) or 'no other node'}; {seen}"
 
 
+# --- cni-agent-down ---------------------------------------------------------------------------
+
+
+def flannel_kept_off(lab: Lab, nodes: list[Node]) -> None:
+    """flanneld is kept off the nodes (the DaemonSet's affinity excludes them) and, as after a reboot
+    without it, the nodes lose what it set up: the VXLAN device and their routes to the other nodes' pods."""
+    names = tuple(n.name for n in nodes)
+    _flannel_affinity(lab, addons.flannel_affinity(exclude=names))
+    _until(lambda: (not set(names) & set(addons.flannel_pods(lab.kubectl)), f"flannel pods on {names}"), True,
+           "the flannel pods to leave the nodes", timeout=60)
+    for n in nodes:
+        run(net.in_netns(n.netns, ["ip", "link", "del", "flannel.1"]), check=False)
+        for other in lab.nodes:
+            if other != n:
+                run(net.in_netns(n.netns, ["ip", "route", "del", other.pod_cidr]), check=False)
+
+
+def flannel_back(lab: Lab, nodes: list[Node]) -> None:
+    _flannel_affinity(lab, addons.flannel_affinity())
+
+
+def _flannel_affinity(lab: Lab, affinity: dict) -> None:
+    patch = {"spec": {"template": {"spec": {"affinity": affinity}}}}
+    lab.kubectl("patch", "daemonset", "-n", addons.FLANNEL_NAMESPACE, "kube-flannel-ds", "--type=merge",
+                "-p", json.dumps(patch))
+
+
+def check_flannel_agents(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """The flannel pods on the nodes, and a probe pod on another node asking the node's probe pod."""
+    target = nodes[0]
+    source = next(n for n in lab.nodes if n != target)
+
+    def look() -> tuple[bool, str]:
+        ready = addons.flannel_pods(lab.kubectl)
+        missing = [n.name for n in nodes if not ready.get(n.name)]
+        url, failure = checks.pod_to_pod(lab.kubectl, source.name, target.name)
+        return bool(missing) and failure is not None, (
+            f"flannel pod ready on {', '.join(n for n, ok in ready.items() if ok) or 'no node'}, not on "
+            f"{', '.join(missing) or 'none'}; {source.name}'s probe pod -> {url} on {target.name}: "
+            f"{failure or 'answered'}")
+
+    return _until(look, injected, "the flannel agent " + ("gone and the pods cut off" if injected else "back"),
+                  timeout=90)
+
+
+# --- cross-subnet-native-routing --------------------------------------------------------------
+
+
+def pod_routes_out_of_route_tables(lab: Lab, nodes: list[Node]) -> None:
+    """Every subnet's route table forgets the pod CIDR routes: native routing across subnets without the VPC
+    routes it needs."""
+    aws.set_pod_routes(aws.ec2(), lab.nodes, lab.record["instances"], present=False)
+    aws.sync_vpc(lab.nodes)
+
+
+def pod_routes_in_route_tables(lab: Lab, nodes: list[Node]) -> None:
+    aws.set_pod_routes(aws.ec2(), lab.nodes, lab.record["instances"], present=True)
+    aws.sync_vpc(lab.nodes)
+
+
+def check_cross_subnet_pods(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """moto's pod routes, a probe pod asking one in another subnet (lost while the routes are out), and one
+    asking another in its own subnet when the lab has such a pair (it answers throughout)."""
+    routes = aws.pod_routes(aws.ec2())
+    if bool(routes) == injected:
+        raise LabError(f"moto's route tables hold {len(routes)} pod CIDR routes: expected "
+                       f"{'none' if injected else 'one per node and other subnet'}")
+    workers = [n for n in lab.nodes if not n.is_master]
+    source = workers[0]
+    across = next(n for n in lab.nodes if n.subnet != source.subnet)
+    alongside = next((n for n in workers if n.subnet == source.subnet and n != source), None)
+
+    def look() -> tuple[bool, str]:
+        url, failure = checks.pod_to_pod(lab.kubectl, source.name, across.name)
+        return failure is not None, f"{source.name}'s probe pod -> {url} on {across.name}: {failure or 'answered'}"
+
+    seen = _until(look, injected, "pod IPs across subnets to be " + ("lost" if injected else "answered"))
+    if alongside:
+        url, failure = checks.pod_to_pod(lab.kubectl, source.name, alongside.name)
+        if failure:
+            raise LabError(f"{source.name}'s probe pod -> {url} on {alongside.name} (same subnet): {failure}")
+        seen += f"; {alongside.name} in the same subnet answers"
+    return f"{len(routes)} pod CIDR routes in moto's route tables; {seen}"
+
+
+# --- nacl-deny-unused-port (harmless) ---------------------------------------------------------
+
+UNUSED_PORT = 3389  # RDP: nothing of a Linux cluster listens there
+
+
+def acls_deny_unused_port(lab: Lab, nodes: list[Node]) -> None:
+    """Every subnet's network ACL denies TCP 3389 both ways before its allow rules, as hardening does."""
+    aws.set_acl_deny(aws.ec2(), UNUSED_PORT, present=True)
+    aws.sync_vpc(lab.nodes)
+
+
+def acls_without_deny(lab: Lab, nodes: list[Node]) -> None:
+    aws.set_acl_deny(aws.ec2(), UNUSED_PORT, present=False)
+    aws.sync_vpc(lab.nodes)
+
+
+def check_unused_port_denied(lab: Lab, nodes: list[Node], injected: bool) -> str:
+    """moto's deny entries, and pod IPs across subnets answering all the same."""
+    denies = aws.acl_denies(aws.ec2(), UNUSED_PORT)
+    if bool(denies) != injected:
+        raise LabError(f"{len(denies)} ACL entries deny TCP {UNUSED_PORT}: expected {'some' if injected else 'none'}")
+    source = next(n for n in lab.nodes if not n.is_master)
+    across = next(n for n in lab.nodes if n.subnet != source.subnet)
+    url, failure = checks.pod_to_pod(lab.kubectl, source.name, across.name)
+    if failure:
+        raise LabError(f"{source.name}'s probe pod -> {url} on {across.name}: {failure}")
+    return f"{len(denies)} ACL entries deny TCP {UNUSED_PORT}; {source.name}'s probe pod -> {across.name}'s answers"
+
+
+def several_subnets(lab: Lab) -> str:
+    return "" if len({n.subnet for n in lab.nodes}) > 1 else "the lab's nodes share one subnet, whose ACL " \
+                                                              "nothing crosses: use --subnets 3"
+
+
 # --- kube-proxy-not-forwarding ----------------------------------------------------------------
 
 
@@ -819,7 +958,18 @@ FAULTS = {
         Fault("probe-admission-refused", "an admission policy refuses host-network pods labelled as seatrials "
               "probes", probes_refused, probes_admitted, check_admission),
         Fault("pod-route-missing", "every other node forgets its route to the node's pod CIDR",
-              pod_routes_removed, pod_routes_restored, check_pod_routes, default_node="worker-2"),
+              pod_routes_removed, pod_routes_restored, check_pod_routes, default_node="worker-2",
+              not_in=native_routes_only),
+        Fault("cni-agent-down", "flanneld is kept off the node, which lost its VXLAN device and pod routes as "
+              "after a reboot without it", flannel_kept_off, flannel_back, check_flannel_agents,
+              default_node="worker-1", not_in=flannel_only),
+        Fault("cross-subnet-native-routing", "the subnets' route tables lose their pod CIDR routes while pods "
+              "are routed natively between subnets", pod_routes_out_of_route_tables, pod_routes_in_route_tables,
+              check_cross_subnet_pods, not_in=routed_subnets_only),
+        # harmless: no alarm may follow
+        Fault("nacl-deny-unused-port", f"every subnet's network ACL denies TCP {UNUSED_PORT}, a port no cluster "
+              "traffic uses (harmless)", acls_deny_unused_port, acls_without_deny, check_unused_port_denied,
+              not_in=several_subnets, harmless=True),
         Fault("kube-proxy-not-forwarding", "the node's kube-proxy is stopped and its Service rules flushed",
               kube_proxy_gone, kube_proxy_back, check_kube_proxy, default_node="worker-2"),
         Fault("cluster-dns-unavailable", "CoreDNS is scaled to zero", coredns_scaled(0), coredns_scaled(None),
@@ -874,6 +1024,8 @@ def targets(lab: Lab, fault: Fault, node_name: str | None) -> list[Node]:
 def inject(lab: Lab, cause: str, node_name: str | None = None) -> str:
     """Inject the fault (again, when it is active: idempotent); returns the line that proves it."""
     fault = FAULTS[cause]
+    if why := fault.not_in(lab):
+        raise LabError(f"{cause} cannot be injected here: {why}")
     nodes = targets(lab, fault, node_name)
     faults = active(lab.paths)
     clash = {other for group in CLASHES if cause in group for other in group & set(faults)} - {cause}

@@ -157,15 +157,17 @@ def matrix(paths: Paths, shape: Shape, versions: list[str] | None, pytest_args: 
 
 
 def proved(row: dict) -> bool:
-    """A matrix row whose lab signed off and took every fault."""
-    return row["verdict"] == SIGNED_OFF and row["faults"] == f"{len(faults.FAULTS)}/{len(faults.FAULTS)}"
+    """A matrix row whose lab signed off and took every fault its shape can have."""
+    done, _, total = row["faults"].partition(" ")[0].partition("/")
+    return row["verdict"] == SIGNED_OFF and done == total != ""
 
 
 def fault_round(lab: cluster.Lab) -> str:
-    """Inject, verify and heal every fault of the default shape in turn, and what a heal leaves behind:
+    """Inject, verify and heal in turn every fault the lab's shape can have, and what a heal leaves behind:
     "N/N", or how many did and the first that did not."""
     failed = []
-    for cause in faults.FAULTS:
+    applicable = [cause for cause, f in faults.FAULTS.items() if not f.not_in(lab)]
+    for cause in applicable:
         for step in (faults.inject, faults.heal):
             try:
                 print(f"lab: matrix: {cause}: {step(lab, cause)}", file=sys.stderr, flush=True)
@@ -173,8 +175,8 @@ def fault_round(lab: cluster.Lab) -> str:
                 failed.append(f"{cause} {step.__name__}: {e}")
     for cause, line in faults.heal_all(lab):
         print(f"lab: matrix: {cause}: {line}", file=sys.stderr, flush=True)
-    done = len(faults.FAULTS) - len({f.split()[0] for f in failed})
-    return f"{done}/{len(faults.FAULTS)}" + (f" ({failed[0]})" if failed else "")
+    done = len(applicable) - len({f.split()[0] for f in failed})
+    return f"{done}/{len(applicable)}" + (f" ({failed[0]})" if failed else "")
 
 
 def _signoff(reports: Path) -> tuple[str, str]:

@@ -1,8 +1,8 @@
-"""What EC2 says about the nodes: source/destination check and security groups.
+"""What EC2 says about the nodes: source/destination check, security groups, network ACLs and route tables.
 
 Read-only: only Describe* calls, all of them batched (one describe_instances
-for every node, one describe_security_groups, one describe_network_acls) plus
-one describe_instance_attribute per node for the source/destination check, so
+for every node, one describe_security_groups, one describe_network_acls, one
+or two describe_route_tables) plus one describe_instance_attribute per node for the source/destination check, so
 the call count grows with nodes, never with pairs. The packet evaluation itself
 is in aws_rules.py. docs/aws.md lists the IAM policy these calls need.
 
@@ -31,6 +31,7 @@ from seatrials.topology import Node, Topology
 SOURCE_DEST = "ec2-source-dest-check"
 APISERVER = "sg-node-to-apiserver"
 CNI = "sg-master-inbound-from-nodes"
+ROUTES = "cross-subnet-native-routing"
 
 NO_CREDENTIALS = ("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; an "
                   "instance profile is used only when nodes have aws:// providerIDs)")
@@ -139,7 +140,7 @@ def host_of(node_name: str, instance: dict) -> Host:
     # moto leaves stale groups on the interface after modify_instance_attribute(Groups).
     groups = tuple(g["GroupId"] for g in instance.get("SecurityGroups", []))
     return Host(node_name, instance["InstanceId"], instance["PrivateIpAddress"], frozenset(ips), groups,
-                instance.get("SubnetId"))
+                instance.get("SubnetId"), eni.get("NetworkInterfaceId"))
 
 
 @dataclass
@@ -154,6 +155,7 @@ class Inventory:
     interfaces: dict[str, dict] = field(default_factory=dict)  # node name -> primary interface
     groups: dict[str, dict] = field(default_factory=dict)  # group id -> security group
     acls: dict[str, dict] = field(default_factory=dict)  # subnet id -> its network ACL
+    route_tables: dict[str, dict] = field(default_factory=dict)  # subnet id -> its route table (else the main)
 
     def evaluate(self, src: Host, dst: Host, traffic: Traffic, src_addr=None, dst_addr=None):
         return aws_rules.evaluate(src, dst, traffic, self.groups, self.acls, src_addr, dst_addr)
@@ -214,9 +216,27 @@ def inventory(settings, topology: Topology) -> Inventory:
         for acl in acls:
             for assoc in acl.get("Associations", []):
                 inv.acls[assoc["SubnetId"]] = acl
+        inv.route_tables = route_tables(client, {i["SubnetId"]: i["VpcId"] for i in instances.values()
+                                                 if i.get("SubnetId") and i.get("VpcId")})
     except (ClientError, BotoCoreError) as exc:
         raise Unavailable(refusal(exc)) from None
     return inv
+
+
+def route_tables(client, subnet_vpcs: dict[str, str]) -> dict[str, dict]:
+    """Subnet id -> the route table the VPC router uses for it: the one associated with it, else its VPC's
+    main table. Two batched describe calls (the second only for subnets without a table of their own)."""
+    tables = {}
+    for table in _describe(client, "describe_route_tables", "RouteTables", "association.subnet-id", list(subnet_vpcs)):
+        for assoc in table.get("Associations", []):
+            if assoc.get("SubnetId"):
+                tables[assoc["SubnetId"]] = table
+    if rest := [s for s in subnet_vpcs if s not in tables]:
+        main = {t["VpcId"]: t for t in _describe(client, "describe_route_tables", "RouteTables", "vpc-id",
+                                                 [subnet_vpcs[s] for s in rest],
+                                                 {"Name": "association.main", "Values": ["true"]})}
+        tables |= {s: main[subnet_vpcs[s]] for s in rest if subnet_vpcs[s] in main}
+    return tables
 
 
 def result(inv: Inventory | Unavailable, check, *args) -> Result:
@@ -404,12 +424,47 @@ def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node, 
     return verdict
 
 
+def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node, observed: str = "unknown") -> Verdict:
+    """Between nodes of different subnets, pod IPs routed natively need the source subnet's route table to
+    send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way."""
+    verdict = Verdict(ROUTES)
+    hosts = _hosts(inv, verdict, source, target)
+    if not hosts:
+        return verdict
+    src, dst = hosts
+    path = f"{source.name}->{target.name}"
+    if src.subnet == dst.subnet:
+        verdict.add(path, "ok", f"same subnet {src.subnet}: no route table is on the way")
+        return verdict
+    needed = cni_traffic_needed(topology, False, observed)
+    if needed is None:
+        verdict.add(path, "unreadable", f"unknown CNI ({topology.cni}): whether it routes pod IPs natively "
+                                        "between subnets is unknown")
+        return verdict
+    if not needed[1]:
+        verdict.add(path, "ok", f"{src.subnet} -> {dst.subnet}: the CNI does not send pod IPs through the VPC "
+                                "as they are between subnets")
+        return verdict
+    table = inv.route_tables.get(src.subnet)
+    cidrs = pod_cidrs(topology, target)
+    if table is None or not cidrs:
+        why = (f"no route table found for {src.subnet}" if table is None
+               else f"no pod CIDR known for {target.name}")
+        verdict.add(path, "unreadable", why)
+        return verdict
+    name = f"route table {table['RouteTableId']} ({src.subnet})"
+    for cidr in cidrs:
+        decision = aws_rules.route(table.get("Routes", []), name, dst, cidr)
+        verdict.add(f"{path} pod CIDR {cidr}", "ok" if decision.allowed else "fault", decision.summary())
+    return verdict
+
+
 # ---- for the network diagnosis ---------------------------------------------------------
 
 def facts(settings, topology: Topology, observed: str = "unknown") -> dict:
     """What EC2 says for the diagnosis, as JSON: whether it was read (and why not), each node's
-    source/destination check (on when either place says so), subnet, and every fault the security-group
-    and ACL checks find per node pair ({cause, subject, detail}; subjects as the test ids)."""
+    source/destination check (on when either place says so), subnet, and every fault the security-group,
+    ACL and route-table checks find per node pair ({cause, subject, detail}; subjects as the test ids)."""
     inv = read(settings, topology)
     if isinstance(inv, Unavailable):
         return {"read": False, "why": str(inv)}
@@ -426,6 +481,7 @@ def facts(settings, topology: Topology, observed: str = "unknown") -> dict:
             verdicts.append((f"{node.name}->{endpoint}", apiserver_port(inv, topology, node, endpoint)))
     for a, b in topology.ordered_pairs():
         verdicts.append((f"{a.name}->{b.name}", cni_traffic(inv, topology, a, b, observed)))
+        verdicts.append((f"{a.name}->{b.name}", pod_routes(inv, topology, a, b, observed)))
     findings = [{"cause": v.cause, "subject": subject, "detail": o.line()}
                 for subject, v in verdicts for o in v.of_state("fault")]
     return {"read": True, "source_dest": source_dest, "findings": findings,

@@ -10,6 +10,11 @@ describe_network_acls returned, follow one packet the way the VPC does:
   reply: destination subnet's ACL outbound, source subnet's ACL inbound
          (ACLs are stateless; a TCP/UDP reply goes to ports 1024-65535)
 
+Between different subnets the VPC router also delivers the packet by the source
+subnet's route table (longest prefix first): `local` delivers only to the
+interface that owns the address, so a pod IP needs a route naming the
+destination's instance or interface (route()).
+
 Security groups: every rule of every group of the interface counts (union, allow
 only). A rule that names a group matches a packet whose source (or destination)
 address is a private IP of an interface in that group, so a pod IP never
@@ -93,6 +98,7 @@ class Host:
     private_ips: frozenset[str]  # every private IP of the interface (group references match these)
     groups: tuple[str, ...]
     subnet: str | None
+    interface: str | None = None  # the primary network interface's id
 
 
 @dataclass(frozen=True)
@@ -300,3 +306,35 @@ def evaluate(src: Host, dst: Host, traffic: Traffic, groups: dict, acls: dict,
                    f"allows {traffic.label} from {_peer_label(src, s_addr, groups)}",
         _sg_fix(dst, src, True, traffic, s_addr, groups))
     return Decision(tuple(allowed_by), tuple(blocked_by), tuple(missing))
+
+
+# ---- the VPC router between subnets --------------------------------------------
+
+def route(routes: list[dict], table: str, dst: Host, dst_addr: str) -> Decision:
+    """Does the route table (`table` names it) deliver a packet for `dst_addr` (a pod CIDR of `dst`) to
+    `dst`'s instance? Longest prefix first; `local` delivers only to an interface that owns the address,
+    and a blackhole or a gateway out of the VPC does not deliver it at all."""
+    addr = address(dst_addr)
+    covering = [r for r in routes if r.get("DestinationCidrBlock")
+                and addr.subnet_of(address(r["DestinationCidrBlock"]))]
+    fix = (f"add to {table}: {dst_addr} -> {dst.instance_id} ({dst.name}), or encapsulate pod traffic "
+           "between subnets")
+    if not covering:
+        return Decision((), (f"{table} has no route for {dst_addr} ({dst.name}'s pods)",), (fix,))
+    best = max(covering, key=lambda r: address(r["DestinationCidrBlock"]).prefixlen)
+    cidr, target = best["DestinationCidrBlock"], _route_target(best)
+    if best.get("State", "active") != "active":
+        return Decision((), (f"{table} routes {cidr} to {target}, a blackhole (its target is gone)",), (fix,))
+    if target in (dst.instance_id, dst.interface):
+        return Decision((f"{table} routes {cidr} to {target} ({dst.name})",))
+    where = ("the VPC itself, where no interface owns a pod IP" if target == "local"
+             else f"{target}, not {dst.name}'s instance")
+    return Decision((), (f"{table} routes {dst_addr} by {cidr} to {where}",), (fix,))
+
+
+def _route_target(r: dict) -> str:
+    for key in ("InstanceId", "NetworkInterfaceId", "GatewayId", "NatGatewayId", "TransitGatewayId",
+                "VpcPeeringConnectionId", "LocalGatewayId", "CarrierGatewayId"):
+        if r.get(key):
+            return r[key]
+    return "an unknown target"

@@ -9,10 +9,14 @@ the evidence cannot tell the candidates apart, the cause is "unknown" and the
 hint lists the candidates and the command that tells them apart, in the order a
 person would check them. Patterns, each with its physical reasoning:
 
+- pod IPs failing exactly between nodes of different subnets whose route tables
+  EC2 says lack the pod CIDR routes: native routing across subnets;
 - pod IPs of some nodes unreachable (from every other node, and their pods reach
   no other pod) while node IPs answer: the CNI agent down there, a route missing
-  on the other nodes, or the EC2 source/destination check;
-- only workers -> masters failing while masters -> workers works: the masters'
+  on the other nodes, EC2 dropping what reaches them, or the EC2
+  source/destination check;
+- only workers -> masters failing while masters -> workers works (both ways when
+  the CNI encapsulates: each direction is its own tunnel flow): the masters'
   security group, when EC2's rules really drop it;
 - only workers failing to reach the apiserver's endpoints: the masters' group on
   the apiserver port, when EC2's rules really drop it;
@@ -32,6 +36,12 @@ from seatrials.network.evidence import Evidence, kube_proxy_pod_lines, route_to
 from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
 Cell = tuple[str, str, str]  # kind, source, target
+DIRECT_POD_IP = ("pod-to-pod", "pod-to-pod-icmp", "host-to-pod")
+BOTH_WAYS = ("pod-to-pod", "pod-to-pod-icmp")  # the reply is a pod-IP packet too
+# Over a tunnel a node's host also speaks to other nodes' pods from its tunnel device's address, one of its
+# pod CIDR: the reply to a host -> pod probe is a pod-IP packet too.
+TUNNEL_BOTH_WAYS = (*BOTH_WAYS, "host-to-pod", "external-ip")
+EC2_DROPS = ("sg-master-inbound-from-nodes", "cross-subnet-native-routing")  # EC2 findings about one node pair
 POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
 SERVICE_KINDS = ("pod-to-service", "external-ip", "dns")  # what kube-proxy forwards for a node
 
@@ -66,7 +76,8 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     by_cell = {(r.kind, r.source, r.target): r for r in results}
     bad = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []
-    for find in (network_policy, pod_ip_unreachable, master_inbound, apiserver_port, kube_proxy, cluster_dns):
+    for find in (network_policy, cross_subnet, pod_ip_unreachable, master_inbound, apiserver_port, kube_proxy,
+                 cluster_dns):
         explained = set().union(*(p.cells for p in patterns))
         patterns += find(by_cell, bad - explained, ev, patterns)
     explained = set().union(*(p.cells for p in patterns))
@@ -108,6 +119,39 @@ def network_policy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
                     cells, because=[f"{p} selects the pod-network probes" for p in ev.policies])]
 
 
+# ---------------------------------------------------------------- native routing across subnets
+def cross_subnet(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
+    """Between subnets the VPC router delivers a pod IP only by a route naming the node that owns it (its
+    `local` route delivers to the interfaces' own addresses). With that route missing from the source
+    subnet's table, every pod-IP packet from there towards the node's pods is lost: host -> pod and pod ->
+    pod fail, pod -> pod the other way too (its reply needs the route), while node IPs, the VPC's own,
+    answer. Decided by EC2's route tables: without them, this shape is left to the patterns below."""
+    blocked = ec2_pairs(ev, "cross-subnet-native-routing")
+    if not blocked:
+        return []
+
+    def predicted(c: Cell) -> bool:
+        kind, src, dst = c
+        return (src, dst) in blocked or (kind in BOTH_WAYS and (dst, src) in blocked)
+
+    direct = {c for c in cross_cells(by_cell, DIRECT_POD_IP) if predicted(c)}
+    if not direct or not direct <= bad:
+        return []  # pod IPs get through where the tables say they cannot: not (only) the route tables
+    if bad & {c for c in cross_cells(by_cell, ("host-to-host",)) if (c[1], c[2]) in blocked}:
+        return []
+    cells = direct | {c for c in bad if c[0] == "external-ip" and predicted(c)}
+    pairs = sorted({f"{s}->{d}" for s, d in blocked})
+    summary = (f"pod IPs fail between nodes of different subnets ({', '.join(pairs[:4])}"
+               f"{f' and {len(pairs) - 4} more' if len(pairs) > 4 else ''}) while node IPs answer")
+    because = [f"AWS: {f['detail']}" for f in ev.aws["findings"] if f["cause"] == "cross-subnet-native-routing"][:3]
+    return [Pattern("cross-subnet-native-routing", summary, cells, because=because)]
+
+
+def ec2_pairs(ev: Evidence, cause: str) -> set[tuple[str, str]]:
+    """The (source, target) node pairs EC2's describe output says `cause` drops traffic between."""
+    return {tuple(f["subject"].split("->", 1)) for f in ev.aws.get("findings", []) if f["cause"] == cause}
+
+
 # ---------------------------------------------------------------- pod IPs of some nodes unreachable
 def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     """Pod-IP packets dropped at some nodes S: to or from a pod on S, whoever the peer.
@@ -115,7 +159,9 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     Whatever drops them (the VPC with the source/destination check on, a node without a route to S's pod
     CIDR, S's CNI agent not running), the shape is the same: host -> pod on n fails from every other node,
     pod <-> pod fails whenever n is either end (the reply needs the way back), and host -> host between the
-    same nodes works. So the shape finds S, and the evidence says, node by node, which it is.
+    same nodes works. So the shape finds S, and the evidence says, node by node, which it is. Host -> pod
+    from n may fail as well (over a tunnel n's host speaks from its tunnel device's address, one of its pod
+    CIDR; a node whose own routes are gone reaches no pod): those follow n when they fail.
     """
     pod_ip = cross_cells(by_cell, POD_IP_KINDS)
     observed = bad & pod_ip
@@ -133,12 +179,15 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         kind, src, dst = cell
         if dst in affected:
             return dst
-        return src if kind in ("pod-to-pod", "pod-to-pod-icmp") and src in affected else None
+        return src if src in affected and kind in TUNNEL_BOTH_WAYS else None
+
+    def required(cell: Cell) -> bool:
+        return cell[2] in affected or cell[0] in BOTH_WAYS and cell[1] in affected
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
     direct = {c for c in pod_ip if c[0] != "external-ip"}
-    if bad & direct != {c for c in direct if owner(c)}:
+    if not {c for c in direct if required(c)} <= bad or any(not owner(c) for c in bad & direct):
         return []
     host_paths = cross_cells(by_cell, ("host-to-host",))
     if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
@@ -170,6 +219,9 @@ def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], st
         cidrs = ", ".join(ev.pod_cidrs.get(node, []))
         return "pod-route-missing", [f"{other} has no route to {cidrs} ({node}'s pods), while it has routes to "
                                      "the other nodes' pods" for other in missing], "", ""
+    if dropped := ec2_drops_towards(node, ev):
+        cause, lines = dropped
+        return cause, lines, "", ""
     aws_check = ev.aws.get("source_dest", {}).get(node) if ev.aws_read else None
     routing = ev.routing
     candidates, commands = [], []
@@ -193,13 +245,23 @@ def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], st
         candidates.append("cni-agent-down")
         commands.append(f"the {ev.cni} agent pod on {node} (kubectl get pods -A -o wide | grep {node})")
     because = [f"ruled out: ec2-source-dest-check ({ruled_out})"] if ruled_out else []
-    if len(candidates) == 1 and candidates[0] == "ec2-source-dest-check" and ev.routes:
-        # routes and agents read and sound: the check is the one documented cause left on EC2
-        return candidates[0], because, "", "AWS was not read for this run: confirm with " + commands[0]
+    if "ec2-source-dest-check" in candidates:  # the pattern fits it, but only EC2's own answer names it
+        because.append(f"AWS was not read for this run ({ev.aws.get('why') or 'no credentials'})")
     look = "; then ".join(commands) or (f"the host firewall of {node} (iptables-save, nft list ruleset) and "
                                         "the CNI's own logs")
     hint = f"candidates: {', '.join(candidates)}; look at {look}" if candidates else f"look at {look}"
     return UNKNOWN, because, hint, ""
+
+
+def ec2_drops_towards(node: str, ev: Evidence) -> tuple[str, list[str]] | None:
+    """One cause under which EC2's rules drop traffic from every other node to this one (the masters' group
+    refusing what the workers' CNI sends, say, with a single master), with EC2's own lines; else None."""
+    others = {n for n in ev.roles if n != node and n in ev.aws.get("subnets", {})}
+    for cause in EC2_DROPS:
+        if others and {(o, node) for o in others} <= ec2_pairs(ev, cause):
+            return cause, [f"AWS: {f['detail']}" for f in ev.aws["findings"]
+                           if f["cause"] == cause and f["subject"].endswith(f"->{node}")][:3]
+    return None
 
 
 def has_pod_routes(ev: Evidence, node: str) -> bool:
@@ -210,24 +272,36 @@ def has_pod_routes(ev: Evidence, node: str) -> bool:
 
 # ---------------------------------------------------------------- security groups, decided by EC2 when read
 def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
-    """Workers -> masters fails (pod IPs, and host ports not explicitly opened); the reverse works."""
+    """Workers -> masters fails (pod IPs, and host ports not explicitly opened); the reverse works. When the
+    CNI encapsulates, each direction of pod traffic is its own tunnel flow from the sending node, so the
+    masters' group refusing the workers' tunnel packets also loses the replies of workers' pods to masters:
+    pod IPs fail both ways between the groups, while node IPs from masters to workers still answer."""
     roles = ev.roles
     kinds = (*POD_IP_KINDS, "host-to-host", "pod-to-node")
     cells = cross_cells(by_cell, kinds)
     observed = bad & cells
+    tunnelled = ev.routing == "encapsulated"
 
     def inbound(c: Cell) -> bool:
         return roles.get(c[1]) == "worker" and roles.get(c[2]) == "master"
 
-    if not observed or not all(inbound(c) for c in observed):
+    def outbound_pod_ip(c: Cell) -> bool:
+        return tunnelled and c[0] in TUNNEL_BOTH_WAYS and roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+
+    if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
         return []
     pod_ip_inbound = {c for c in cells if c[0] in POD_IP_KINDS and inbound(c)}
     if not pod_ip_inbound <= observed:
         return []  # some workers do reach pods on masters: not the group's rule
-    reverse = {c for c in cells if roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"}
+    reverse = {c for c in cells if roles.get(c[1]) == "master" and roles.get(c[2]) == "worker"
+               and not outbound_pod_ip(c)}
     if not reverse or reverse & bad:
         return []
-    summary = "workers cannot reach pods on masters while masters reach workers and workers reach each other"
+    if any(outbound_pod_ip(c) for c in observed):
+        summary = ("pod IPs fail both ways between workers and masters over the CNI's tunnel while masters reach "
+                   "workers' node IPs and workers reach each other")
+    else:
+        summary = "workers cannot reach pods on masters while masters reach workers and workers reach each other"
     return [security_group("sg-master-inbound-from-nodes", summary, observed, ev,
                            "the masters' host firewall (iptables-save; nft list ruleset on a master)")]
 
@@ -252,12 +326,14 @@ def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
 
 def security_group(cause: str, summary: str, cells: set[Cell], ev: Evidence, elsewhere: str) -> Pattern:
-    """The security-group cause when EC2's rules drop the traffic (or EC2 was not read: the pattern alone,
-    said so); when the rules evaluated from describe output admit it, not that cause."""
+    """The security-group cause when EC2's rules drop the traffic; when the rules evaluated from describe
+    output admit it, not that cause. Unread, the pattern alone fits the group and a host firewall alike:
+    unknown, the group first among the candidates."""
     if not ev.aws_read:
         why = ev.aws.get("why") or "no credentials"
-        return Pattern(cause, summary, cells, doubt=f"AWS was not read for this run ({why}): the pattern alone "
-                       "points at it; confirm in the security groups")
+        return Pattern(UNKNOWN, summary, cells, because=[f"AWS was not read for this run ({why})"],
+                       hint=f"candidates: {cause}; look at the security groups of the nodes (aws ec2 "
+                            f"describe-security-groups, or run with AWS credentials), then {elsewhere}")
     if any(f["cause"] == cause for f in ev.aws.get("findings", [])):
         return Pattern(cause, summary, cells)
     return Pattern(UNKNOWN, summary, cells, because=[
@@ -303,8 +379,11 @@ def cluster_dns(by_cell, bad, ev: Evidence, found: list[Pattern]) -> list[Patter
         return []
     if ev.dns_ready == 0:
         where = f" (CoreDNS runs on {', '.join(ev.dns_nodes)})" if ev.dns_nodes else " (no CoreDNS pod runs)"
-        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures,
-                        because=[f"kube-system/kube-dns has no ready endpoint{where}"])]
+        because = [f"kube-system/kube-dns has no ready endpoint{where}"]
+        if ev.dns_nodes and all(n in ev.unready for n in ev.dns_nodes):  # its pods are fine: their nodes are not
+            return [Pattern("node-not-ready", "every lookup fails: CoreDNS runs only on NotReady nodes", failures,
+                            because=because + [f"{n}: {ev.unready[n]}" for n in ev.dns_nodes])]
+        return [Pattern("cluster-dns-unavailable", "every lookup fails", failures, because=because)]
     out = []
     for p in found:
         if p.cause == UNKNOWN:

@@ -113,6 +113,7 @@ class Evidence:
     cni_agents: dict[str, str] = field(default_factory=dict)  # node -> "" running, else why not
     kube_proxy_pods: dict[str, str] = field(default_factory=dict)  # likewise kube-proxy's DaemonSet; {}: none
     aws: dict = field(default_factory=dict)  # aws.facts; {} when AWS was not read
+    unready: dict[str, str] = field(default_factory=dict)  # NotReady node -> what its status says
 
     @property
     def routing(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -23,7 +24,7 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 from seatrials import lock
 from seatrials.cluster import SetupError, api_error_line
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS = Path(str(resources.files("seatrials.manifests")))  # manifests/ in the checkout
 MANAGED_BY = lock.MANAGED_BY
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=seatrials"
 RUN_LABEL = lock.RUN_LABEL

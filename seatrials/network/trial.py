@@ -76,7 +76,8 @@ class Trial:
             on_ec2=any((n.provider_id or "").startswith("aws://") for n in topology.nodes),
             dns_nodes=topology.dns_nodes, dns_ready=self.dns_ready, routes=routes, kube_proxy=kube_proxy,
             policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents,
-            kube_proxy_pods=self.kube_proxy_pods, aws=self.aws)
+            kube_proxy_pods=self.kube_proxy_pods, aws=self.aws,
+            unready={n.name: n.unreachable or "NotReady" for n in topology.nodes if n.unreachable or not n.ready})
 
     def diagnosis(self, topology) -> Diagnosis:
         """Computed once per process: the whole matrix, weighed with the evidence, explains each failed cell."""

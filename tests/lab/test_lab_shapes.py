@@ -2,6 +2,7 @@
 from it as `sync-vpc` derives it, and frames walked through the result (tests/lab/frames.py)."""
 
 import json
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -10,6 +11,7 @@ from seatrials_lab import aws, cluster, faults, vpc_filter
 from seatrials_lab.addons import flannel_objects
 from seatrials_lab.layout import REGION, Paths, plan
 from seatrials_lab.node import kubelet_config
+from seatrials_lab.shell import LabError
 
 from .frames import Frame, walk
 
@@ -221,3 +223,45 @@ def test_a_dozen_workers_raise_the_inotify_limit_for_the_labs_lifetime_only(tmp_
     assert limit.read_text() == "128\n" and record == {}  # the default shape fits the default limit
     cluster._enough_inotify_instances(paths, record, nodes=15)
     assert int(limit.read_text()) > 200 and cluster.load_record(paths)["inotify_instances_was"] == 128
+
+
+# --- faults that only some shapes can have -------------------------------------------------------
+
+
+def test_the_cross_subnet_fault_takes_every_pod_route_out_and_puts_it_back(ec2):
+    lab = Lab(ec2, 1, 4, 3, native_routes=True)
+    routes = sorted((r["DestinationCidrBlock"], r["InstanceId"]) for r in aws.pod_routes(ec2))
+    assert len(routes) == 5 * 2  # each subnet's table routes the other subnets' nodes' pod CIDRs
+    aws.set_pod_routes(ec2, lab.nodes, lab.instances, present=False)
+    lab.sync()
+    assert aws.pod_routes(ec2) == []
+    assert not lab.passes(lab.frame("worker-1", "worker-2", pods=True))
+    assert lab.passes(lab.frame("worker-1", "worker-3", pods=True))  # one subnet: no route table on the way
+    aws.set_pod_routes(ec2, lab.nodes, lab.instances, present=True)
+    lab.sync()
+    assert sorted((r["DestinationCidrBlock"], r["InstanceId"]) for r in aws.pod_routes(ec2)) == routes
+    assert lab.passes(lab.frame("worker-1", "worker-2", pods=True))
+
+
+@pytest.mark.parametrize("cause,cni,subnets,why", [
+    ("cross-subnet-native-routing", "native", 1, "share one subnet"),
+    ("cross-subnet-native-routing", "flannel-vxlan", 3, "inside VXLAN"),
+    ("cni-agent-down", "native", 1, "runs no CNI agent"),
+    ("pod-route-missing", "flannel-vxlan", 1, "belong to flanneld"),
+    ("pod-route-missing", "flannel-host-gw", 1, "belong to flanneld"),
+])
+def test_a_fault_the_shape_cannot_have_is_refused_with_the_reason(cause, cni, subnets, why):
+    lab = SimpleNamespace(cni=cni, nodes=plan(1, 4, subnets))
+    with pytest.raises(LabError, match=f"^{cause} cannot be injected here: .*{why}"):
+        faults.inject(lab, cause)
+
+
+@pytest.mark.parametrize("cause,cni,subnets", [
+    ("cross-subnet-native-routing", "native", 3),
+    ("cross-subnet-native-routing", "flannel-host-gw", 3),
+    ("cni-agent-down", "flannel-vxlan", 1),
+    ("cni-agent-down", "flannel-host-gw", 3),
+    ("pod-route-missing", "native", 3),
+])
+def test_a_fault_the_shape_can_have_is_not_refused(cause, cni, subnets):
+    assert faults.FAULTS[cause].not_in(SimpleNamespace(cni=cni, nodes=plan(1, 4, subnets))) == ""

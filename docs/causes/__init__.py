@@ -1,0 +1,1 @@
+"""The cause pages' prose, shipped as package data (seatrials.pages) so that an installed seatrials renders them."""

@@ -1,0 +1,1 @@
+"""The probes' manifests and the suite's least-privilege RBAC, shipped as package data (seatrials.manifests)."""
