@@ -104,13 +104,13 @@ MATRIX = ROOT / "reports" / "detection-matrix"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def default_shape_afterwards(lab_env):
-    """The modules after this one expect the default shape; none follows where the lab was down before this one
-    (tox -e lab-kubeadm, after test_kubeadm.py's `down`), so no lab is brought up for nothing."""
-    was_up = shapes.current() is not None
+def shape_afterwards(lab_env):
+    """The lab left in the shape this module found it in, for the modules after it (the default shape under
+    tox -e lab; the kubeadm one under tox -e lab-kubeadm, whose e2e follows)."""
+    found = shapes.current()
     yield
-    if was_up:
-        shapes.ensure("native")
+    if found:
+        shapes.ensure(next((name for name, shape in shapes.SHAPES.items() if shape == found), "native"))
 
 
 @pytest.fixture
