@@ -21,7 +21,7 @@ SHAPES = {
     "native-3+12": {**DEFAULT, "masters": 3, "workers": 12},
 }
 STATUS = re.compile(r"lab is up: Kubernetes \S+, (\d+) masters?, (\d+) workers?; cni (\S+), (\d+) subnets?"
-                    r"(?:, layout (\S+))?")
+                    r"(?:, layout ([\w-]+))?")
 # What the machine shows of a lab: none of it may remain after `down`.
 TRACES = {
     ("ip", "netns", "list"): ("st-",),

@@ -4,6 +4,7 @@ CoreDNS's Deployment from kubeadm's addon phase, a front-proxy CA of its own), t
 reading the apiserver's flags from its static pod and kube-proxy's pods, and `down` leaves nothing."""
 
 import json
+import time
 
 import pytest
 from kubernetes import client, config
@@ -31,8 +32,7 @@ def test_kubeadm_laid_the_cluster_out(kubeadm_lab):
     assert static == {f"{c}-master-1" for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
     proxy = apps.read_namespaced_daemon_set("kube-proxy", "kube-system").status
     assert proxy.number_ready == proxy.desired_number_scheduled == len(core.list_node().items)
-    dns = apps.read_namespaced_deployment("coredns", "kube-system")
-    assert dns.status.ready_replicas == dns.spec.replicas == 2  # kubeadm's, with the lab's Corefile
+    assert coredns_ready(apps) == (2, 2)  # kubeadm's replicas, with the lab's Corefile
     cluster = core.read_namespaced_config_map("kubeadm-config", "kube-system").data["ClusterConfiguration"]
     assert "controlPlaneEndpoint: 10.240.0.1:6443" in cluster
     endpoints = [(a.ip, p.port) for s in core.read_namespaced_endpoints("kubernetes", "default").subsets
@@ -41,6 +41,18 @@ def test_kubeadm_laid_the_cluster_out(kubeadm_lab):
     authentication = core.read_namespaced_config_map("extension-apiserver-authentication", "kube-system").data
     assert json.loads(authentication["requestheader-allowed-names"]) == ["front-proxy-client"]
     assert authentication["requestheader-client-ca-file"] != authentication["client-ca-file"]
+
+
+def coredns_ready(apps, timeout: float = 60) -> tuple[int, int]:
+    """(ready, wanted) replicas of kubeadm's CoreDNS, once all are ready or after timeout seconds: the lab is ready
+    when DNS is available (one pod), the second may still be starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dns = apps.read_namespaced_deployment("coredns", "kube-system")
+        shown = (dns.status.ready_replicas or 0, dns.spec.replicas)
+        if shown[0] == shown[1] or time.monotonic() > deadline:
+            return shown
+        time.sleep(2)
 
 
 def test_the_suite_signs_off_reading_the_static_pods(kubeadm_lab, run_suite):
