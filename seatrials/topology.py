@@ -58,6 +58,7 @@ class Topology:
     dns_service: tuple[str, int] | None = None  # kube-dns ClusterIP, port 53
     dns_nodes: list[str] = field(default_factory=list)  # nodes running the cluster DNS pods
     cni_agent: dict | None = None  # the CNI's DaemonSet: namespace, name, selector (its pod on each node)
+    kube_proxy: dict | None = None  # kube-proxy's DaemonSet (kubeadm's), likewise; None where it is no pod
     service_cidrs: list[str] = field(default_factory=list)  # the ServiceCIDR objects' ranges (1.33+)
 
     @property
@@ -192,15 +193,25 @@ def cni_agent(daemonsets: list) -> tuple[str, dict | None]:
     for name, marker in CNI_DAEMONSETS:
         for ds in daemonsets:
             if marker in ds.metadata.name:
-                return name, {"namespace": ds.metadata.namespace, "name": ds.metadata.name,
-                              "selector": dict(ds.spec.selector.match_labels or {})}
+                return name, agent_of(ds)
     return "other", None
 
 
-def detect_cni(cluster) -> tuple[str, list[dict] | None, str | None, dict | None]:
-    """Name the CNI from its DaemonSets; for Calico read the IP pools' encapsulation, for
+def kube_proxy_daemonset(daemonsets: list) -> dict | None:
+    """kube-proxy's DaemonSet (namespace, name, pod selector) where kube-proxy runs as pods, as kubeadm runs it;
+    None where it runs as a node service (or not at all)."""
+    return next((agent_of(ds) for ds in daemonsets if ds.metadata.name == "kube-proxy"), None)
+
+
+def agent_of(ds) -> dict:
+    return {"namespace": ds.metadata.namespace, "name": ds.metadata.name,
+            "selector": dict(ds.spec.selector.match_labels or {})}
+
+
+def detect_cni(cluster, daemonsets: list) -> tuple[str, list[dict] | None, str | None, dict | None]:
+    """Name the CNI from the cluster's DaemonSets; for Calico read the IP pools' encapsulation, for
     flannel its backend: they decide whether pod IPs travel natively between nodes."""
-    cni, agent = cni_agent(cluster.apps.list_daemon_set_for_all_namespaces().items)
+    cni, agent = cni_agent(daemonsets)
     if cni in ("flannel", "canal"):
         return cni, None, flannel_backend(cluster), agent
     if cni != "calico":
@@ -241,7 +252,8 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
     except ApiException as exc:
         if exc.status != 404:
             raise
-    cni, pools, backend, agent = detect_cni(cluster)
+    daemonsets = cluster.apps.list_daemon_set_for_all_namespaces().items
+    cni, pools, backend, agent = detect_cni(cluster, daemonsets)
     return Topology(
         nodes=discover_nodes(cluster, master_selector, worker_selector),
         api_service=(svc.spec.cluster_ip, https.port),
@@ -250,6 +262,7 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
         calico_pools=pools,
         flannel_backend=backend,
         cni_agent=agent,
+        kube_proxy=kube_proxy_daemonset(daemonsets),
         service_cidrs=service_cidrs(cluster),
         version=cluster.version_api.get_code().git_version,
         dns_service=dns,

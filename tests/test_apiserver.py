@@ -253,7 +253,7 @@ def test_field_report_cluster_fails_on_every_signal(cas):
     message = str(result)
     assert result.status == "failed" and message.startswith("[cause: apiserver-requestheader-allowed-names]")
     for signal in ("ConfigMap kube-system/extension-apiserver-authentication: requestheader CA == client CA",
-                   "apiserver flags (kube-apiserver-master-1): --requestheader-allowed-names=aggregator",
+                   "apiserver flags (kube-apiserver-master-1, static pod): --requestheader-allowed-names=aggregator",
                    "apiserver log (kube-apiserver-master-1): 2 'x509: subject with cn=... is not in the allowed list'",
                    "APIService v1beta1.metrics.k8s.io: not Available: FailedDiscoveryCheck"):
         assert signal in message

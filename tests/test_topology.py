@@ -33,6 +33,13 @@ def test_node_fields():
                                                                      "aws:///us-east-1a/i-1", True)
 
 
+def daemonsets_named(names, namespace="kube-flannel") -> list:
+    return [k.V1DaemonSet(metadata=k.V1ObjectMeta(name=n, namespace=namespace),
+                          spec=k.V1DaemonSetSpec(selector=k.V1LabelSelector(match_labels={"app": n}),
+                                                 template=k.V1PodTemplateSpec()))
+            for n in names]
+
+
 class FakeCluster:
     """The few read calls topology makes, answering with real client model objects."""
 
@@ -41,11 +48,8 @@ class FakeCluster:
             items=slices))
         self.core = SimpleNamespace(read_namespaced_endpoints=lambda name, ns: endpoints,
                                     read_namespaced_config_map=self.config_map)
-        self.apps = SimpleNamespace(list_daemon_set_for_all_namespaces=lambda: SimpleNamespace(items=[
-            k.V1DaemonSet(metadata=k.V1ObjectMeta(name=n, namespace="kube-flannel"),
-                          spec=k.V1DaemonSetSpec(selector=k.V1LabelSelector(match_labels={"app": n}),
-                                                 template=k.V1PodTemplateSpec()))
-            for n in daemonsets]))
+        self.apps = SimpleNamespace(list_daemon_set_for_all_namespaces=lambda: SimpleNamespace(
+            items=daemonsets_named(daemonsets)))
         self.configmaps = configmaps or {}
 
     def config_map(self, name, namespace):
@@ -72,9 +76,9 @@ def test_flannel_backend_is_read_from_its_config():
     cm = {("kube-flannel", "kube-flannel-cfg"): {"net-conf.json": '{"Network": "10.200.0.0/16", '
                                                                   '"Backend": {"Type": "host-gw"}}'}}
     agent = {"namespace": "kube-flannel", "name": "kube-flannel-ds", "selector": {"app": "kube-flannel-ds"}}
-    assert topology.detect_cni(FakeCluster([], daemonsets=["kube-flannel-ds"], configmaps=cm)) == (
+    assert topology.detect_cni(FakeCluster([], configmaps=cm), daemonsets_named(["kube-flannel-ds"])) == (
         "flannel", None, "host-gw", agent)
-    assert topology.detect_cni(FakeCluster([], daemonsets=["kube-proxy"])) == ("other", None, None, None)
+    assert topology.detect_cni(FakeCluster([]), daemonsets_named(["kube-proxy"])) == ("other", None, None, None)
 
 
 def test_topology_survives_json_for_xdist_workers():

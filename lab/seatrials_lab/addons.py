@@ -90,7 +90,7 @@ def coredns_objects(image: str) -> list[dict]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
             "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": namespace}],
         },
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"Corefile": COREFILE}},
+        coredns_configmap(),
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -126,6 +126,12 @@ def coredns_objects(image: str) -> list[dict]:
             },
         },
     ]
+
+
+def coredns_configmap() -> dict:
+    """kube-system/coredns with the lab's Corefile (kubeadm's addon phase keeps a Corefile it finds)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
+            "data": {"Corefile": COREFILE}}
 
 
 FLANNEL_NAMESPACE = "kube-flannel"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import cluster, faults, kwok, suite
-from .layout import CNIS, Paths
+from .layout import CNIS, LAYOUTS, Paths
 from .shell import LabError
 
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths.from_env()
     try:
         if args.command == "up":
-            cluster.up(paths, args.masters, args.workers, args.cni, args.subnets, args.kubernetes)
+            cluster.up(paths, args.masters, args.workers, args.cni, args.subnets, args.kubernetes, args.layout)
         elif args.command == "down":
             cluster.down(paths)
             print("lab is down; nothing of it remains", file=sys.stderr)
@@ -147,17 +147,20 @@ def _version_option(command: argparse.ArgumentParser) -> None:
 
 
 def _size_options(command: argparse.ArgumentParser, defaults: bool) -> None:
-    """--masters/--workers/--cni/--subnets; without defaults, None means: as the running lab, or the default
-    (1 master, 2 workers, native, 1 subnet)."""
+    """--masters/--workers/--cni/--subnets/--layout; without defaults, None means: as the running lab, or the
+    default (1 master, 2 workers, native, 1 subnet, hard-way)."""
     command.add_argument("--masters", type=int, choices=(1, 3), default=suite.DEFAULT_MASTERS if defaults else None)
     command.add_argument("--workers", type=int, default=suite.DEFAULT_WORKERS if defaults else None)
     command.add_argument("--cni", choices=CNIS, default="native" if defaults else None,
                          help="how pods reach each other between nodes (default native: static routes)")  # fmt: skip
     command.add_argument("--subnets", type=int, default=1 if defaults else None,
                          help="VPC subnets: masters in one, workers spread over the others, in two zones")  # fmt: skip
+    command.add_argument("--layout", choices=LAYOUTS, default="hard-way" if defaults else None,
+                         help="plain processes per node (hard-way, the default) or kubeadm's init and join: static "
+                              "pods, kube-proxy DaemonSet, CoreDNS Deployment")  # fmt: skip
 
 
 def _shape(args: argparse.Namespace) -> suite.Shape:
     """The shape asked for; the matrix takes its versions apart (one lab each)."""
     kubernetes = args.kubernetes if isinstance(args.kubernetes, str) else None
-    return suite.Shape(args.masters, args.workers, args.cni, args.subnets, kubernetes)
+    return suite.Shape(args.masters, args.workers, args.cni, args.subnets, kubernetes, args.layout)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import addons, aws, cgroups, control_plane, images, namespaces, net, node, processes, services
+from . import addons, aws, cgroups, control_plane, images, kubeadm, namespaces, net, node, processes, services
 from .kubectl import Kubectl
 from .layout import (
     APISERVER_PORT,
@@ -41,7 +41,7 @@ from .pki import Pki, kubeconfig
 from .shell import LabError, run, wait_for
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "etcd")
-BINARIES += ("coredns", "pause", "flanneld")
+BINARIES += ("coredns", "pause", "flanneld", "kubeadm")
 READY_TIMEOUT = 300
 # Every node's kubelet, containerd and kube-proxy (and a master's control plane) hold inotify instances, counted
 # against one per-user limit of the machine's kernel: 126 in use at 12 nodes (3 masters), where the default 128
@@ -126,8 +126,13 @@ def nodes_of(record: dict) -> list[Node]:
 
 
 def shape_of(record: dict) -> str:
-    """The lab's shape beyond its size, as `status` shows it: "cni native, 1 subnet"."""
-    return f"cni {record.get('cni', 'native')}, {_count(record.get('subnets', 1), 'subnet')}"
+    """The lab's shape beyond its size, as `status` shows it: "cni native, 1 subnet" (", layout kubeadm")."""
+    layout = "" if layout_of(record) == "hard-way" else f", layout {layout_of(record)}"
+    return f"cni {record.get('cni', 'native')}, {_count(record.get('subnets', 1), 'subnet')}{layout}"
+
+
+def layout_of(record: dict) -> str:
+    return record.get("layout", "hard-way")
 
 
 def lab_processes(paths: Paths) -> set[int]:
@@ -165,6 +170,9 @@ def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
     found += [f"route {r}" for r in net.routes_in_machine()]
     found += [f"iptables rule {r}" for r in net.rules_in_machine()]
     found += [f"process {pid}" for pid in sorted(lab_processes(paths))]
+    # What the lab made on the machine itself, kubeadm's files included had kubeadm written outside a node.
+    found += [f"{p} (made by the lab: {_contents(p)})" for p in map(Path, (record or {}).get("created", []))
+              if p.exists() or p.is_symlink()]
     was = (record or {}).get("inotify_instances_was")
     if was is not None and int(INOTIFY_INSTANCES.read_text()) != was:
         found.append(f"sysctl fs.inotify.max_user_instances {INOTIFY_INSTANCES.read_text().strip()} (was {was})")
@@ -172,7 +180,7 @@ def leftovers(paths: Paths, record: dict | None = None) -> list[str]:
 
 
 def up(paths: Paths, masters: int, workers: int, cni: str = "native", subnets: int = 1,
-       kubernetes: str | None = None) -> None:
+       kubernetes: str | None = None, layout: str = "hard-way") -> None:
     require_root()
     nodes = plan(masters, workers, subnets)
     if (existing := load_record(paths)) is not None:
@@ -190,8 +198,9 @@ def up(paths: Paths, masters: int, workers: int, cni: str = "native", subnets: i
         "binaries": str(binaries),  # the lab keeps using the binaries it came up with
         "cni": cni,
         "subnets": subnets,
+        "layout": layout,
         "started": time.time(),
-        "created": [str(p) for p in created],  # mount targets that did not exist on the machine
+        "created": [str(p) for p in created],  # mount targets and host paths that did not exist on the machine
         "run_netns_was_mounted": namespaces.mounted(net.NETNS_DIR),
     }
     save_record(paths, record)
@@ -234,37 +243,30 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     progress(f"network and node namespaces ready; VPC filter: {rules.count(chr(10) + '-A ')} rules from moto")
 
     pki = Pki(paths.pki)
-    built = images.build(paths, binaries, flannel=backend is not None)
+    kubeadm_images = kubeadm.image_list(paths, binaries, record["kubernetes"]) if record["layout"] == "kubeadm" else []
+    built = images.build(paths, binaries, flannel=backend is not None, components=tuple(kubeadm_images))
     for n in nodes:
-        node.write_files(paths, n, pki, record["instances"][n.name], images.PAUSE)
+        node.write_runtime_files(paths, n, kubeadm.pause_image(kubeadm_images) if kubeadm_images else images.PAUSE)
         if backend is None:
             node.write_cni_config(paths, n)
+        if kubeadm_images:
+            kubeadm.write_node_files(paths, n, record["instances"][n.name])
+            continue
+        node.write_files(paths, n, pki, record["instances"][n.name])
         if n.is_master:
             control_plane.write_files(paths, n, pki)
     balancer = f"https://127.0.0.1:{BALANCER_PORT}"
     for copy in (paths.admin_kubeconfig, paths.lab_kubeconfig):
         copy.write_text(kubeconfig(balancer, pki.ca.pair, "kubernetes-admin", pki.admin))
         copy.chmod(0o600)
-    progress("certificates, configurations and images ready")
+    progress(f"certificates, configurations and {len(built.archives)} images ready")
 
-    for m in masters_:
-        control_plane.start(paths, m, masters_, binaries)
-    for n in nodes:
-        node.start_containerd(paths, n)
-    services.start_balancer(paths, masters_)
     kubectl = Kubectl(binaries / "kubectl", paths.lab_kubeconfig)
-    wait_for("the apiserver through the load balancer", lambda: answers(kubectl, "get", "--raw", "/readyz"), 120)
-    progress(f"control plane up ({len(masters_)} x etcd, kube-apiserver :{APISERVER_PORT}, ...), balancer :6443")
-
-    for n in nodes:
-        node.wait_containerd(paths, n)
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(lambda n: node.import_images(paths, n, built.archives), nodes))
-    for n in nodes:
-        node.start_kubelet(paths, n, binaries)
-        node.start_kube_proxy(paths, n, binaries)
-    kubectl.apply(addons.coredns_objects(built.coredns) + addons.probe_objects())
-    progress("containerd, kubelet and kube-proxy started on every node; addons applied")
+    if kubeadm_images:
+        _kubeadm_cluster(paths, nodes, binaries, record, pki, built, progress)
+    else:
+        _hard_way_cluster(paths, nodes, binaries, built, progress)
+    kubectl.apply(addons.probe_objects())
 
     services.start_registry(paths)
     record["harbor_double"] = services.start_harbor_double(paths)
@@ -292,6 +294,44 @@ def _bring_up(paths: Paths, nodes: list[Node], binaries: Path, record: dict) -> 
     size = f"{_count(len(masters_), 'master')}, {_count(len(nodes) - len(masters_), 'worker')}"
     progress(f'lab ready: Kubernetes {record["kubernetes"]}, {size}; {shape_of(record)} '
              '(eval "$(lab/lab env)" for the suite)')
+
+
+def _hard_way_cluster(paths: Paths, nodes: list[Node], binaries: Path, built: images.Built, progress: Progress) -> None:
+    """The control plane, kubelet and kube-proxy as plain processes, CoreDNS applied by the lab."""
+    masters_ = [n for n in nodes if n.is_master]
+    for m in masters_:
+        control_plane.start(paths, m, masters_, binaries)
+    _start_containerd(paths, nodes, built)
+    services.start_balancer(paths, masters_)
+    kubectl = Kubectl(binaries / "kubectl", paths.lab_kubeconfig)
+    wait_for("the apiserver through the load balancer", lambda: answers(kubectl, "get", "--raw", "/readyz"), 120)
+    progress(f"control plane up ({len(masters_)} x etcd, kube-apiserver :{APISERVER_PORT}, ...), balancer :6443")
+    for n in nodes:
+        node.start_kubelet(paths, n, binaries)
+        node.start_kube_proxy(paths, n, binaries)
+    kubectl.apply(addons.coredns_objects(built.coredns))
+    progress("kubelet and kube-proxy started on every node; CoreDNS applied")
+
+
+def _kubeadm_cluster(paths: Paths, nodes: list[Node], binaries: Path, record: dict, pki: Pki, built: images.Built,
+                     progress: Progress) -> None:
+    """kubeadm init and join on the nodes, behind the balancer; the suite's kubeconfig is kubeadm's admin.conf."""
+    _start_containerd(paths, nodes, built)
+    services.start_balancer(paths, [n for n in nodes if n.is_master])
+    progress("containerd on every node, images imported; balancer :6443")
+    kubeadm.bring_up(paths, nodes, binaries, record["kubernetes"], pki, progress)
+    admin = kubeadm.admin_kubeconfig(paths, nodes[0], binaries, f"https://127.0.0.1:{BALANCER_PORT}")
+    paths.admin_kubeconfig.write_text(admin)
+
+
+def _start_containerd(paths: Paths, nodes: list[Node], built: images.Built) -> None:
+    """containerd on every node, with every image imported (together: a dozen nodes take as long as one)."""
+    for n in nodes:
+        node.start_containerd(paths, n)
+    for n in nodes:
+        node.wait_containerd(paths, n)
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(lambda n: node.import_images(paths, n, built.archives), nodes))
 
 
 def _count(n: int, noun: str) -> str:
@@ -371,8 +411,8 @@ def down(paths: Paths) -> None:
     for created in map(Path, record.get("created", [])):
         if created.is_file():
             created.unlink()
-        elif created.is_dir() and not any(created.iterdir()):
-            created.rmdir()
+        elif created.is_dir() and _contents(created) == "empty":  # directories only (a kubelet's plugin dirs)
+            shutil.rmtree(created)
     shutil.rmtree(paths.run, ignore_errors=True)
     for entry in paths.state.iterdir() if paths.state.is_dir() else []:
         if entry == paths.pki:  # certificates are cached across labs; everything else goes
@@ -390,6 +430,14 @@ def down(paths: Paths) -> None:
         print(f"lab: warning: {e} (they hold nothing; init reaps them later)", file=sys.stderr)
 
 
+def _contents(path: Path) -> str:
+    """What a path the lab made holds: "empty" when nothing but directories, else a file found in it."""
+    if not path.is_dir():
+        return "a file"
+    found = next((Path(d) / f for d, _, files in os.walk(path) for f in files), None)
+    return "empty" if found is None else f"holds {found}"
+
+
 def status(paths: Paths) -> tuple[str, bool]:
     """A report of what runs, and whether everything that should run does."""
     record = load_record(paths)
@@ -403,6 +451,7 @@ def status(paths: Paths) -> tuple[str, bool]:
     size = f"Kubernetes {record.get('kubernetes', '(not recorded)')}, {_count(record['masters'], 'master')}, "
     size += f"{_count(record['workers'], 'worker')}; {shape_of(record)}"
     flannel = _flannel_pods(kubectl) if flannel_backend(record.get("cni", "native")) else None
+    pods = kubeadm.pods(kubectl) if layout_of(record) == "kubeadm" else None
     if "ready_seconds" in record:
         lines = [f"lab is up: {size}, became ready in {record['ready_seconds']}s after `up` started"]
     else:
@@ -410,13 +459,16 @@ def status(paths: Paths) -> tuple[str, bool]:
         lines = [f"lab is not ready: {size}; `up` is still running or failed (lab/lab down cleans up)"]
     lines.append(f"{'NODE':10} {'IP':12} {'STATUS':9} PROCESSES (! = not running)")
     for n in nodes:
-        components = [*control_plane.COMPONENTS] if n.is_master else []
-        components += ["containerd", "kubelet", "kube-proxy"]
         shown = []
-        for component in components:
+        as_pods = _as_pods(n) if pods is not None else []
+        for component in [c for c in _components(n) if c not in as_pods]:
             running = processes.pid_of(paths, f"{n.name}.{component}") is not None
             healthy &= running
             shown.append(component if running else f"!{component}")
+        for component in as_pods:
+            running = pods.get((component, n.name), False)
+            healthy &= running
+            shown.append(f"{component}(pod)" if running else f"!{component}(pod)")
         if flannel is not None:  # a pod of the kube-flannel-ds DaemonSet, as in any flannel cluster
             healthy &= flannel.get(n.name, False)
             shown.append("kube-flannel(pod)" if flannel.get(n.name) else "!kube-flannel(pod)")
@@ -443,6 +495,15 @@ def status(paths: Paths) -> tuple[str, bool]:
             f"memory: rss {mib['rss']} MiB, usage {mib['usage']} MiB, peak {mib['peak']} MiB (cgroup {CGROUP})"
         )
     return "\n".join(lines), healthy
+
+
+def _components(n: Node) -> list[str]:
+    return [*(control_plane.COMPONENTS if n.is_master else ()), "containerd", "kubelet", "kube-proxy"]
+
+
+def _as_pods(n: Node) -> list[str]:
+    """What kubeadm runs as pods on the node: the static pods of a master, kube-proxy's DaemonSet pod."""
+    return [*(control_plane.COMPONENTS if n.is_master else ()), "kube-proxy"]
 
 
 def env_values(paths: Paths) -> dict[str, str]:
@@ -484,6 +545,17 @@ class Lab:
     @property
     def cni(self) -> str:
         return self.record.get("cni", "native")
+
+    @property
+    def layout(self) -> str:
+        return layout_of(self.record)
+
+    def start_kubelet(self, n: Node, cgroup: cgroups.Placement | None = None) -> None:
+        """(Re)start the node's kubelet with its layout's flags and configuration files as they are now."""
+        if self.layout == "kubeadm":
+            kubeadm.start_kubelet(self.paths, n, self.binaries, cgroup)
+        else:
+            node.restart(self.paths, n, "kubelet", node.argv(self.binaries / "kubelet", node.kubelet_flags(n)), cgroup)
 
     @property
     def kubectl(self) -> Kubectl:

@@ -5,6 +5,11 @@ the field report's cluster was; `lab/lab heal <id>` puts the lab's healthy setti
 idempotent and both end with a quick look (checks.py) that proves the change took effect, or fail.
 Where the cause is an AWS setting, moto is changed and the VPC filter re-derived from it, so what
 EC2 says and what packets do agree. Active faults live in <state>/faults.json.
+
+Every fault applies to both layouts (lab.layout): where the hard way restarts a process with other flags,
+the kubeadm layout changes what kubeadm laid out (the apiserver's static pod manifest, written again by
+kubeadm with other extraArgs; the kubelet's /var/lib/kubelet/config.yaml and kubeadm-flags.env; kube-proxy's
+DaemonSet), as an operator of a kubeadm cluster would.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from . import addons, aws, cgroups, checks, control_plane, images, namespaces, net, node, processes, services
+from . import addons, aws, cgroups, checks, control_plane, images, kubeadm, namespaces, net, node, processes, services
 from .cluster import Lab, answers
 from .images import BUSYBOX
 from .kubectl import Kubectl
@@ -245,6 +250,10 @@ def kubelet_in_login_session(lab: Lab, nodes: list[Node]) -> None:
         session = cgroups.login_session(n.cgroup)
         lab.remember_cgroups(cgroups.create(session))
         namespaces.show_init_pid_namespace(lab.paths, n)
+        if lab.layout == "kubeadm":  # kubeadm's /var/lib/kubelet/config.yaml and kubeadm-flags.env, edited
+            kubeadm.drop_kubelet_cgroups(lab.paths, n, grantable_oom_score_adj(KUBELET_OOM_SCORE_ADJ))
+            lab.start_kubelet(n, cgroup=session)
+            continue
         config = node.kubelet_config(n, lab.record["instances"][n.name])
         del config["kubeletCgroups"]
         config["oomScoreAdj"] = grantable_oom_score_adj(config.get("oomScoreAdj", KUBELET_OOM_SCORE_ADJ))
@@ -269,8 +278,11 @@ def grantable_oom_score_adj(wanted: int) -> int:
 
 def kubelet_in_system_cgroup(lab: Lab, nodes: list[Node]) -> None:
     for n in nodes:
-        node.write_kubelet_config(lab.paths, n, node.kubelet_config(n, lab.record["instances"][n.name]))
-        node.restart(lab.paths, n, "kubelet", node.argv(lab.binaries / "kubelet", node.kubelet_flags(n)))
+        if lab.layout == "kubeadm":
+            kubeadm.restore_kubelet_files(lab.paths, n)
+        else:
+            node.write_kubelet_config(lab.paths, n, node.kubelet_config(n, lab.record["instances"][n.name]))
+        lab.start_kubelet(n)
         namespaces.restore_init_process(lab.paths, n)
         session = cgroups.login_session(n.cgroup)
         cgroups.discard([root / p for root, path in session.items() for p in _session_dirs(path)])
@@ -318,38 +330,58 @@ def front_proxy_on_cluster_ca(lab: Lab, nodes: list[Node]) -> None:
     aggregator = Pki(lab.paths.pki).aggregator_on_cluster_ca()
     for m in lab.masters:
         control_plane.install_pair(lab.paths, m, "aggregator", aggregator)
-    _restart_apiservers(lab, faulty_apiserver_flags)
+    _restart_apiservers(lab, FAULTY_FLAGS)
     _republish_authentication(lab)
 
 
-def faulty_apiserver_flags(master: Node) -> dict[str, str]:
-    pki = control_plane.PKI
-    return {
-        **control_plane.apiserver_flags(master),
-        "requestheader-client-ca-file": f"{pki}/ca.crt",
-        "requestheader-allowed-names": "aggregator",
-        "proxy-client-cert-file": f"{pki}/aggregator.crt",
-        "proxy-client-key-file": f"{pki}/aggregator.key",
-    }
+# The apiserver flags of the field report's fault, over the healthy ones (the hard way's, kubeadm's).
+FAULTY_FLAGS = {
+    "requestheader-client-ca-file": f"{control_plane.PKI}/ca.crt",
+    "requestheader-allowed-names": "aggregator",
+    "proxy-client-cert-file": f"{control_plane.PKI}/aggregator.crt",
+    "proxy-client-key-file": f"{control_plane.PKI}/aggregator.key",
+}
 
 
 def front_proxy_on_its_own_ca(lab: Lab, nodes: list[Node]) -> None:
     """The real fix: the apiservers' flags only. Like upstream apiservers after such a fix, they merge their
     settings into the ConfigMap, which keeps the old entries (apiserver-auth-configmap-stale)."""
-    _restart_apiservers(lab, control_plane.apiserver_flags)
+    _restart_apiservers(lab, {})
 
 
-def _restart_apiservers(lab: Lab, flags: Callable[[Node], dict[str, str]]) -> None:
-    """Restart every apiserver with these flags, one after the other, each ready before the next."""
+def _restart_apiservers(lab: Lab, overrides: dict[str, str]) -> None:
+    """Restart every apiserver with these flags over its healthy ones, one after the other, each ready before the
+    next: the hard way restarts the process (and the controllers, which no supervisor restarts); kubeadm writes
+    the static pod's manifest again, and the kubelet restarts the pod and then its mirror pod (which the suite
+    reads: its flags shown only once the kubelet's next sync reaches the apiserver)."""
+    wanted = [f"--{name}={value}" for name, value in overrides.items()] or [
+        f"--requestheader-client-ca-file={control_plane.PKI}/front-proxy-ca.crt"]  # none: the healthy CA
     for m in lab.masters:
-        node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags(m)))
+        if lab.layout == "kubeadm":
+            kubeadm.set_apiserver_arguments(lab.paths, m, lab.binaries, lab.record["kubernetes"], overrides)
+            wait_for(f"kube-apiserver on {m.name} to run with {wanted}",
+                     lambda m=m: _shows(namespaces.newest_argv(m, "kube-apiserver"), wanted), 120, interval=1)
+        else:
+            flags = {**control_plane.apiserver_flags(m), **overrides}
+            node.restart(lab.paths, m, "kube-apiserver", node.argv(lab.binaries / "kube-apiserver", flags))
         own = f"--server=https://{m.ip}:{APISERVER_PORT}"
         try:
             wait_for(f"kube-apiserver on {m.name}", partial(answers, lab.kubectl, own, "get", "--raw", "/readyz"), 120)
-        except LabError as e:  # the apiserver's last words say why it did not come up
-            tail = _since_start(lab.paths.node_log(m, "kube-apiserver")).splitlines()[-3:]
+        except LabError as e:  # the hard way's apiserver says in its log file why it did not come up
+            if lab.layout == "kubeadm":  # its pod's log needs the apiserver itself
+                raise
+            tail = _apiserver_log(lab, m).splitlines()[-3:]
             raise LabError(f"{e}; its log ends: {' | '.join(tail) or 'empty'}") from None
-        control_plane.restart_controllers(lab.paths, m, lab.binaries)
+        if lab.layout == "kubeadm":
+            wait_for(f"the mirror pod kube-apiserver-{m.name} to show {wanted}",
+                     lambda m=m: _shows(kubeadm.static_pod_command(lab.kubectl, m, "kube-apiserver"), wanted), 150,
+                     interval=2)
+        else:
+            control_plane.restart_controllers(lab.paths, m, lab.binaries)
+
+
+def _shows(argv: list[str], wanted: list[str]) -> bool:
+    return bool(argv) and all(w in argv for w in wanted)
 
 
 def _republish_authentication(lab: Lab, nodes: list[Node] | None = None) -> None:
@@ -394,11 +426,11 @@ def _authentication_state(lab: Lab) -> tuple[str, str]:
 
 
 def _apiserver_flags_in_effect(lab: Lab) -> str:
-    """The request-header CA each apiserver process runs with, from its command line."""
+    """The request-header CA each apiserver process (the hard way's, or a static pod's) runs with, from its command
+    line."""
     shown = []
     for m in lab.masters:
-        pid = processes.pid_of(lab.paths, f"{m.name}.kube-apiserver")
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if pid else []
+        argv = namespaces.newest_argv(m, "kube-apiserver")
         ca = next((a.split("=", 1)[1] for a in argv if a.startswith("--requestheader-client-ca-file=")), "?")
         shown.append(f"{m.name} --requestheader-client-ca-file={ca}")
     return ", ".join(shown)
@@ -418,7 +450,7 @@ def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> s
         return f"{flags}; {seen}" + (": apiserver-auth-configmap-stale is active now" if stale else "")
     seen = _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
                   "the ConfigMap to show the fault", timeout=90)
-    refusals = sum(_since_start(lab.paths.node_log(m, "kube-apiserver")).count(NOT_ALLOWED) for m in lab.masters)
+    refusals = sum(_apiserver_log(lab, m).count(NOT_ALLOWED) for m in lab.masters)
     return f"{seen}; '{NOT_ALLOWED}' lines in the apiserver logs since their start: {refusals}"
 
 
@@ -430,8 +462,11 @@ def check_stale_configmap(lab: Lab, nodes: list[Node], injected: bool) -> str:
     return f"{_apiserver_flags_in_effect(lab)}; {seen}"
 
 
-def _since_start(log: Path) -> str:
-    text = log.read_text(errors="replace")
+def _apiserver_log(lab: Lab, master: Node) -> str:
+    """The master's apiserver log since its start: its static pod's container log, or the hard way's log file."""
+    if lab.layout == "kubeadm":
+        return kubeadm.apiserver_log(lab.kubectl, master)
+    text = lab.paths.node_log(master, "kube-apiserver").read_text(errors="replace")
     start = text.rfind("Version: v")  # kube-apiserver's first line (cmd/kube-apiserver/app/server.go)
     return text[start:] if start >= 0 else text
 
@@ -546,7 +581,7 @@ def kubelet_stopped(lab: Lab, nodes: list[Node]) -> None:
 def kubelet_started(lab: Lab, nodes: list[Node]) -> None:
     for n in nodes:
         if processes.pid_of(lab.paths, f"{n.name}.kubelet") is None:
-            node.start_kubelet(lab.paths, n, lab.binaries)
+            lab.start_kubelet(n)
 
 
 def check_node_ready(lab: Lab, nodes: list[Node], injected: bool) -> str:
@@ -799,13 +834,19 @@ def several_subnets(lab: Lab) -> str:
 
 
 def kube_proxy_gone(lab: Lab, nodes: list[Node]) -> None:
-    """The node's kube-proxy is stopped and its Service rules are gone (as after a start that never synced)."""
+    """The node's kube-proxy is stopped (kubeadm: its DaemonSet keeps off the node) and its Service rules are gone
+    (as after a start that never synced)."""
+    if lab.layout == "kubeadm":
+        kubeadm.kube_proxy_off(lab.kubectl, nodes)
     for n in nodes:
         processes.stop(lab.paths, f"{n.name}.kube-proxy")
         run(net.in_netns(n.netns, ["iptables", "-t", "nat", "-F", "KUBE-SERVICES"]))
 
 
 def kube_proxy_back(lab: Lab, nodes: list[Node]) -> None:
+    if lab.layout == "kubeadm":
+        kubeadm.kube_proxy_on(lab.kubectl)
+        return
     for n in nodes:
         if processes.pid_of(lab.paths, f"{n.name}.kube-proxy") is None:
             node.start_kube_proxy(lab.paths, n, lab.binaries)
@@ -830,9 +871,11 @@ def check_kube_proxy(lab: Lab, nodes: list[Node], injected: bool) -> str:
 # --- cluster-dns-unavailable ------------------------------------------------------------------
 
 
-def coredns_scaled(replicas: int) -> Callable[[Lab, list[Node]], None]:
+def coredns_scaled(replicas: int | None) -> Callable[[Lab, list[Node]], None]:
+    """Scale CoreDNS to `replicas`; None: to its layout's own count (the lab's 1, kubeadm's 2)."""
     def scale(lab: Lab, nodes: list[Node]) -> None:
-        lab.kubectl("scale", "-n", "kube-system", "deployment/coredns", f"--replicas={replicas}")
+        count = replicas if replicas is not None else kubeadm.DNS_REPLICAS if lab.layout == "kubeadm" else 1
+        lab.kubectl("scale", "-n", "kube-system", "deployment/coredns", f"--replicas={count}")
     return scale
 
 
@@ -874,14 +917,13 @@ def front_proxy_open(lab: Lab, nodes: list[Node]) -> None:
     certificate (system:masters) as the proxy client certificate."""
     for m in lab.masters:
         control_plane.install_pair(lab.paths, m, "proxy-admin", Pki(lab.paths.pki).admin)
-    _restart_apiservers(lab, open_apiserver_flags)
+    _restart_apiservers(lab, OPEN_FLAGS)
     _republish_authentication(lab)
 
 
-def open_apiserver_flags(master: Node) -> dict[str, str]:
-    pki = control_plane.PKI
-    return {**faulty_apiserver_flags(master), "requestheader-allowed-names": "",
-            "proxy-client-cert-file": f"{pki}/proxy-admin.crt", "proxy-client-key-file": f"{pki}/proxy-admin.key"}
+OPEN_FLAGS = {**FAULTY_FLAGS, "requestheader-allowed-names": "",
+              "proxy-client-cert-file": f"{control_plane.PKI}/proxy-admin.crt",
+              "proxy-client-key-file": f"{control_plane.PKI}/proxy-admin.key"}
 
 
 def check_open_front_proxy(lab: Lab, nodes: list[Node], injected: bool) -> str:
@@ -941,7 +983,7 @@ FAULTS = {
               not_in=several_subnets, harmless=True),
         Fault("kube-proxy-not-forwarding", "the node's kube-proxy is stopped and its Service rules flushed",
               kube_proxy_gone, kube_proxy_back, check_kube_proxy, default_node="worker-2"),
-        Fault("cluster-dns-unavailable", "CoreDNS is scaled to zero", coredns_scaled(0), coredns_scaled(1),
+        Fault("cluster-dns-unavailable", "CoreDNS is scaled to zero", coredns_scaled(0), coredns_scaled(None),
               check_dns_endpoints),
         Fault("network-policy-blocks-probes", f"a default-deny NetworkPolicy in namespace {POLICY_NAMESPACE}, where "
               f"--namespace {POLICY_NAMESPACE} runs put their probes", default_deny_for_probes,

@@ -14,7 +14,7 @@ import io
 import json
 import re
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .layout import Paths
@@ -153,20 +153,24 @@ def coredns_image(bin_dir: Path) -> Image:
 
 
 def flannel_image(bin_dir: Path) -> Image:
-    """The lab's flanneld at /opt/bin/flanneld (as upstream's image has it) with the machine's iptables
-    and the shared libraries they load, at the paths the machine has them."""
+    """The lab's flanneld at /opt/bin/flanneld (as upstream's image has it) with the machine's iptables."""
     version = run([str(bin_dir / "flanneld"), "--version"]).strip()
-    image = Image(
+    return with_iptables(Image(
         f"{FLANNEL}:{version}",
         {"Entrypoint": ["/opt/bin/flanneld"], "Env": [PATH_ENV]},
         files={"opt/bin/flanneld": ((bin_dir / "flanneld").read_bytes(), 0o755)},
         directories={"run": 0o755, "tmp": 0o1777, "etc": 0o755},
-    )
+    ))
+
+
+def with_iptables(image: Image) -> Image:
+    """The image with the machine's iptables (the nf_tables variant, as the nodes' own kube-proxy uses) and the
+    shared libraries and extensions it loads, at the paths the machine has them."""
     programs = [XTABLES, *sorted(XTABLES_EXTENSIONS.glob("*.so"))]
     for path in {*programs, *shared_libraries(programs)}:
         # Under the name the loader looks for (a soname is often a symlink), in the real directory.
         image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
-    image.links = {f"usr/sbin/{name}": XTABLES.name for name in XTABLES_NAMES}
+    image.links |= {f"usr/sbin/{name}": XTABLES.name for name in XTABLES_NAMES}
     image.links |= {"lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin", "bin": "usr/bin"}
     if Path("/etc/protocols").exists():  # iptables names protocols by it
         image.files["etc/protocols"] = (Path("/etc/protocols").read_bytes(), 0o644)
@@ -229,6 +233,21 @@ def add_tree(image: Image, root: Path, at: Path, shebang: tuple[str, str] = ("",
     return shared
 
 
+def component_image(ref: str, bin_dir: Path) -> Image:
+    """An image of kubeadm's list (registry.k8s.io/<name>:<tag>) from the lab's own binary of that name, at
+    /usr/local/bin where upstream's images have it; kube-proxy's with iptables, pause's and CoreDNS's as the
+    lab builds them for every layout (under the reference kubeadm asks for)."""
+    name = ref.rsplit(":", 1)[0].rsplit("/", 1)[1]
+    if name == "pause":
+        return replace(pause_image(bin_dir), ref=ref)
+    if name == "coredns":
+        return replace(coredns_image(bin_dir), ref=ref)
+    image = Image(ref, {"Env": [PATH_ENV]}, files={f"usr/local/bin/{name}": ((bin_dir / name).read_bytes(), 0o755)},
+                  directories={"usr": 0o755, "usr/local": 0o755, "usr/local/bin": 0o755, "tmp": 0o1777,
+                               "var": 0o755, "etc": 0o755, "run": 0o755})  # fmt: skip
+    return with_iptables(image) if name == "kube-proxy" else image
+
+
 def shared_libraries(programs: list[Path]) -> set[Path]:
     """The shared libraries and the loader the programs need, by the paths ldd names them."""
     found = set()
@@ -272,10 +291,13 @@ def archived(paths: Paths, image: Image) -> Path:
     return archive
 
 
-def build(paths: Paths, bin_dir: Path, flannel: bool = False) -> Built:
-    """Build (or reuse) every lab image; flannel's only when asked."""
+def build(paths: Paths, bin_dir: Path, flannel: bool = False, components: tuple[str, ...] = ()) -> Built:
+    """Build (or reuse) every lab image; flannel's only when asked, and the images kubeadm lists (`components`:
+    their references) for the kubeadm layout."""
     coredns = coredns_image(bin_dir)
     flanneld = [flannel_image(bin_dir)] if flannel else []
+    listed = [component_image(ref, bin_dir) for ref in components]
     archives = {image.ref: archived(paths, image) for image in (pause_image(bin_dir), busybox_image(), coredns,
-                                                                *flanneld)}
+                                                                *flanneld, *listed)}
     return Built(archives, coredns.ref, flanneld[0].ref if flanneld else "")
+

@@ -55,6 +55,9 @@ MAX_SUBNETS = 4
 # default), or flannel with the Kubernetes subnet manager and one of its two backends.
 CNIS = ("native", "flannel-vxlan", "flannel-host-gw")
 FLANNEL_VXLAN_PORT = 8472  # flannel's VXLAN port on Linux (not IANA's 4789)
+# How the cluster is laid out: the field report's plain processes per node ("the hard way", the default), or
+# kubeadm's static pods, kube-proxy DaemonSet and CoreDNS Deployment (kubeadm.py).
+LAYOUTS = ("hard-way", "kubeadm")
 
 
 def flannel_backend(cni: str) -> str | None:

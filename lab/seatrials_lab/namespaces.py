@@ -38,9 +38,14 @@ def private_mounts(paths: Paths, node: Node) -> list[tuple[Path, Path]]:
     return [(base[where] / name, Path(target)) for target, (where, name) in PRIVATE.items()]
 
 
+# Paths of the machine itself that pods' hostPath volumes name and the kubelet or containerd would create when
+# absent: the kubelet's volume plugin directory (any kubelet), kube-proxy's /lib/modules (kubeadm's DaemonSet).
+HOST_PATHS = ("/usr/libexec/kubernetes", "/lib/modules")
+
+
 def missing_mountpoints() -> list[Path]:
-    """Mount targets absent on this machine: `up` creates them (and records them, for `down`)."""
-    return [Path(target) for target in PRIVATE if not Path(target).exists()]
+    """Mount targets and host paths absent on this machine: `up` creates them (and records them, for `down`)."""
+    return [Path(target) for target in (*PRIVATE, *HOST_PATHS) if not Path(target).exists()]
 
 
 def create_mountpoints(targets: list[Path]) -> None:
@@ -139,3 +144,23 @@ def show_init_pid_namespace(paths: Paths, node: Node) -> bool:
 def restore_init_process(paths: Paths, node: Node) -> None:
     """Undo show_init_pid_namespace: the node sees the machine's /proc/1 again."""
     run_in(paths, node, ["sh", "-c", "! mountpoint -q /proc/1 || umount /proc/1"])
+
+
+def newest_argv(n: Node, program: str) -> list[str]:
+    """The command line of the newest process of that program in the node's network namespace (a static pod's
+    container or a plain process alike); [] when none runs."""
+    netns = os.stat(net.netns_path(n.netns)).st_ino
+    newest: tuple[int, list[str]] = (-1, [])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if Path(argv[0]).name != program or os.stat(f"/proc/{entry}/ns/net").st_ino != netns:
+                continue
+            started = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            continue
+        if started > newest[0]:
+            newest = (started, [a for a in argv if a])
+    return newest[1]

@@ -68,9 +68,9 @@ def install(path: Path, data: str | bytes, mode: int = 0o644) -> None:
 
 
 def kubelet_config(node: Node, instance_id: str) -> dict:
+    """The hard way's kubelet: the cluster's settings, the node's own, and the lab's certificates."""
     return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
+        **kubelet_cluster_config(),
         "authentication": {
             "anonymous": {"enabled": False},
             "webhook": {"enabled": True},
@@ -80,10 +80,19 @@ def kubelet_config(node: Node, instance_id: str) -> dict:
         "tlsCertFile": f"{ETC}/pki/kubelet.crt",
         "tlsPrivateKeyFile": f"{ETC}/pki/kubelet.key",
         "containerRuntimeEndpoint": f"unix://{SOCKET}",
+        **kubelet_node_config(node, instance_id),
+        "registerWithTaints": [CONTROL_PLANE_TAINT] if node.is_master else [],
+        "rotateCertificates": False,
+    }
+
+
+def kubelet_cluster_config() -> dict:
+    """What every kubelet of the lab shares, in either layout (kubeadm's KubeletConfiguration document)."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
         # containerd 1.6 cannot report its cgroup driver, so the kubelet must be told.
         "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{node.cgroup}",  # kubelets sharing a cgroup root would kill each other's pods
-        "kubeletCgroups": f"/{node.system_cgroup}",  # runtimeCgroups has no config field: a flag, below
         "clusterDNS": [DNS_SERVICE_IP],
         "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": f"{ETC}/resolv.conf",  # the cluster DNS only, never the machine's resolver
@@ -103,25 +112,38 @@ def kubelet_config(node: Node, instance_id: str) -> dict:
         "enableSystemLogHandler": True,
         "enableSystemLogQuery": True,
         "featureGates": {"NodeLogQuery": True},  # beta, off by default before 1.36; GA (locked on) from 1.36
-        "providerID": f"aws:///{node.zone}/{instance_id}",
-        "registerWithTaints": [CONTROL_PLANE_TAINT] if node.is_master else [],
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
-        "rotateCertificates": False,
         "serializeImagePulls": False,
         "containerLogMaxSize": "10Mi",
         "containerLogMaxFiles": 2,
     }
 
 
+def kubelet_node_config(node: Node, instance_id: str) -> dict:
+    """What only this node's kubelet has (kubeadm: a kubeletconfiguration patch of the node's init or join)."""
+    return {
+        "cgroupRoot": f"/{node.cgroup}",  # kubelets sharing a cgroup root would kill each other's pods
+        "kubeletCgroups": f"/{node.system_cgroup}",  # runtimeCgroups has no config field: a flag
+        "providerID": f"aws:///{node.zone}/{instance_id}",
+    }
+
+
 def kube_proxy_config(node: Node) -> dict:
+    return {
+        **kube_proxy_cluster_config(),
+        "clientConnection": {"kubeconfig": f"{ETC}/kube-proxy.kubeconfig"},
+        "hostnameOverride": node.name,
+    }
+
+
+def kube_proxy_cluster_config() -> dict:
+    """What every kube-proxy of the lab shares, in either layout (kubeadm's KubeProxyConfiguration document)."""
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": f"{ETC}/kube-proxy.kubeconfig"},
         "mode": "iptables",
         "clusterCIDR": POD_CIDR,
-        "hostnameOverride": node.name,
         "metricsBindAddress": "127.0.0.1:10249",
         "nodePortAddresses": ["primary"],  # NodePorts on the node's own IP (eth0), as upstream recommends
         # Leave conntrack sysctls alone: nf_conntrack_max is the machine's, shared by every namespace.
@@ -146,7 +168,15 @@ def cni_config(node: Node) -> dict:
     }
 
 
-def write_files(paths: Paths, node: Node, pki: Pki, instance_id: str, pause_image: str) -> None:
+def write_runtime_files(paths: Paths, node: Node, pause_image: str) -> None:
+    """What a node needs in either layout: containerd's configuration and the cluster-DNS-only resolv.conf."""
+    etc = paths.node_etc(node)
+    install(etc / "containerd.toml", CONTAINERD_CONFIG.format(socket=SOCKET, pause=pause_image, cni_bin=CNI_BIN))
+    install(etc / "resolv.conf", f"nameserver {DNS_SERVICE_IP}\n")
+
+
+def write_files(paths: Paths, node: Node, pki: Pki, instance_id: str) -> None:
+    """The hard way's kubelet and kube-proxy files, credentials and configurations."""
     etc = paths.node_etc(node)
     serving = pki.kubelet_serving(node)
     install(etc / "pki" / "ca.crt", pki.ca.pair.cert_pem)
@@ -159,8 +189,6 @@ def write_files(paths: Paths, node: Node, pki: Pki, instance_id: str, pause_imag
     )
     write_kubelet_config(paths, node, kubelet_config(node, instance_id))
     install(etc / "kube-proxy.yaml", json.dumps(kube_proxy_config(node), indent=2))
-    install(etc / "containerd.toml", CONTAINERD_CONFIG.format(socket=SOCKET, pause=pause_image, cni_bin=CNI_BIN))
-    install(etc / "resolv.conf", f"nameserver {DNS_SERVICE_IP}\n")
 
 
 def write_cni_config(paths: Paths, node: Node) -> None:
@@ -222,9 +250,12 @@ def remove_image(paths: Paths, node: Node, ref: str) -> None:
 
 
 def kubelet_flags(node: Node) -> dict[str, str]:
+    return {"config": f"{ETC}/kubelet.yaml", "kubeconfig": f"{ETC}/kubelet.kubeconfig", **kubelet_node_flags(node)}
+
+
+def kubelet_node_flags(node: Node) -> dict[str, str]:
+    """The node's own kubelet flags, in either layout (kubeadm: its nodeRegistration's kubeletExtraArgs)."""
     return {
-        "config": f"{ETC}/kubelet.yaml",
-        "kubeconfig": f"{ETC}/kubelet.kubeconfig",
         "node-ip": node.ip,
         "runtime-cgroups": f"/{node.system_cgroup}",  # containerd runs there
         "v": "1",

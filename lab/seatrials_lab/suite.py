@@ -34,20 +34,22 @@ class Shape:
     cni: str | None = None
     subnets: int | None = None
     kubernetes: str | None = None  # a minor or a release; None: the running lab's, else the default release
+    layout: str | None = None  # hard-way or kubeadm
 
-    def resolved(self, record: dict | None = None) -> tuple[int, int, str, int]:
-        """(masters, workers, cni, subnets): what was asked, else the running lab's, else the default."""
+    def resolved(self, record: dict | None = None) -> tuple[int, int, str, int, str]:
+        """(masters, workers, cni, subnets, layout): what was asked, else the running lab's, else the default."""
         record = record or {"masters": DEFAULT_MASTERS, "workers": DEFAULT_WORKERS}
         return (
             self.masters or record["masters"],
             record["workers"] if self.workers is None else self.workers,
             self.cni or record.get("cni", "native"),
             self.subnets or record.get("subnets", 1),
+            self.layout or cluster.layout_of(record),
         )
 
 
-def describe(masters: int, workers: int, cni: str, subnets: int) -> str:
-    return f"{masters} master(s), {workers} worker(s), cni {cni}, {subnets} subnet(s)"
+def describe(masters: int, workers: int, cni: str, subnets: int, layout: str) -> str:
+    return f"{masters} master(s), {workers} worker(s), cni {cni}, {subnets} subnet(s), layout {layout}"
 
 
 BROKEN_POD_NETWORK = "ec2-source-dest-check"  # on every node: no pod IP crosses the VPC
@@ -80,7 +82,7 @@ def lab_up(paths: Paths, shape: Shape, keep: bool = False) -> Iterator[bool]:
         if shape.resolved(record) != running:
             raise LabError(
                 f"the lab is up with {describe(*running)}, not {describe(*shape.resolved(record))}: "
-                "lab/lab down first, or leave out --masters/--workers/--cni/--subnets"
+                "lab/lab down first, or leave out --masters/--workers/--cni/--subnets/--layout"
             )
         kubernetes = shape.kubernetes
         if kubernetes and cluster.build_dir(paths, kubernetes) != cluster.binaries_of(paths, record):
@@ -91,7 +93,8 @@ def lab_up(paths: Paths, shape: Shape, keep: bool = False) -> Iterator[bool]:
         return
     build(paths, shape.kubernetes)
     try:
-        cluster.up(paths, *shape.resolved(), shape.kubernetes)
+        masters, workers, cni, subnets, layout = shape.resolved()
+        cluster.up(paths, masters, workers, cni, subnets, shape.kubernetes, layout)
         yield False
     finally:
         if not keep:

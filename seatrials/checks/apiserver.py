@@ -42,6 +42,7 @@ CAUSE = "apiserver-requestheader-allowed-names"
 OPEN = "requestheader-open-impersonation"
 STALE = "apiserver-auth-configmap-stale"
 LIVE = "live client CAs"
+FLAGS = "apiserver flags"
 LIVE_TIMEOUT = 5.0
 AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
 NOT_ALLOWED = re.compile(r"x509: subject with cn=(?P<cn>.*?) is not in the allowed list(?:: \[(?P<allowed>[^\]]*)\])?")
@@ -55,9 +56,13 @@ NOT_PROOF = ("current kube-apiservers log it only for requests no other authenti
 
 
 def front_proxy_result(cluster, topology) -> Result:
-    """The fault, or a ConfigMap that only remembers it (apiserver-auth-configmap-stale), or ambiguity said plainly."""
+    """The fault, or a ConfigMap that only remembers it (apiserver-auth-configmap-stale), or ambiguity said plainly;
+    a pass reports the flags it read from the apiservers' static pods."""
     verdict = front_proxy_verdict(cluster, topology)
-    return stale_or_verdict(verdict)
+    result = stale_or_verdict(verdict)
+    if result.ok:
+        result.properties |= {o.signal: o.detail for o in verdict.of_state("ok") if o.signal.startswith(FLAGS)}
+    return result
 
 
 def front_proxy_verdict(cluster, topology) -> Verdict:
@@ -68,13 +73,13 @@ def front_proxy_verdict(cluster, topology) -> Verdict:
         pods = apiserver_pods(cluster)
     except Unreadable as exc:
         pods = []
-        verdict.add("apiserver flags", "unreadable", str(exc))
+        verdict.add(FLAGS, "unreadable", str(exc))
     else:
         if not pods:
-            verdict.add("apiserver flags", "unreadable", "apiserver does not run as a pod here")
+            verdict.add(FLAGS, "unreadable", "apiserver does not run as a pod here")
         for pod in pods:
             name, container = pod.metadata.name, apiserver_container(pod)
-            verdict.add(f"apiserver flags ({name})", *judge_flags(flags_of(container)))
+            verdict.add(f"{FLAGS} ({name}, static pod)", *judge_flags(flags_of(container)))
     sources = log_sources(cluster, pods, topology.masters)
     if not sources:
         verdict.add("apiserver log", "unreadable", "no apiserver pod and no master node to read the log from")

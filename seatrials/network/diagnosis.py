@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
 from seatrials.network.cases import name_list
-from seatrials.network.evidence import Evidence, route_to
+from seatrials.network.evidence import Evidence, kube_proxy_pod_lines, route_to
 from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
 Cell = tuple[str, str, str]  # kind, source, target
@@ -400,11 +400,11 @@ def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         if not endpoints or any(c in bad for c in endpoints):
             continue
         cells = {c for c in bad if c[1] == node and c[0] in SERVICE_KINDS}
-        health = ev.kube_proxy.get(node)
+        health, pod = ev.kube_proxy.get(node), ev.kube_proxy_pods.get(node)
         summary = f"from {node} the kubernetes ClusterIP fails while every apiserver endpoint answers"
-        if health:
-            patterns.append(Pattern("kube-proxy-not-forwarding", summary, cells,
-                                    because=[f"kube-proxy /healthz on {node}: {health}"]))
+        if health or (health is None and pod):
+            patterns.append(Pattern("kube-proxy-not-forwarding", summary, cells, because=(
+                [f"kube-proxy /healthz on {node}: {health}"] if health else []) + kube_proxy_pod_lines(pod, node)))
         elif health == "":
             patterns.append(Pattern(UNKNOWN, summary, cells, because=[f"kube-proxy on {node} reports healthy"],
                                     hint=f"its rules for the ClusterIP on {node} (iptables-save -t nat | grep "

@@ -3,7 +3,8 @@
 Read once per run, next to the measurement: each node's IPv4 routes and its
 kube-proxy's /healthz (both from the node's host-network probe, which shares the
 node's network namespace), the cluster DNS service's ready endpoints, the
-NetworkPolicies that select the probes, the CNI agent on each node, and what
+NetworkPolicies that select the probes, the CNI agent and kube-proxy's pod (where
+kube-proxy is a DaemonSet, as kubeadm runs it) on each node, and what
 EC2 says (aws.facts). Everything here is pure: parsing and matching.
 """
 
@@ -127,6 +128,7 @@ class Evidence:
     policies: list[str] = field(default_factory=list)
     cni: str = "other"
     cni_agents: dict[str, str] = field(default_factory=dict)  # node -> "" running, else why not
+    kube_proxy_pods: dict[str, str] = field(default_factory=dict)  # likewise kube-proxy's DaemonSet; {}: none
     aws: dict = field(default_factory=dict)  # aws.facts; {} when AWS was not read
     unready: dict[str, str] = field(default_factory=dict)  # NotReady node -> what its status says
 
@@ -137,6 +139,11 @@ class Evidence:
     @property
     def aws_read(self) -> bool:
         return bool(self.aws.get("read"))
+
+
+def kube_proxy_pod_lines(pod: str | None, node: str) -> list[str]:
+    """What kube-proxy's DaemonSet says of its pod on the node, when it is not ready there."""
+    return [f"kube-proxy DaemonSet on {node}: {pod}"] if pod else []
 
 
 # ---------------------------------------------------------------- read from the API, once per run
@@ -160,9 +167,9 @@ def read_policies(cluster, namespace: str, labels: dict) -> tuple[list[str], str
     return policies_over([cluster.api.sanitize_for_serialization(p) for p in items], labels), ""
 
 
-def read_cni_agents(cluster, agent: dict | None, nodes: list[str]) -> dict[str, str]:
-    """The CNI agent DaemonSet's pod on each node: "" when ready, else why not; {} when the CNI runs no
-    known agent or its pods cannot be read."""
+def read_daemonset_pods(cluster, agent: dict | None, nodes: list[str]) -> dict[str, str]:
+    """A DaemonSet's pod on each node (the CNI's agent, kube-proxy's): "" when ready, else why not; {} when no
+    such DaemonSet runs or its pods cannot be read."""
     if not agent:
         return {}
     selector = ",".join(f"{k}={v}" for k, v in agent["selector"].items())

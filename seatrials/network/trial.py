@@ -20,7 +20,14 @@ from seatrials.causes import FAILED, SEVERITY, UNKNOWN, Finding, Result, cause
 from seatrials.cluster import SetupError
 from seatrials.network import cases, paths, probes, readiness
 from seatrials.network.diagnosis import Diagnosis, diagnose
-from seatrials.network.evidence import Evidence, parse_routes, read_cni_agents, read_dns_ready, read_policies
+from seatrials.network.evidence import (
+    Evidence,
+    kube_proxy_pod_lines,
+    parse_routes,
+    read_daemonset_pods,
+    read_dns_ready,
+    read_policies,
+)
 from seatrials.network.paths import ControlChannel, ProbePod, ProbeResult
 
 
@@ -41,6 +48,7 @@ class Trial:
     policies: list[str] = field(default_factory=list)
     policies_unread: str = ""  # why the NetworkPolicies could not be read, if they could not
     cni_agents: dict = field(default_factory=dict)
+    kube_proxy_pods: dict = field(default_factory=dict)  # kube-proxy's DaemonSet pod per node; {}: no such DaemonSet
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _rows: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
@@ -87,7 +95,8 @@ class Trial:
             pod_cidrs={n.name: list(n.pod_cidrs) for n in topology.nodes},
             on_ec2=any((n.provider_id or "").startswith("aws://") for n in topology.nodes),
             dns_nodes=topology.dns_nodes, dns_ready=self.dns_ready, routes=routes, kube_proxy=kube_proxy,
-            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents, aws=self.aws,
+            policies=self.policies, cni=topology.cni, cni_agents=self.cni_agents,
+            kube_proxy_pods=self.kube_proxy_pods, aws=self.aws,
             unready={n.name: n.unreachable or "NotReady" for n in topology.nodes if n.unreachable or not n.ready})
 
     def diagnosis(self, topology) -> Diagnosis:
@@ -178,17 +187,20 @@ class Trial:
         return Result.failed("cni-agent-down", [f"{node}: {why}"]) if why else Result.passed()
 
     def kube_proxy_result(self, node: str) -> Result:
-        """kube-proxy answers healthy on the node, where it answers on any node at all (a CNI may replace it)."""
+        """kube-proxy answers healthy on the node, where it answers on any node at all (a CNI may replace it) or
+        where its DaemonSet should run it there (kubeadm's kube-proxy: its pod missing or not ready)."""
         health = {r.source: r for r in self.results if r.kind == "kube-proxy"}
         if node not in health or health[node].outcome == "not-run":
             return Result.not_checked(f"no host-network probe read kube-proxy's /healthz on {node}")
         if health[node].ok:
             return Result.passed()
-        if not any(r.ok for r in health.values()):
-            return Result.not_checked("kube-proxy answers /healthz on no node: it may be replaced by the CNI")
-        return Result.failed("kube-proxy-not-forwarding", [f"kube-proxy /healthz on {node} "
-                                                           f"(127.0.0.1:10256): {health[node].outcome}, "
-                                                           f"{health[node].detail}"])
+        pod = self.kube_proxy_pods.get(node)  # "" ready, else why not; None: kube-proxy is no DaemonSet here
+        if not any(r.ok for r in health.values()) and not pod:
+            return Result.not_checked("kube-proxy answers /healthz on no node: it may be replaced by the CNI"
+                                      + (" (its DaemonSet's pods are ready)" if pod == "" else ""))
+        evidence = [f"kube-proxy /healthz on {node} (127.0.0.1:10256): {health[node].outcome}, "
+                    f"{health[node].detail}"]
+        return Result.failed("kube-proxy-not-forwarding", evidence + kube_proxy_pod_lines(pod, node))
 
     def why_missing(self, topology, kind: str, source: str, target: str) -> str:
         if kind == "dns" and not topology.dns_service:
@@ -261,7 +273,8 @@ def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts
     trial.dns_ready = read_dns_ready(cluster)
     trial.policies, trial.policies_unread = read_policies(cluster, deployment.namespace,
                                                           probes.pod_probe_labels(run_id))
-    trial.cni_agents = read_cni_agents(cluster, topology.cni_agent, names)
+    trial.cni_agents = read_daemonset_pods(cluster, topology.cni_agent, names)
+    trial.kube_proxy_pods = read_daemonset_pods(cluster, topology.kube_proxy, names)
     if aws_facts:
         trial.aws = aws_facts(topology, trial.evidence(topology).routing)
     trial.diagnosis(topology)  # here, to be timed: the evidence read and every failure explained

@@ -352,9 +352,11 @@ def checks(s: dict) -> str:
             listed = case_chips(not_passed[:CASES_LISTED_UP_TO]) + (
                 f"<p>{len(cases) - min(len(not_passed), CASES_LISTED_UP_TO)} more cases "
                 f"({tally['passed']} passed), every one in signoff.json.</p>")
+        read = "".join(f"<li>{e(c['case'] or name)}: <b>{e(key)}</b>: {e(value)}</li>"
+                       for c in cases for key, value in (c.get("read") or {}).items())
         rows.append(f'<details class="check{" bad" if bad else ""}"{" open" if bad else ""}><summary>'
                     f'<code>{e(name)}</code> <span class="area">{e(cases[0]["area"])}</span> {counts}</summary>'
-                    f"{listed}</details>")
+                    f'{listed}{f"<ul class=read>{read}</ul>" if read else ""}</details>')
     partly = "".join(f"<li><code>{e(p['check'])}</code>: {e('; '.join(p['notes']))}</li>"
                      for p in s.get("partly_checked", []))
     skipped = "".join(f"<li><b>{e(area)}</b>: {e(r['reason'])}: " + e(", ".join(r["cases"][:12]))

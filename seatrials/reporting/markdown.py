@@ -179,7 +179,13 @@ def checks_section(s: dict) -> list[str]:
         bad = [c for c in cases if c["outcome"] != "passed"]
         listed = ", ".join(f"`{c['case'] or c['check']}` {c['outcome']}" for c in bad[:CASES_LISTED_UP_TO])
         lines.append(f"| `{name}` | {cases[0]['area']} | {counts_text(tally)} | {cell(listed)} |")
-    return lines
+    read = [f"- `{name_of(c)}`: {key}: {cell(value)}"
+            for c in s["checks"] for key, value in (c.get("read") or {}).items()]
+    return lines + (["", "What the checks report they read:", "", *read] if read else [])
+
+
+def name_of(case: dict) -> str:
+    return f"{case['check']}[{case['case']}]" if case["case"] else case["check"]
 
 
 def nodes_section(s: dict) -> list[str]:

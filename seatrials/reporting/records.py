@@ -12,6 +12,7 @@ from seatrials import causes
 from seatrials.reporting.redaction import redact
 
 ONE_LINE_MAX = 300  # a CI view shows one line; JUnit cuts its message attribute at 500
+OWN_PROPERTIES = ("area", "cause", "cause_page", "not checked")  # what the plugin itself records of a case
 
 
 @dataclass
@@ -30,6 +31,7 @@ class CheckReport:
     hint: str = ""
     notes: list[str] = field(default_factory=list)  # signals not read next to a pass
     tries: int = 0  # a probe that passed only on a later try says how many it took (flaky, baseline.py)
+    read: dict[str, str] = field(default_factory=dict)  # what the check itself reports it read (its properties)
 
     @classmethod
     def of(cls, report) -> CheckReport:
@@ -49,7 +51,9 @@ class CheckReport:
         return cls(report.nodeid, check, case.rstrip("]"), outcome, props.get("cause", ""), message,
                    round(report.duration, 3), props.get("area", ""),
                    notes=[value for key, value in report.user_properties if key == "not checked"],
-                   tries=int(props.get("tries", 0)), **finding)
+                   tries=int(props.get("tries", 0)),
+                   read={key: str(value) for key, value in report.user_properties if key not in OWN_PROPERTIES},
+                   **finding)
 
     @property
     def name(self) -> str:

@@ -3,21 +3,35 @@ suite's own AWS check observes on it."""
 
 import os
 import re
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 from seatrials import cluster, topology
 from seatrials.checks import aws
 from tests.e2e.conftest import lab
 
-DEFAULT = {"masters": 1, "workers": 2, "cni": "native", "subnets": 1}
+DEFAULT = {"masters": 1, "workers": 2, "cni": "native", "subnets": 1, "layout": "hard-way"}
 SHAPES = {
     "native": DEFAULT,
+    "kubeadm": {**DEFAULT, "layout": "kubeadm"},  # kubeadm's init and join: static pods, kube-proxy DaemonSet
     "flannel-vxlan": {**DEFAULT, "cni": "flannel-vxlan", "subnets": 3},  # two workers, one per worker subnet
     "flannel-host-gw": {**DEFAULT, "cni": "flannel-host-gw"},
     "native-3-subnets": {**DEFAULT, "workers": 4, "subnets": 3},
     "native-3+12": {**DEFAULT, "masters": 3, "workers": 12},
 }
-STATUS = re.compile(r"lab is up: Kubernetes \S+, (\d+) masters?, (\d+) workers?; cni (\S+), (\d+) subnets?")
+STATUS = re.compile(r"lab is up: Kubernetes \S+, (\d+) masters?, (\d+) workers?; cni (\S+), (\d+) subnets?"
+                    r"(?:, layout ([\w-]+))?")
+# What the machine shows of a lab: none of it may remain after `down`.
+TRACES = {
+    ("ip", "netns", "list"): ("st-",),
+    ("ip", "-o", "link", "show"): ("st-lab", "flannel", "vpc0", "cni0"),
+    ("ip", "route", "show"): ("10.240.", "10.200.", "10.32."),
+    ("iptables-save",): ("-A ",),
+    ("ps", "-eo", "args"): ("/bin/kube", "/bin/etcd", "/etc/kubernetes/", "flanneld", "moto.server", "docker-registry",
+                            "harbor_double", "kube-apiserver --", "kube-controller-manager --", "kube-scheduler --",
+                            "kube-proxy --", "etcd --"),  # the static pods' and DaemonSet's containers
+}
 
 
 def current() -> dict | None:
@@ -25,8 +39,9 @@ def current() -> dict | None:
     found = STATUS.search(lab("status", check=False).stdout)
     if not found:
         return None
-    masters, workers, cni, subnets = found.groups()
-    return {"masters": int(masters), "workers": int(workers), "cni": cni, "subnets": int(subnets)}
+    masters, workers, cni, subnets, layout = found.groups()
+    return {"masters": int(masters), "workers": int(workers), "cni": cni, "subnets": int(subnets),
+            "layout": layout or "hard-way"}
 
 
 def up_args(shape: dict) -> list[str]:
@@ -54,3 +69,14 @@ def source_dest_check_lines(lab_env: dict, node: str) -> list[str]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def traces_left() -> list[str]:
+    """What `lab/lab down` left on the machine: namespaces, links, routes, rules, processes, mounts, cgroups."""
+    left = []
+    for command, traces in TRACES.items():
+        shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+        left += [f"{' '.join(command)}: {line}" for line in shown if any(t in line for t in traces)
+                 and "pytest" not in line]
+    left += [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if "seatrials" in line]
+    return left + [str(p) for p in Path("/sys/fs/cgroup").glob("*/seatrials-lab")]

@@ -2,7 +2,7 @@
 suite run as a user runs it, and the causes it names compared with the truth.
 
 Per lab shape (the default native one, flannel-vxlan across three subnets, native across three subnets;
-flannel-host-gw under tox -e lab-shapes):
+flannel-host-gw under tox -e lab-shapes, the default shape laid out by kubeadm under tox -e lab-kubeadm):
 healthy lab, then each fault in turn (injected, judged, healed), then the healed
 lab again. Each fault must be caught by the checks meant for it, with the right
 cause id and the evidence that names it; nothing may fail on the healthy or
@@ -97,19 +97,26 @@ EXPECTED = {
     # host-gw routes pod IPs natively between node IPs: the check drops them as on the native shape, and
     # flanneld's absence leaves the node without those routes
     "flannel-host-gw": {**{c: FAULTS[c] for c in NETWORK}, "cni-agent-down": SHAPE_FAULTS["cni-agent-down"]},
+    # The default shape laid out by kubeadm: every fault the kubeadm way (static pod manifests,
+    # /var/lib/kubelet/config.yaml, kube-proxy's DaemonSet), caught by the same checks (tox -e lab-kubeadm).
+    "kubeadm": FAULTS,
 }
-LAB_SHAPES_ONLY = {"flannel-host-gw"}  # under tox -e lab-shapes: CI's time holds the other three
-CASES = [pytest.param(shape, scenario, marks=[pytest.mark.lab_shapes] if shape in LAB_SHAPES_ONLY else [])
+# The shapes CI's time does not hold, and the tox env that runs each (tox -e lab runs the other three)
+ELSEWHERE = {"flannel-host-gw": [pytest.mark.lab_shapes], "kubeadm": [pytest.mark.lab_kubeadm]}
+CASES = [pytest.param(shape, scenario, marks=ELSEWHERE.get(shape, []))
          for shape, faults in EXPECTED.items() for scenario in ("healthy", *faults, "healed")]
 SUITE_ARGS = ("--harbor-timeout", "15")  # a stale Harbor is judged in 15 s, not the default 60
 MATRIX = ROOT / "reports" / "detection-matrix"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def default_shape_afterwards(lab_env):
-    """The modules after this one expect the default shape."""
+def shape_afterwards(lab_env):
+    """The lab left in the shape this module found it in, for the modules after it (the default shape under
+    tox -e lab; the kubeadm one under tox -e lab-kubeadm, whose e2e follows)."""
+    found = shapes.current()
     yield
-    shapes.ensure("native")
+    if found:
+        shapes.ensure(next((name for name, shape in shapes.SHAPES.items() if shape == found), "native"))
 
 
 @pytest.fixture

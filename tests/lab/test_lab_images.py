@@ -10,7 +10,7 @@ import sysconfig
 import tarfile
 
 import pytest
-from seatrials_lab.images import BUSYBOX, Image, busybox_image, oci_archive, python_image
+from seatrials_lab.images import BUSYBOX, XTABLES, Image, busybox_image, component_image, oci_archive, python_image
 
 
 def small_image():
@@ -72,3 +72,17 @@ def test_a_python_image_runs_a_program_of_its_venv_as_nobody(tmp_path):
     assert json.loads(said.stdout) == "/opt/venv"  # the venv moved where no volume hides it
     tests = f"{sysconfig.get_paths()['stdlib'].lstrip('/')}/test/"  # the stdlib's own tests: 30 MB nobody runs
     assert not any("__pycache__" in p or p.startswith(tests) for p in image.files)
+
+
+def test_kubeadms_images_are_the_lab_binaries_where_upstreams_images_have_them(tmp_path):
+    for name in ("kube-apiserver", "kube-proxy", "pause"):
+        (tmp_path / name).write_bytes(f"#!/bin/sh\n# {name}\n".encode())
+    apiserver = component_image("registry.k8s.io/kube-apiserver:v1.37.2", tmp_path)
+    assert apiserver.ref == "registry.k8s.io/kube-apiserver:v1.37.2"
+    assert apiserver.files["usr/local/bin/kube-apiserver"] == ((tmp_path / "kube-apiserver").read_bytes(), 0o755)
+    assert "usr/sbin/iptables" not in apiserver.links
+    if XTABLES.exists():  # kube-proxy programs the node's iptables from inside its container
+        proxy = component_image("registry.k8s.io/kube-proxy:v1.37.2", tmp_path)
+        assert proxy.links["usr/sbin/iptables"] == XTABLES.name
+    pause = component_image("registry.k8s.io/pause:3.10.2", tmp_path)  # the lab's pause, under kubeadm's tag
+    assert pause.ref == "registry.k8s.io/pause:3.10.2" and pause.config["Entrypoint"] == ["/pause"]

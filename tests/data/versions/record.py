@@ -3,6 +3,8 @@ into tests/data/versions/<gitVersion>/ (tests/test_version_differences.py feeds 
 
     eval "$(lab/lab env)"; python tests/data/versions/record.py     # root; the lab up, healthy
 
+On a kubeadm lab it records what only that layout has into <gitVersion>/kubeadm/ (kubeadm_layout).
+
 Every file is an answer of the apiserver as the suite gets it, verbatim; logs are gzipped and
 cut to the tail the suite reads (seatrials.checks.kubelet.TAIL_LINES lines). It injects and heals
 kubelet-cgroups (worker-1) and apiserver-requestheader-allowed-names to record the faulty
@@ -63,11 +65,43 @@ def log_tail(cluster, node: str, service: str) -> str:
     return "\n".join(tail(body)) + "\n"
 
 
+KUBE_SYSTEM_PODS = "/api/v1/namespaces/kube-system/pods"
+KUBEADM_CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"  # kubeadm-config among them: a kubeadm cluster
+
+
+def kubeadm_layout(cluster, directory: Path) -> None:
+    """A kubeadm lab (lab/lab up --layout kubeadm), into <release>/kubeadm/: kube-system's pods (the static pods'
+    mirrors, kube-proxy's DaemonSet pods), the DaemonSets, the ConfigMap and the apiserver pod's log; then the same
+    under apiserver-requestheader-allowed-names (the static pod's flags faulted) and kube-proxy-not-forwarding
+    (worker-2's kube-proxy pod gone)."""
+    directory.mkdir(exist_ok=True)
+    apiserver_log = f"{KUBE_SYSTEM_PODS}/kube-apiserver-{MASTER}/log"
+    for name, path in (("pods.json", KUBE_SYSTEM_PODS), ("daemonsets.json", "/apis/apps/v1/daemonsets"),
+                       ("extension-apiserver-authentication.json", AUTH_CONFIGMAP)):
+        write(directory, name, cluster.get(path))
+    write(directory, "kube-apiserver.log.gz", "\n".join(tail(cluster.get(apiserver_log))) + "\n")
+    lab("fault", "apiserver-requestheader-allowed-names")
+    try:
+        write(directory, "pods-faulted.json", cluster.get(KUBE_SYSTEM_PODS))
+        write(directory, "extension-apiserver-authentication-faulted.json", cluster.get(AUTH_CONFIGMAP))
+    finally:
+        lab("heal", "--all")
+    lab("fault", "kube-proxy-not-forwarding", "--node", "worker-2")
+    try:
+        write(directory, "pods-kube-proxy-faulted.json", cluster.get(KUBE_SYSTEM_PODS))
+    finally:
+        lab("heal", "kube-proxy-not-forwarding")
+
+
 def main() -> None:
     cluster = connect(os.environ["KUBECONFIG"], None)
     version = json.loads(cluster.get("/version"))["gitVersion"]
     directory = Path(__file__).parent / version
     directory.mkdir(exist_ok=True)
+    if '"kubeadm-config"' in cluster.get(KUBEADM_CONFIGMAPS, {"fieldSelector": "metadata.name=kubeadm-config"}):
+        kubeadm_layout(cluster, directory / "kubeadm")
+        print(f"record: {version} (kubeadm) in {directory / 'kubeadm'}")
+        return
     for name, (path, query) in API.items():
         write(directory, name, cluster.get(path, query))
     kubelet_answers(cluster, directory, "")
