@@ -410,9 +410,14 @@ def _targets(inv: Inventory, verdict: Verdict, topology: Topology, source: Node,
 def cni_traffic(inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
                 observed: str = "unknown") -> Verdict:
     """The CNI's own traffic from one node to another (to every other node: Everyone), as EC2 filters it."""
-    verdict = Verdict(CNI)
+    return _to_each(Verdict(CNI), _cni_traffic_to, inv, topology, source, target, observed)
+
+
+def _to_each(verdict: Verdict, judge, inv: Inventory, topology: Topology, source: Node, target: Node | Everyone,
+             observed: str) -> Verdict:
+    """judge(verdict, inv, topology, source, node, observed) for each node the path's check judges."""
     for node in _targets(inv, verdict, topology, source, target):
-        _cni_traffic_to(verdict, inv, topology, source, node, observed)
+        judge(verdict, inv, topology, source, node, observed)
     return verdict
 
 
@@ -448,10 +453,7 @@ def pod_routes(inv: Inventory, topology: Topology, source: Node, target: Node | 
     """Between nodes of different subnets, pod IPs routed natively need the source subnet's route table to
     send the target's pod CIDRs to the target's instance; within a subnet no route table is on the way.
     To every other node: Everyone."""
-    verdict = Verdict(ROUTES)
-    for node in _targets(inv, verdict, topology, source, target):
-        _pod_routes_to(verdict, inv, topology, source, node, observed)
-    return verdict
+    return _to_each(Verdict(ROUTES), _pod_routes_to, inv, topology, source, target, observed)
 
 
 def _pod_routes_to(verdict: Verdict, inv: Inventory, topology: Topology, source: Node, target: Node,
