@@ -87,18 +87,19 @@ class Finding:
         return "\n".join(lines)
 
 
-PASSED, FAILED, NOT_CHECKED = "passed", "failed", "not checked"
+PASSED, FAILED, NOT_CHECKED, NOT_APPLICABLE = "passed", "failed", "not checked", "not applicable"
 
 
 @dataclass
 class Result:
-    """What one check concluded: passed, failed (with its Finding), or not checked (with the reason).
+    """What one check concluded: passed, failed (with its Finding), not checked (with the reason), or not
+    applicable (the cluster has nothing of the kind: nothing is left unverified, so no --require misses it).
 
     `notes` are the signals that could not be read next to a pass, so nobody
     mistakes them for healthy; `properties` go into the reports as they are.
     """
 
-    status: Literal["passed", "failed", "not checked"]
+    status: Literal["passed", "failed", "not checked", "not applicable"]
     finding: Finding | None = None
     reason: str = ""
     notes: list[str] = field(default_factory=list)
@@ -116,6 +117,10 @@ class Result:
     def not_checked(cls, reason: str) -> Result:
         return cls(NOT_CHECKED, reason=reason)
 
+    @classmethod
+    def not_applicable(cls, reason: str) -> Result:
+        return cls(NOT_APPLICABLE, reason=reason)
+
     @property
     def ok(self) -> bool:
         return self.status == PASSED
@@ -128,10 +133,11 @@ class Result:
 
 @dataclass(frozen=True)
 class Observation:
-    """One signal a check read: healthy, faulty, or unreadable (then: why)."""
+    """One signal a check read: healthy, faulty, unreadable (then: why), or absent (nothing of the kind is
+    there to read: a path that never leaves its instance crosses no security group)."""
 
     signal: str
-    state: Literal["ok", "fault", "unreadable"]
+    state: Literal["ok", "fault", "unreadable", "absent"]
     detail: str
     cause: str | None = None  # a fault of another cause than the check's own (a graver one it also sees)
 
@@ -160,11 +166,14 @@ class Verdict:
         return [o for o in self.observations if o.state == state]
 
     def result(self) -> Result:
-        """Failed on any fault, not checked when nothing was readable, else passed with the unread signals."""
+        """Failed on any fault, not applicable when every signal is absent, not checked when nothing was
+        readable, else passed with the unread signals."""
         unreadable = [o.line() for o in self.of_state("unreadable")]
         if faults := self.of_state("fault"):
             named = max((o.cause or self.cause for o in faults), key=lambda c: SEVERITY.index(cause(c).severity))
             return Result.failed(named, [o.line() for o in faults] + [f"not checked: {u}" for u in unreadable])
+        if self.observations and self.observations == self.of_state("absent"):
+            return Result.not_applicable("; ".join(o.line() for o in self.observations))
         if not self.of_state("ok"):
             return Result.not_checked("; ".join(unreadable) or "no signal was readable")
         return Result.passed(notes=unreadable)

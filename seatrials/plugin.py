@@ -31,7 +31,7 @@ from kubernetes.client.rest import ApiException
 
 from seatrials import causes, reporting, versions
 from seatrials import verdict as verdict_mod
-from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
+from seatrials.causes import FAILED, NOT_APPLICABLE, NOT_CHECKED, Finding, Result
 from seatrials.checks import aws
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
 from seatrials.lock import ClusterLock
@@ -360,8 +360,8 @@ def conclude(item, result) -> None:
         allure.dynamic.label(*reporting.MEASURED)
     item.user_properties += list(result.properties.items())
     item.user_properties += [("not checked", n) for n in result.notes]
-    if result.status == NOT_CHECKED:
-        pytest.skip(f"not checked: {result.reason}")
+    if result.status in (NOT_CHECKED, NOT_APPLICABLE):
+        pytest.skip(f"{result.status}: {result.reason}")
     if result.status == FAILED:
         finding = result.finding
         declared = {c for m in item.iter_markers("cause") for c in m.args} | {causes.UNKNOWN}
@@ -451,7 +451,7 @@ class RunReporter:
         if expected and len(state.completed) < expected and not state.interrupted and not stopped:
             stopped.append(f"the run stopped after {len(state.completed)} of {expected} cases")
         facts = verdict_mod.RunFacts(
-            outcomes=[(r.outcome, r.area, f"{r.check}[{r.case}]" if r.case else r.check) for r in state.reports],
+            outcomes=[(r.judged, r.area, r.name) for r in state.reports],
             interrupted=state.interrupted, stopped=stopped, selection=notes(state, "selection"),
             required=state.settings.require, caveats=caveats(state))
         state.judgement = verdict_mod.judge(facts)

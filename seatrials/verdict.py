@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from seatrials.causes import NOT_APPLICABLE
+
 SIGNED_OFF, NOT_SIGNED_OFF, INCOMPLETE, PARTIAL = "SIGNED OFF", "NOT SIGNED OFF", "INCOMPLETE", "PARTIAL"
 INTERRUPTED, NOTHING_CHECKED = "INTERRUPTED", "NOTHING CHECKED"
 EXIT_CODES = {SIGNED_OFF: 0, NOT_SIGNED_OFF: 1, INTERRUPTED: 2, INCOMPLETE: 3, NOTHING_CHECKED: 5, PARTIAL: 6}
@@ -88,7 +90,8 @@ def verdict_of(facts: RunFacts) -> Judgement:
         return Judgement(NOTHING_CHECKED, ["no check passed"], skipped)
     unchecked = sum(len(v) for v in skipped.values())
     return Judgement(SIGNED_OFF, [f"the whole suite ran: {counts['passed']} passed, nothing failed"
-                                  + (f", {unchecked} not checked (allowed by the policy)" if unchecked else "")],
+                                  + (f", {unchecked} not checked (allowed by the policy)" if unchecked else "")
+                                  + (f", {n} not applicable" if (n := counts[NOT_APPLICABLE]) else "")],
                      skipped)
 
 

@@ -310,8 +310,8 @@ def test_other_unavailable_apis_fail_with_cause_unknown():
     assert "hint: " in message
 
 
-def test_no_aggregated_api_is_not_checked():
-    assert apiserver.aggregated_apis_result(FakeApi(api_services=[LOCAL_V1])).status == "not checked"
+def test_no_aggregated_api_is_not_applicable():
+    assert apiserver.aggregated_apis_result(FakeApi(api_services=[LOCAL_V1])).status == "not applicable"
 
 
 def test_available_aggregated_apis_pass():

@@ -61,6 +61,13 @@ def test_nothing_readable():
     return v.result()
 
 
+@pytest.mark.cause("sg-node-to-apiserver")
+def test_nothing_there():
+    v = Verdict("sg-node-to-apiserver")
+    v.add("path", "absent", "master-1 -> 10.240.0.11:6444 stays inside instance i-1: no security group on the way")
+    return v.result()
+
+
 @pytest.mark.cause("kubelet-cgroups")
 def test_passes_with_a_note():
     v = Verdict("kubelet-cgroups")
@@ -90,7 +97,7 @@ def cases(pytester):
 
 def test_junit_carries_the_cause_and_a_clean_message(ran):
     pytester, result = ran
-    result.assert_outcomes(failed=3, skipped=1, passed=2)
+    result.assert_outcomes(failed=3, skipped=2, passed=2)
     blocked = cases(pytester)["test_blocked"]
     props = {p.get("name"): p.get("value") for p in blocked.iter("property")}
     assert props["cause"] == "sg-node-to-apiserver"
@@ -120,6 +127,12 @@ def test_not_checked_is_a_skip_with_the_reason_and_secrets_are_redacted(ran):
     junit = (pytester.path / "junit.xml").read_text()
     assert "not checked: kubelet log: 403" in junit
     assert "hunter2hunter2" not in junit
+
+
+def test_nothing_of_the_kind_is_a_skip_that_says_not_applicable(ran):
+    pytester, _ = ran
+    skipped = cases(pytester)["test_nothing_there"].find("skipped")
+    assert skipped.get("message").startswith("not applicable: path: master-1 -> 10.240.0.11:6444 stays inside")
 
 
 def test_what_was_not_read_next_to_a_pass_is_a_property(ran):

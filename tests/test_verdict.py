@@ -18,6 +18,7 @@ PASS, SKIP_AWS = ("passed", "network"), ("skipped", "aws")
     (facts(PASS, SKIP_AWS), "SIGNED OFF", 0),  # lenient by default
     (facts(PASS, SKIP_AWS, required=("aws",)), "NOT SIGNED OFF", 1),
     (facts(PASS, SKIP_AWS, required=("harbor",)), "SIGNED OFF", 0),
+    (facts(PASS, ("not applicable", "aws"), required=("aws",)), "SIGNED OFF", 0),  # nothing of it to verify
     (facts(PASS, ("failed", "network")), "NOT SIGNED OFF", 1),
     (facts(PASS, ("error", "kubelet")), "NOT SIGNED OFF", 1),
     (facts(SKIP_AWS), "NOTHING CHECKED", 5),
@@ -33,6 +34,12 @@ def test_verdict_and_exit_code(run, verdict, code):
     judgement = judge(run)
     assert (judgement.verdict, judgement.exit_code) == (verdict, code), judgement.reasons
     assert judgement.reasons  # every verdict says why
+
+
+def test_what_is_not_applicable_is_said_and_never_counted_as_unverified():
+    judgement = judge(facts(PASS, ("not applicable", "apiserver"), required=("apiserver",)))
+    assert judgement.not_verified == {}
+    assert judgement.reasons == ["the whole suite ran: 1 passed, nothing failed, 1 not applicable"]
 
 
 def test_the_reasons_name_what_stopped_the_run_and_what_was_not_verified():

@@ -381,7 +381,7 @@ def aggregated_apis_result(cluster) -> Result:
     except Unreadable as exc:
         return Result.not_checked(str(exc))
     if not states:
-        return Result.not_checked("no aggregated APIService (spec.service) in this cluster")
+        return Result.not_applicable("no aggregated APIService (spec.service) in this cluster")
     failing = [s for s in states if not s.available and not s.refused_authentication]
     if not failing:
         return Result.passed()

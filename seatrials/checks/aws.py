@@ -371,7 +371,7 @@ def _hosts(inv: Inventory, verdict: Verdict, source: Node, target: Node) -> tupl
     """Both instances of a path between two machines, or None with the reason noted."""
     src, dst = _host_or_note(inv, verdict, source), _host_or_note(inv, verdict, target)
     if src and dst and src.instance_id == dst.instance_id:
-        verdict.add("path", "unreadable", f"{source.name} -> {target.name} stays inside instance "
+        verdict.add("path", "absent", f"{source.name} -> {target.name} stays inside instance "
                     f"{src.instance_id}: no security group or network ACL is on the way")
         return None
     return (src, dst) if src and dst else None

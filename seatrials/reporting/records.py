@@ -59,6 +59,12 @@ class CheckReport:
     def name(self) -> str:
         return f"{self.check}[{self.case}]" if self.case else self.check
 
+    @property
+    def judged(self) -> str:
+        """The outcome the verdict weighs: a skip of a check that found nothing of its kind is not applicable."""
+        applicable = self.outcome != "skipped" or not self.message.startswith(f"{causes.NOT_APPLICABLE}:")
+        return self.outcome if applicable else causes.NOT_APPLICABLE
+
 
 def error_line(text: str) -> str:
     """The last line of a traceback says what went wrong."""

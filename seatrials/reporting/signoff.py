@@ -261,7 +261,7 @@ def not_verified_reasons(checks: list[CheckReport]) -> dict[str, list[dict]]:
     """area -> [{reason, cases}], the most frequent reason first."""
     grouped: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for c in checks:
-        if c.outcome == "skipped":
+        if c.judged == "skipped":
             grouped[c.area or "other"][c.message.removeprefix("not checked: ")].append(c.name)
     return {area: [{"reason": r, "cases": cases} for r, cases in sorted(reasons.items(), key=lambda kv: -len(kv[1]))]
             for area, reasons in sorted(grouped.items())}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from seatrials import causes
 from seatrials import verdict as verdict_mod
 from seatrials.reporting.baseline import described, listed
 from seatrials.reporting.redaction import known_secrets, redact
@@ -41,12 +42,13 @@ def terminal_summary(tr, state) -> None:
         tr.write_line(f"errors (seatrials could not judge): {len(errors)}", red=True, bold=True)
         for r in errors[:8]:
             tr.write_line(f"    {r.name}: {r.summary}")
-    skipped = [r for r in reports if r.outcome == "skipped"]
-    if skipped:
-        reasons = Counter(r.message.split(":", 1)[-1].strip()[:120] for r in skipped)
-        tr.write_line(f"not checked: {len(skipped)} cases")
-        for reason, n in reasons.most_common(6):
-            tr.write_line(f"    {n} x {reason}")
+    for judged in ("skipped", causes.NOT_APPLICABLE):
+        cases = [r for r in reports if r.judged == judged]
+        if cases:
+            reasons = Counter(r.message.split(":", 1)[-1].strip()[:120] for r in cases)
+            tr.write_line(f"{'not checked' if judged == 'skipped' else judged}: {len(cases)} cases")
+            for reason, n in reasons.most_common(6):
+                tr.write_line(f"    {n} x {reason}")
     since_last_run(tr, state.since)
     judgement = state.judgement
     if judgement is None:

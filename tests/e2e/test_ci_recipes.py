@@ -21,9 +21,9 @@ pytestmark = pytest.mark.lab
 CI_DOC = ROOT / "docs" / "ci.md"
 SECRET = re.compile(r"^\$\{\{ secrets\.(\w+) \}\}$")
 PROJECT, REF, JOB_TOKEN = "42", "main", "job-token-of-tonight"
-# The recipes' policy is `all`. On the lab, network (no CNI agent DaemonSet seatrials knows, on the native shape),
-# apiserver (no aggregated APIService) and aws (a path inside one instance) each hold a case nothing can check,
-# which `all` rightly refuses to sign off; the lab's nights require the areas it checks entirely.
+# The recipes' policy is `all`. On the lab's native shape network holds a case nothing can check (no CNI agent
+# DaemonSet seatrials knows), which `all` rightly refuses to sign off; the lab's nights require areas it checks
+# entirely.
 LAB_REQUIRE = "kubelet,credentials,harbor"
 TOOLS = ("java", "npx", "unzip", "curl")  # what the recipes call besides seatrials (Allure 2 runs on Java 17)
 

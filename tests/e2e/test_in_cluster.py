@@ -23,8 +23,8 @@ pytestmark = pytest.mark.lab
 CRONJOB = ROOT / "manifests" / "nightly-cronjob.yaml"
 NODE_NETNS = "/run/netns/st-worker-1"  # lab/README: netns st-<node>
 SERVICE_HOST, SERVICE_PORT = "10.32.0.1", "443"  # the `kubernetes` Service, as the kubelet gives pods
-# The manifest requires network, kubelet and apiserver; on the lab network (no CNI agent DaemonSet seatrials knows)
-# and apiserver (no aggregated APIService) hold a case nothing can check, so the lab's nights require kubelet.
+# The manifest requires network, kubelet and apiserver; on the lab's native shape network holds a case nothing can
+# check (no CNI agent DaemonSet seatrials knows), so the lab's nights require kubelet.
 LAB_REQUIRE = "kubelet"
 # In worker-1's network namespace and a mount namespace of its own: the ServiceAccount where the kubelet
 # mounts it, then the CronJob's command.
