@@ -11,7 +11,7 @@ import hashlib
 import random
 
 from seatrials import verdict
-from seatrials.causes import FAILED, NOT_CHECKED, Finding, Result
+from seatrials.causes import FAILED, NOT_APPLICABLE, NOT_CHECKED, Finding, Result
 from seatrials.network.paths import KINDS, ProbeResult
 from seatrials.network.trial import Trial
 from seatrials.reporting import CheckReport, RunRecord, baseline, finding_record, matrices, signoff
@@ -48,13 +48,13 @@ def report(nodeid: str, area: str, result: Result) -> CheckReport:
     if result.status == FAILED:
         f = result.finding
         return CheckReport(nodeid, check, case, "failed", f.cause, f.message(), 0.001, area, **finding_record(f, []))
-    if result.status == NOT_CHECKED:
-        return CheckReport(nodeid, check, case, "skipped", "", f"not checked: {result.reason}", 0.0, area)
+    if result.status in (NOT_CHECKED, NOT_APPLICABLE):
+        return CheckReport(nodeid, check, case, "skipped", "", f"{result.status}: {result.reason}", 0.0, area)
     return CheckReport(nodeid, check, case, "passed", "", "", 0.001, area, notes=result.notes)
 
 
 def record(topo: Topology, checks: list[CheckReport], matrix: dict, run_id: str) -> RunRecord:
-    facts = verdict.RunFacts(outcomes=[(c.outcome, c.area, c.name) for c in checks])
+    facts = verdict.RunFacts(outcomes=[(c.judged, c.area, c.name) for c in checks])
     judged = verdict.judge(facts)
     return RunRecord(run_id=run_id, server="https://10.240.0.5:6443", context="staging-eu", started=STARTED,
                      ended=STARTED + 7.4, verdict=judged.verdict, reasons=judged.reasons, exit_code=judged.exit_code,
@@ -94,7 +94,7 @@ def three_nodes(source_dest_check_on: tuple[str, ...] = ()) -> RunRecord:
     checks.append(report("suites/test_apiserver.py::test_front_proxy_settings", "apiserver", Result.passed(
         notes=["apiserver flags: apiserver does not run as a pod here"])))
     checks.append(report("suites/test_apiserver.py::test_aggregated_apis_available", "apiserver",
-                         Result.not_checked("no aggregated APIService (spec.service) in this cluster")))
+                         Result.not_applicable("no aggregated APIService (spec.service) in this cluster")))
     checks.append(report("suites/test_services.py::test_kubernetes_service_ip", "network",
                          Result.not_checked("no --expect-service-ip given")))
     return record(topo, checks, matrices(trial), "20261118-082640-3a7c")

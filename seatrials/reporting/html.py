@@ -20,9 +20,9 @@ e = html.escape
 VERDICT_LOOK = {"SIGNED OFF": ("signed", "\u2713"), "NOT SIGNED OFF": ("not-signed", "\u2717"),
                 "INCOMPLETE": ("incomplete", "!"), "INTERRUPTED": ("incomplete", "!"), "PARTIAL": ("partial", "~"),
                 "NOTHING CHECKED": ("partial", "\u2205")}
-OUTCOME_LOOK = {"passed": "\u2713", "failed": "\u2717", "error": "!", "skipped": "\u2013"}
+OUTCOME_LOOK = {"passed": "\u2713", "failed": "\u2717", "error": "!", "skipped": "\u2013", "not applicable": "\u2205"}
 OUTCOME_WORDS = {"skipped": "not checked"}
-OUTCOME_ORDER = ["passed", "failed", "error", "skipped"]
+OUTCOME_ORDER = ["passed", "failed", "error", "skipped", "not applicable"]
 
 
 def ordered(tally: dict[str, int]) -> list[tuple[str, int]]:
@@ -31,8 +31,8 @@ def ordered(tally: dict[str, int]) -> list[tuple[str, int]]:
 
 
 def counts_html(tally: dict[str, int]) -> str:
-    return " ".join(f'<span class="o-{o}">{OUTCOME_LOOK.get(o, "?")} {n} {OUTCOME_WORDS.get(o, o)}</span>'
-                    for o, n in ordered(tally))
+    return " ".join(f'<span class="o-{o.replace(" ", "-")}">{OUTCOME_LOOK.get(o, "?")} {n} '
+                    f'{OUTCOME_WORDS.get(o, o)}</span>' for o, n in ordered(tally))
 FIRST_SCREEN_LINES = 6  # nodes named (and fix commands shown) on the first screen, shared by the causes
 FAILURES_PER_NODE = 100  # listed per node; signoff.json keeps them all
 GROUP_OPEN_UP_TO = 20  # failures of a node shown unfolded

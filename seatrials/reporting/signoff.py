@@ -249,7 +249,7 @@ def areas_of(checks: list[CheckReport]) -> dict[str, dict[str, int]]:
     """What the sign-off covers: per area (options.AREAS first), how many checks ended how."""
     counted: dict[str, Counter] = {area: Counter() for area in AREAS}
     for c in checks:
-        counted.setdefault(c.area or "other", Counter())[c.outcome] += 1
+        counted.setdefault(c.area or "other", Counter())[c.judged] += 1
     return {area: dict(n) for area, n in counted.items()}
 
 
