@@ -85,6 +85,15 @@ def routed_subnets_only(lab: Lab) -> str:
                                                       "the route tables do not see pod IPs")
 
 
+def open_front_proxy_startable(lab: Lab) -> str:
+    """From 1.35 kube-apiserver refuses to start when --requestheader-client-ca-file overlaps --client-ca-file
+    with no --requestheader-allowed-names (pkg/kubeapiserver/options/authentication.go): the fault cannot exist."""
+    minor = int(lab.record["kubernetes"].lstrip("v").split(".")[1])
+    return "" if minor < 35 else (f"kube-apiserver {lab.record['kubernetes']} refuses to start with it (overlapping "
+                                  "request-header and client CAs need --requestheader-allowed-names since 1.35): "
+                                  "use --kubernetes 1.34")
+
+
 # --- ec2-source-dest-check --------------------------------------------------------------------
 
 
@@ -990,7 +999,8 @@ FAULTS = {
               default_deny_removed, check_default_deny),
         Fault("requestheader-open-impersonation", "the field report's fix: the apiservers trust request headers "
               "from any cluster-CA certificate, and proxy with the admin's", front_proxy_open,
-              front_proxy_on_its_own_ca, check_open_front_proxy, leaves="apiserver-auth-configmap-stale"),
+              front_proxy_on_its_own_ca, check_open_front_proxy, leaves="apiserver-auth-configmap-stale",
+              not_in=open_front_proxy_startable),
     )
 }  # fmt: skip
 # Faults that change the same thing cannot be active together.

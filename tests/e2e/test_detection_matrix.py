@@ -81,11 +81,16 @@ SHAPE_FAULTS = {
     "nacl-deny-unused-port": fault((), ""),
 }
 ALL_FAULTS = {**FAULTS, **SHAPE_FAULTS}
+# The lab runs its default release, whose kube-apiserver (from 1.35) refuses to start with the field report's
+# open fix (the lab refuses that fault there; lab/lab matrix injects it on 1.34).
+DEFAULT_MINOR = int(next(line for line in (ROOT / "lab/build/kubernetes/releases").read_text().splitlines()
+                         if line and not line.startswith("#")).split(".")[1].split()[0])
+UNSTARTABLE = {"requestheader-open-impersonation"} if DEFAULT_MINOR >= 35 else set()
 NETWORK = ("ec2-source-dest-check", "sg-master-inbound-from-nodes")  # the faults whose form depends on the shape
 # Per shape, the scenarios and what each fault must do there (no checks: no alarm at all). The default shape
 # takes every fault it can have; the others the faults their CNI or subnets change.
 EXPECTED = {
-    "native": {c: f for c, f in FAULTS.items()},
+    "native": {c: f for c, f in FAULTS.items() if c not in UNSTARTABLE},
     # VXLAN carries pod IPs between node IPs: the check drops nothing. The masters' group then refuses
     # the workers' UDP 8472 (the fault's flannel-vxlan form), which the same checks must catch.
     "flannel-vxlan": {**{c: FAULTS[c] for c in (*NETWORK, "sg-node-to-apiserver", "kube-proxy-not-forwarding",
@@ -99,7 +104,7 @@ EXPECTED = {
     "flannel-host-gw": {**{c: FAULTS[c] for c in NETWORK}, "cni-agent-down": SHAPE_FAULTS["cni-agent-down"]},
     # The default shape laid out by kubeadm: every fault the kubeadm way (static pod manifests,
     # /var/lib/kubelet/config.yaml, kube-proxy's DaemonSet), caught by the same checks (tox -e lab-kubeadm).
-    "kubeadm": FAULTS,
+    "kubeadm": {c: f for c, f in FAULTS.items() if c not in UNSTARTABLE},
 }
 # The shapes CI's time does not hold, and the tox env that runs each (tox -e lab runs the other three)
 ELSEWHERE = {"flannel-host-gw": [pytest.mark.lab_shapes], "kubeadm": [pytest.mark.lab_kubeadm]}

@@ -265,3 +265,10 @@ def test_a_fault_the_shape_cannot_have_is_refused_with_the_reason(cause, cni, su
 ])
 def test_a_fault_the_shape_can_have_is_not_refused(cause, cni, subnets):
     assert faults.FAULTS[cause].not_in(SimpleNamespace(cni=cni, nodes=plan(1, 4, subnets))) == ""
+
+
+@pytest.mark.parametrize("version,refused", [("v1.34.4", False), ("v1.35.4", True), ("v1.37.2", True)])
+def test_the_open_front_proxy_is_refused_where_kube_apiserver_will_not_start_with_it(version, refused):
+    lab = SimpleNamespace(record={"kubernetes": version})
+    why = faults.FAULTS["requestheader-open-impersonation"].not_in(lab)
+    assert ("refuses to start with it" in why) == refused and (why == "") != refused
