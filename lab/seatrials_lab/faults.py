@@ -408,8 +408,7 @@ def stale_authentication_configmap(lab: Lab, nodes: list[Node]) -> None:
     if _authentication_state(lab)[0] == "stale":
         return
     front_proxy_on_cluster_ca(lab, nodes)
-    _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
-           "the apiservers to publish the fault", timeout=90)
+    _until_published(lab, ("fault",), "the apiservers to publish the fault")
     front_proxy_on_its_own_ca(lab, nodes)
 
 
@@ -434,6 +433,19 @@ def _authentication_state(lab: Lab) -> tuple[str, str]:
     return "other", seen
 
 
+def _until_published(lab: Lab, states: tuple[str, ...], what: str) -> tuple[str, str]:
+    """Poll the ConfigMap (one read a poll, so the state and what was seen agree) until its state is one of
+    `states`: (that state, what was seen)."""
+    last = {}
+
+    def look() -> tuple[bool, str]:
+        last["state"], seen = _authentication_state(lab)
+        return last["state"] in states, seen
+
+    seen = _until(look, True, what, timeout=90)
+    return last["state"], seen
+
+
 def _apiserver_flags_in_effect(lab: Lab) -> str:
     """The request-header CA each apiserver process (the hard way's, or a static pod's) runs with, from its command
     line."""
@@ -453,12 +465,10 @@ def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> s
         flags = _apiserver_flags_in_effect(lab)
         if "front-proxy-ca.crt" not in flags or "/ca.crt" in flags.replace("front-proxy-ca.crt", ""):
             raise LabError(f"the apiservers do not run with their own front-proxy CA: {flags}")
-        seen = _until(lambda: (_authentication_state(lab)[0] in ("stale", "healthy"), _authentication_state(lab)[1]),
-                      True, "the apiservers to merge their new settings into the ConfigMap", timeout=90)
-        stale = _authentication_state(lab)[0] == "stale"
-        return f"{flags}; {seen}" + (": apiserver-auth-configmap-stale is active now" if stale else "")
-    seen = _until(lambda: (_authentication_state(lab)[0] == "fault", _authentication_state(lab)[1]), True,
-                  "the ConfigMap to show the fault", timeout=90)
+        state, seen = _until_published(lab, ("stale", "healthy"),
+                                       "the apiservers to merge their new settings into the ConfigMap")
+        return f"{flags}; {seen}" + (": apiserver-auth-configmap-stale is active now" if state == "stale" else "")
+    _, seen = _until_published(lab, ("fault",), "the ConfigMap to show the fault")
     refusals = sum(_apiserver_log(lab, m).count(NOT_ALLOWED) for m in lab.masters)
     return f"{seen}; '{NOT_ALLOWED}' lines in the apiserver logs since their start: {refusals}"
 
@@ -466,8 +476,7 @@ def check_front_proxy_settings(lab: Lab, nodes: list[Node], injected: bool) -> s
 def check_stale_configmap(lab: Lab, nodes: list[Node], injected: bool) -> str:
     """Injected: healthy flags, a merged ConfigMap. Healed: the ConfigMap republished, healthy."""
     want = "stale" if injected else "healthy"
-    seen = _until(lambda: (_authentication_state(lab)[0] == want, _authentication_state(lab)[1]), True,
-                  f"the ConfigMap to be {want}", timeout=90)
+    _, seen = _until_published(lab, (want,), f"the ConfigMap to be {want}")
     return f"{_apiserver_flags_in_effect(lab)}; {seen}"
 
 
@@ -938,8 +947,7 @@ OPEN_FLAGS = {**FAULTY_FLAGS, "requestheader-allowed-names": "",
 def check_open_front_proxy(lab: Lab, nodes: list[Node], injected: bool) -> str:
     if not injected:
         return check_front_proxy_settings(lab, nodes, False)
-    return _until(lambda: (_authentication_state(lab)[0] == "open", _authentication_state(lab)[1]), True,
-                  "the ConfigMap to show no allowed names over the cluster CA", timeout=90)
+    return _until_published(lab, ("open",), "the ConfigMap to show no allowed names over the cluster CA")[1]
 
 
 # --- the catalog of faults --------------------------------------------------------------------

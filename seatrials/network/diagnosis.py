@@ -235,12 +235,17 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     return list(by_cause.values())
 
 
+def agent_down(node: str, ev: Evidence) -> tuple[str, list[str], str, str] | None:
+    """cni-agent-down with the agent's state, when the CNI's agent on the node is not running; else None."""
+    agent = ev.cni_agents.get(node)
+    return ("cni-agent-down", [f"the {ev.cni} agent on {node}: {agent}"], "", "") if agent else None
+
+
 def why_no_pod_routes_on(node: str, ev: Evidence) -> tuple[str, list[str], str, str]:
     """(cause, evidence, hint, doubt) for a node that reaches no other node's pods: its own way there is
     gone (EC2 is not on it: what reaches the node's pods from other hosts leaves the same instance)."""
-    agent = ev.cni_agents.get(node)
-    if agent:
-        return "cni-agent-down", [f"the {ev.cni} agent on {node}: {agent}"], "", ""
+    if down := agent_down(node, ev):
+        return down
     routes = ev.routes.get(node)
     lost = [cidr for other, cidrs in ev.pod_cidrs.items() if other != node for cidr in cidrs
             if routes and route_to(routes, cidr) is None]
@@ -256,9 +261,8 @@ def why_no_pod_routes_on(node: str, ev: Evidence) -> tuple[str, list[str], str, 
 
 def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], str, str]:
     """(cause, evidence, hint, doubt) for one node whose pod IPs nobody reaches."""
-    agent = ev.cni_agents.get(node)
-    if agent:
-        return "cni-agent-down", [f"the {ev.cni} agent on {node}: {agent}"], "", ""
+    if down := agent_down(node, ev):
+        return down
     missing = [other for other, routes in ev.routes.items() if other != node and routes
                and any(route_to(routes, cidr) is None for cidr in ev.pod_cidrs.get(node, []))
                and has_pod_routes(ev, other)]
