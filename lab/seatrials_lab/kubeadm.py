@@ -39,7 +39,7 @@ from .layout import (
 )
 from .node import ETC, SOCKET, install
 from .pki import CLUSTER_NAME, Pki
-from .shell import LabError, run
+from .shell import LabError, run, wait_for
 
 API = "kubeadm.k8s.io/v1beta4"
 CONTROL_PLANE_ENDPOINT = f"{HOST_IP}:{BALANCER_PORT}"  # the balancer, in front of every master's :6444
@@ -403,7 +403,16 @@ def _healthy_copy(path: Path) -> Path:
     return path.with_name(f"{path.name}.kubeadm")
 
 
-def apiserver_log(kubectl: Kubectl, master: Node) -> str:
-    """The log of the master's kube-apiserver static pod since its container started."""
-    return kubectl("logs", "-n", "kube-system", f"kube-apiserver-{master.name}", timeout=60)
+def apiserver_log(kubectl: Kubectl, master: Node, timeout: float = 60) -> str:
+    """The log of the master's kube-apiserver static pod since its container started. Just after a restart the
+    mirror pod may still name no running container ("is not available") until the kubelet's next status sync:
+    asked again until it does."""
+    def read() -> str | None:
+        try:
+            return kubectl("logs", "-n", "kube-system", f"kube-apiserver-{master.name}", timeout=60)
+        except LabError as e:
+            if "is not available" in str(e):
+                return None
+            raise
+    return wait_for(f"the log of kube-apiserver-{master.name}", read, timeout, interval=2)
 
