@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import itertools
 import json
 import os
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 
 import urllib3
@@ -34,16 +34,16 @@ websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
 
 
 class RequestCounter:
-    """Counts API requests across every client of a run (thread-safe)."""
+    """Counts API requests across every client of a run, by verb and path template (thread-safe): where the
+    requests go is what keeps their number linear in the nodes."""
 
     def __init__(self):
-        self._count = itertools.count(1)
-        self.value = 0
+        self.by_endpoint: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def tick(self) -> None:
+    def tick(self, method: str, path: str) -> None:
         with self._lock:
-            self.value = next(self._count)
+            self.by_endpoint[f"{method} {path}"] += 1
 
 
 class Configuration(client.Configuration):
@@ -76,15 +76,11 @@ class CountingApiClient(client.ApiClient):
         super().__init__(configuration)
         self.counter = counter or RequestCounter()
 
-    def call_api(self, *args, **kwargs):
-        self.counter.tick()
+    def call_api(self, resource_path, method, *args, **kwargs):
+        self.counter.tick(method, resource_path)  # the template: /api/v1/nodes/{name}/proxy/configz
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = REQUEST_TIMEOUT
-        return super().call_api(*args, **kwargs)
-
-    @property
-    def requests_made(self) -> int:
-        return self.counter.value
+        return super().call_api(resource_path, method, *args, **kwargs)
 
 
 @dataclass
@@ -114,21 +110,23 @@ class Cluster:
         return self.api.configuration.host
 
     @property
-    def requests_made(self) -> int:
-        return self.api.requests_made
+    def requests_by_endpoint(self) -> dict[str, int]:
+        return dict(self.api.counter.by_endpoint)
 
-    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None) -> str:
+    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None,
+            path_params: dict | None = None) -> str:
         """GET an arbitrary API path (node proxy, /version, ...) and return the body text."""
         resp = self.api.call_api(
-            path, "GET", query_params=list((query or {}).items()), header_params=dict(headers or {}),
-            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+            path, "GET", path_params=path_params, query_params=list((query or {}).items()),
+            header_params=dict(headers or {}), auth_settings=["BearerToken"], _preload_content=False,
+            _request_timeout=timeout,
         )
         return resp.data.decode("utf-8", "replace")
 
     def node_proxy(self, node: str, path: str, query: dict | None = None, timeout=30,
                    headers: dict | None = None) -> str:
         """GET /api/v1/nodes/{node}/proxy/{path}: the kubelet's own endpoints through the apiserver."""
-        return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout, headers)
+        return self.get(f"/api/v1/nodes/{{name}}/proxy/{path.lstrip('/')}", query, timeout, headers, {"name": node})
 
     def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 60) -> ExecResult:
         """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output.
