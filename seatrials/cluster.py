@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import urllib3
 import websocket
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
@@ -149,6 +149,56 @@ class Cluster:
                 resp.close()
         finally:
             api.close()
+
+
+class Mirror:
+    """The objects a list call returns, kept current by a watch read in a thread of its own: two requests however
+    long they are followed (listing every half second cost one a poll, a thousand at 500 nodes). Where the watch
+    is refused or breaks (a role without `watch`), every read lists, as polling did."""
+
+    def __init__(self, list_call, *args, seconds: float, **kwargs):
+        self._call, self._args, self._kwargs, self._seconds = list_call, args, kwargs, seconds
+        self._objects: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._watch: watch.Watch | None = None
+        self._following = self._polling = False
+
+    def items(self) -> list:
+        if self._polling or not self._following:
+            self._list()
+        with self._lock:
+            return list(self._objects.values())
+
+    def _list(self) -> None:
+        listing = self._call(*self._args, **self._kwargs)
+        with self._lock:
+            self._objects = {self._key(o): o for o in listing.items}
+        if not self._polling:
+            self._watch, self._following = watch.Watch(), True
+            threading.Thread(target=self._follow, args=(listing.metadata.resource_version,), daemon=True,
+                             name="seatrials-watch").start()
+
+    @staticmethod
+    def _key(obj) -> str:
+        return obj.metadata.uid or obj.metadata.name
+
+    def _follow(self, version: str) -> None:
+        try:
+            for event in self._watch.stream(self._call, *self._args, resource_version=version,
+                                            timeout_seconds=max(1, int(self._seconds)), **self._kwargs):
+                with self._lock:
+                    if event["type"] == "DELETED":
+                        self._objects.pop(self._key(event["object"]), None)
+                    elif event["type"] in ("ADDED", "MODIFIED"):
+                        self._objects[self._key(event["object"])] = event["object"]
+        except Exception:  # noqa: BLE001 - refused or broken: whatever it was, listing on every read still works
+            self._polling = True
+        finally:
+            self._following = False  # ended (its timeout, or stopped): the next read lists and watches again
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
 
 
 def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
