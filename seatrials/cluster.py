@@ -104,6 +104,7 @@ class Cluster:
         self.custom = client.CustomObjectsApi(api)
         self.apiregistration = client.ApiregistrationV1Api(api)
         self.version_api = client.VersionApi(api)
+        self.version = ""  # the server's git version, as the preflight read it
 
     @property
     def server(self) -> str:
@@ -222,7 +223,7 @@ def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
 def preflight(cluster: Cluster) -> None:
     where = f"the cluster at {cluster.server} (context {cluster.context!r})"
     try:
-        cluster.version_api.get_code(_request_timeout=PREFLIGHT_TIMEOUT)
+        cluster.version = cluster.version_api.get_code(_request_timeout=PREFLIGHT_TIMEOUT).git_version
         cluster.core.list_node(limit=1, _request_timeout=PREFLIGHT_TIMEOUT)
     except ApiException as exc:
         if exc.status == 401:

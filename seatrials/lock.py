@@ -119,11 +119,20 @@ class ClusterLock:
         self._renewed = time.monotonic()
 
     def release(self) -> None:
+        """Delete the lease as this run last wrote it (one request); written since (409: a renewal under way,
+        or another run's), it is deleted only when this run still holds it."""
         self._stop.set()
+        coord = self.cluster.coordination
         try:
-            lease = self.cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-            if lease.spec.holder_identity == self.run_id:
-                self.cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            try:
+                version = self._lease.metadata.resource_version if self._lease else None
+                coord.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, body=client.V1DeleteOptions(
+                    preconditions=client.V1Preconditions(resource_version=version)))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                if coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE).spec.holder_identity == self.run_id:
+                    coord.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -55,8 +55,14 @@ class Coordination:
         self.lease.metadata.resource_version = str(int(self.lease.metadata.resource_version or 0) + 1)
         return copy.deepcopy(self.lease)
 
-    def delete_namespaced_lease(self, name, namespace):
+    def delete_namespaced_lease(self, name, namespace, body=None):
         with self.mutex:
+            self.requests += 1
+            if self.lease is None:
+                raise ApiException(status=404, reason="Not Found")
+            version = body.preconditions.resource_version if body and body.preconditions else None
+            if version and version != self.lease.metadata.resource_version:
+                raise ApiException(status=409, reason="Conflict")
             self.lease = None
 
 
@@ -116,6 +122,20 @@ def test_a_lock_another_run_took_is_lost():
     coord.lease.metadata.resource_version = "7"  # its own write
     mine.renew()
     assert mine.lost == "run other-run holds the lock now"
+
+
+def test_release_is_one_request_and_leaves_another_runs_lease_alone():
+    coord = Coordination()
+    mine = lock.ClusterLock(NS(coordination=coord), "run")
+    mine.acquire(wait=0)
+    before = coord.requests
+    mine.release()
+    assert coord.lease is None and coord.requests - before == 1
+    theirs = held_by("other-run", renewed_ago=0)
+    theirs.metadata.resource_version = "9"
+    coord.lease = theirs  # taken over after this run lost it
+    mine.release()
+    assert coord.lease is theirs
 
 
 def test_a_renewal_is_one_request():
