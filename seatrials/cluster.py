@@ -185,8 +185,11 @@ class Mirror:
 
     def _follow(self, version: str) -> None:
         try:
+            # the server ends the watch after `seconds`; the client's read timeout must outlast a quiet spell
+            # (the usual 30 s ended it, and every read listed from then on)
             for event in self._watch.stream(self._call, *self._args, resource_version=version,
-                                            timeout_seconds=max(1, int(self._seconds)), **self._kwargs):
+                                            timeout_seconds=max(1, int(self._seconds)),
+                                            _request_timeout=(REQUEST_TIMEOUT[0], self._seconds + 30), **self._kwargs):
                 with self._lock:
                     if event["type"] == "DELETED":
                         self._objects.pop(self._key(event["object"]), None)

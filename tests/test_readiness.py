@@ -151,11 +151,12 @@ class Api:
     pod-network probe turns ready `later` seconds after the first look (the pods' watch tells)."""
 
     def __init__(self, later=0.0, watch=True):
-        self.requests, self.later, self.watch = Counter(), later, watch
+        self.requests, self.later, self.watch, self.read_timeouts = Counter(), later, watch, []
 
     def _answer(self, what, items, kwargs, events=()):
         self.requests[f"{'watch' if kwargs.get('watch') else 'list'} {what}"] += 1
         if kwargs.get("watch"):
+            self.read_timeouts.append(kwargs["_request_timeout"][1])
             if not self.watch:
                 raise ApiException(status=403, reason="Forbidden")
             return Stream(events, self.later)
@@ -192,6 +193,7 @@ def test_a_long_wait_costs_a_list_and_a_watch_of_each_kind_not_a_list_a_poll():
     found = wait_ready(SimpleNamespace(core=api), "ns", "r", ["worker-1", "worker-2"], timeout=180)
     assert found[("pod", "worker-1")].ready
     assert api.requests == {f"{verb} {what}": 1 for verb in ("list", "watch") for what in ("pods", "nodes", "events")}
+    assert min(api.read_timeouts) > 180  # a watch outlasts the wait however quiet (the usual 30 s read ended it)
 
 
 def test_without_the_right_to_watch_it_lists_as_it_polls():
