@@ -52,6 +52,7 @@ class Trial:
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _rows: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
+    _routes: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._rows = {}
@@ -92,7 +93,9 @@ class Trial:
     # ------------------------------------------------------------ judging
     def evidence(self, topology) -> Evidence:
         """What the run knows beyond the matrix: the API's answers, and what each node's probe read of it."""
-        routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        if self._routes is None:  # parsed once: hundreds of tables of hundreds of routes at scale
+            self._routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        routes = self._routes
         kube_proxy = {r.source: "" if r.ok else f"{r.outcome}: {r.detail}" for r in self.results
                       if r.kind == "kube-proxy" and r.outcome != "not-run"}
         return Evidence(
