@@ -114,6 +114,7 @@ def bench_run(args, reports: Path) -> dict | None:
               f"{c['check']}: {c['summary'] or c['message'][:200]}"
               for c in s["checks"] if c["outcome"] in ("failed", "error")]
     return {"nodes": s["nodes"], "wall_seconds": round(wall, 1), "api_requests": s["api_requests"],
+            "api_requests_by_endpoint": s["api_requests_by_endpoint"],
             "peak_rss_mib": usage.ru_maxrss // 1024, "verdict": s["verdict"], "outcomes": s["outcomes"],
             "timings": {**s["trial_timings"], "report": float(written[1]) if written else None},
             "junit_mib": round((reports / "junit.xml").stat().st_size / 2**20, 2)

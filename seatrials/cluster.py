@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import itertools
 import json
 import os
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 
 import urllib3
 import websocket
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
@@ -34,16 +34,16 @@ websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
 
 
 class RequestCounter:
-    """Counts API requests across every client of a run (thread-safe)."""
+    """Counts API requests across every client of a run, by verb and path template (thread-safe): where the
+    requests go is what keeps their number linear in the nodes."""
 
     def __init__(self):
-        self._count = itertools.count(1)
-        self.value = 0
+        self.by_endpoint: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def tick(self) -> None:
+    def tick(self, method: str, path: str) -> None:
         with self._lock:
-            self.value = next(self._count)
+            self.by_endpoint[f"{method} {path}"] += 1
 
 
 class Configuration(client.Configuration):
@@ -76,15 +76,11 @@ class CountingApiClient(client.ApiClient):
         super().__init__(configuration)
         self.counter = counter or RequestCounter()
 
-    def call_api(self, *args, **kwargs):
-        self.counter.tick()
+    def call_api(self, resource_path, method, *args, **kwargs):
+        self.counter.tick(method, resource_path)  # the template: /api/v1/nodes/{name}/proxy/configz
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = REQUEST_TIMEOUT
-        return super().call_api(*args, **kwargs)
-
-    @property
-    def requests_made(self) -> int:
-        return self.counter.value
+        return super().call_api(resource_path, method, *args, **kwargs)
 
 
 @dataclass
@@ -108,27 +104,30 @@ class Cluster:
         self.custom = client.CustomObjectsApi(api)
         self.apiregistration = client.ApiregistrationV1Api(api)
         self.version_api = client.VersionApi(api)
+        self.version = ""  # the server's git version, as the preflight read it
 
     @property
     def server(self) -> str:
         return self.api.configuration.host
 
     @property
-    def requests_made(self) -> int:
-        return self.api.requests_made
+    def requests_by_endpoint(self) -> dict[str, int]:
+        return dict(self.api.counter.by_endpoint)
 
-    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None) -> str:
+    def get(self, path: str, query: dict | None = None, timeout=30, headers: dict | None = None,
+            path_params: dict | None = None) -> str:
         """GET an arbitrary API path (node proxy, /version, ...) and return the body text."""
         resp = self.api.call_api(
-            path, "GET", query_params=list((query or {}).items()), header_params=dict(headers or {}),
-            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+            path, "GET", path_params=path_params, query_params=list((query or {}).items()),
+            header_params=dict(headers or {}), auth_settings=["BearerToken"], _preload_content=False,
+            _request_timeout=timeout,
         )
         return resp.data.decode("utf-8", "replace")
 
     def node_proxy(self, node: str, path: str, query: dict | None = None, timeout=30,
                    headers: dict | None = None) -> str:
         """GET /api/v1/nodes/{node}/proxy/{path}: the kubelet's own endpoints through the apiserver."""
-        return self.get(f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query, timeout, headers)
+        return self.get(f"/api/v1/nodes/{{name}}/proxy/{path.lstrip('/')}", query, timeout, headers, {"name": node})
 
     def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 60) -> ExecResult:
         """Run a command in a pod (apiserver -> kubelet -> runtime) and collect its output.
@@ -153,6 +152,59 @@ class Cluster:
             api.close()
 
 
+class Mirror:
+    """The objects a list call returns, kept current by a watch read in a thread of its own: two requests however
+    long they are followed (listing every half second cost one a poll, a thousand at 500 nodes). Where the watch
+    is refused or breaks (a role without `watch`), every read lists, as polling did."""
+
+    def __init__(self, list_call, *args, seconds: float, **kwargs):
+        self._call, self._args, self._kwargs, self._seconds = list_call, args, kwargs, seconds
+        self._objects: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._watch: watch.Watch | None = None
+        self._following = self._polling = False
+
+    def items(self) -> list:
+        if self._polling or not self._following:
+            self._list()
+        with self._lock:
+            return list(self._objects.values())
+
+    def _list(self) -> None:
+        listing = self._call(*self._args, **self._kwargs)
+        with self._lock:
+            self._objects = {self._key(o): o for o in listing.items}
+        if not self._polling:
+            self._watch, self._following = watch.Watch(), True
+            threading.Thread(target=self._follow, args=(listing.metadata.resource_version,), daemon=True,
+                             name="seatrials-watch").start()
+
+    @staticmethod
+    def _key(obj) -> str:
+        return obj.metadata.uid or obj.metadata.name
+
+    def _follow(self, version: str) -> None:
+        try:
+            # the server ends the watch after `seconds`; the client's read timeout must outlast a quiet spell
+            # (the usual 30 s ended it, and every read listed from then on)
+            for event in self._watch.stream(self._call, *self._args, resource_version=version,
+                                            timeout_seconds=max(1, int(self._seconds)),
+                                            _request_timeout=(REQUEST_TIMEOUT[0], self._seconds + 30), **self._kwargs):
+                with self._lock:
+                    if event["type"] == "DELETED":
+                        self._objects.pop(self._key(event["object"]), None)
+                    elif event["type"] in ("ADDED", "MODIFIED"):
+                        self._objects[self._key(event["object"])] = event["object"]
+        except Exception:  # noqa: BLE001 - refused or broken: whatever it was, listing on every read still works
+            self._polling = True
+        finally:
+            self._following = False  # ended (its timeout, or stopped): the next read lists and watches again
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+
+
 def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
     """Load the kubeconfig and prove the cluster answers and accepts us; else SetupError."""
     raw = kubeconfig.read(kubeconfig_path)
@@ -174,7 +226,7 @@ def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
 def preflight(cluster: Cluster) -> None:
     where = f"the cluster at {cluster.server} (context {cluster.context!r})"
     try:
-        cluster.version_api.get_code(_request_timeout=PREFLIGHT_TIMEOUT)
+        cluster.version = cluster.version_api.get_code(_request_timeout=PREFLIGHT_TIMEOUT).git_version
         cluster.core.list_node(limit=1, _request_timeout=PREFLIGHT_TIMEOUT)
     except ApiException as exc:
         if exc.status == 401:

@@ -21,7 +21,7 @@ from seatrials.cluster import SetupError, one_line
 
 LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
 LEASE_SECONDS = 30
-RENEW_EVERY = 5.0
+RENEW_EVERY = 10.0  # three tries before the lease expires; each one request (renew)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
 RUN_LABEL = "seatrials.io/run-id"
 
@@ -44,6 +44,7 @@ class ClusterLock:
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._renewed = time.monotonic()
+        self._lease = None  # the lease as this run last wrote it (its resource version)
 
     def _body(self, resource_version=None):
         now = dt.datetime.now(dt.UTC)
@@ -60,7 +61,7 @@ class ClusterLock:
         coord = self.cluster.coordination
         while True:
             try:
-                coord.create_namespaced_lease(LOCK_NAMESPACE, self._body())
+                self._lease = coord.create_namespaced_lease(LOCK_NAMESPACE, self._body())
                 break
             except ApiException as exc:
                 if exc.status != 409:
@@ -69,8 +70,8 @@ class ClusterLock:
             held = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
             if lease_expired(held):
                 try:
-                    coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE,
-                                                   self._body(held.metadata.resource_version))
+                    self._lease = coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE,
+                                                                 self._body(held.metadata.resource_version))
                     self.taken_over = held.spec.holder_identity
                     break
                 except ApiException as exc:
@@ -101,22 +102,37 @@ class ClusterLock:
                 return
 
     def renew(self) -> None:
-        """One renewal; sets `lost` when another run holds the lease now."""
+        """One renewal, one request: the lease as this run last wrote it, its resource version a precondition. A
+        conflict means someone wrote it since: read, `lost` when another run holds it now, else renewed next time."""
         coord = self.cluster.coordination
-        lease = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-        if lease.spec.holder_identity != self.run_id:
-            self.lost = f"run {lease.spec.holder_identity} holds the lock now"
-            return
+        lease = self._lease
         lease.spec.renew_time = dt.datetime.now(dt.UTC)
-        coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease)
+        try:
+            self._lease = coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self._lease = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            if self._lease.spec.holder_identity != self.run_id:
+                self.lost = f"run {self._lease.spec.holder_identity} holds the lock now"
+            return
         self._renewed = time.monotonic()
 
     def release(self) -> None:
+        """Delete the lease as this run last wrote it (one request); written since (409: a renewal under way,
+        or another run's), it is deleted only when this run still holds it."""
         self._stop.set()
+        coord = self.cluster.coordination
         try:
-            lease = self.cluster.coordination.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
-            if lease.spec.holder_identity == self.run_id:
-                self.cluster.coordination.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            try:
+                version = self._lease.metadata.resource_version if self._lease else None
+                coord.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, body=client.V1DeleteOptions(
+                    preconditions=client.V1Preconditions(resource_version=version)))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                if coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE).spec.holder_identity == self.run_id:
+                    coord.delete_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
         except ApiException as exc:
             if exc.status != 404:
                 raise

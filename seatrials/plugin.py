@@ -479,12 +479,12 @@ def since_baseline(state: Run, facts: verdict_mod.RunFacts) -> dict | None:
 
 @pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the controller redacts it with the others
 def pytest_sessionfinish(session, exitstatus):
-    """Every process leaves its API request count; the controller then writes the reports."""
+    """Every process leaves its API request counts; the controller then writes the reports."""
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
     if state.cluster is not None and state.shared and state.shared.exists():
-        (state.shared / f"requests-{os.getpid()}").write_text(str(state.cluster.requests_made))
+        (state.shared / f"requests-{os.getpid()}.json").write_text(json.dumps(state.cluster.requests_by_endpoint))
     if state.judgement is not None and not is_worker(session.config):
         started = time.monotonic()
         trial = trial_mod.load(state.shared) if state.shared else None

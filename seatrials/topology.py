@@ -138,13 +138,16 @@ def to_node(node_obj, role: str) -> Node:
 
 
 def discover_nodes(cluster, master_selector: str | None, worker_selector: str | None) -> list[Node]:
-    all_nodes = cluster.core.list_node().items
-    masters = None
-    if master_selector:
-        masters = {n.metadata.name for n in cluster.core.list_node(label_selector=master_selector).items}
-    nodes = [to_node(n, role_of(n, masters)) for n in all_nodes]
-    if worker_selector:
-        workers = {n.metadata.name for n in cluster.core.list_node(label_selector=worker_selector).items}
+    def listed(selector: str | None) -> dict:
+        items = cluster.core.list_node(**({"label_selector": selector} if selector else {})).items
+        return {n.metadata.name: n for n in items}
+
+    masters = listed(master_selector) if master_selector else None
+    workers = listed(worker_selector) if worker_selector else None
+    # with both selectors every node judged is in one of their lists: no list of every node besides
+    found = {**workers, **masters} if masters is not None and workers is not None else listed(None)
+    nodes = [to_node(n, role_of(n, masters)) for n in found.values()]
+    if workers is not None:
         nodes = [n for n in nodes if n.is_master or n.name in workers]
     return sorted(nodes, key=lambda n: (n.role != "master", n.name))
 
@@ -264,7 +267,7 @@ def discover(cluster, master_selector: str | None = None, worker_selector: str |
         cni_agent=agent,
         kube_proxy=kube_proxy_daemonset(daemonsets),
         service_cidrs=service_cidrs(cluster),
-        version=cluster.version_api.get_code().git_version,
+        version=cluster.version or cluster.version_api.get_code().git_version,  # read by the preflight
         dns_service=dns,
         dns_nodes=dns_nodes,
     )

@@ -89,6 +89,17 @@ def test_a_backend_is_not_given_up_on_after_one_round_with_a_request_lost(tmp_pa
     assert results["worker-9"].tries >= 2 * (math.log(2) + 6.9)  # one round (8 requests) is not enough
 
 
+def test_the_backends_of_a_large_cluster_are_reported_whole(tmp_path):
+    """Sixty expected backends, one answering: the line names them all (cut at 400 characters it lost the
+    answering one: worker-1 read as never answered)."""
+    want = "+".join(["worker-1", *(f"worker-{i}" for i in range(100, 159))])
+    targets = [Target("external-ip", "*", "backends", "10.99.0.1", "9376", (want, "1"))]
+    stdout, _ = fan_out(tmp_path, targets)
+    results = {r.target: r for r in paths.parse("src", "pod", targets, stdout, None)}
+    assert results["worker-1"].outcome == "ok" and results["worker-158"].outcome == "timeout"
+    assert "answered: worker-1;" in results["worker-158"].detail
+
+
 def test_probes_in_flight_are_bounded_by_a_sliding_window(tmp_path):
     """Six black holes (1 s each, no retry): two at a time take three rounds; six at a time, one."""
     holes = [Target("pod-to-pod", f"hole-{i}", "tcp", "10.99.0.2", "9376") for i in range(6)]

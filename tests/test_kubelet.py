@@ -207,6 +207,21 @@ def test_nothing_readable_is_not_checked_never_passed():
     assert "configz: 404 Not Found" in result.reason
 
 
+def test_a_kubelet_with_its_debugging_handlers_off_costs_two_requests_and_says_why():
+    """Its logs/ (the query and the files) and configz are debugging handlers (server.go): the query's 405 says it
+    for all of them; stats/summary is served whatever (here a KWOK fake kubelet's 404). The same verdict as
+    asking each: not checked, every signal named."""
+    off = api_error(405, "Method Not Allowed", "Debug endpoints are disabled.\n")
+    proxy = FakeNodeProxy({query("kubelet"): off, ("logs/kubelet.log", ()): off, ("logs/kubelet/kubelet.log", ()): off})
+    result = kubelet.cgroups_verdict(proxy, "kwok-worker-7").result()
+    assert [path for path, _ in proxy.asked] == ["logs/", "stats/summary"]
+    assert result.status == "not checked" and result.reason == (
+        "kubelet log: node log query ?query=kubelet: 405 Method Not Allowed: Debug endpoints are disabled. "
+        "(so are the log files under logs/); stats/summary: stats/summary: 404 Not Found: 404 page not found; "
+        "configz: configz: not served: the kubelet's debugging handlers are off (enableDebuggingHandlers: false), "
+        "as its logs/ answered")
+
+
 def test_a_missing_permission_is_named_in_one_line():
     rbac = json.dumps({"kind": "Status", "message": 'nodes "worker-1" is forbidden: User "system:serviceaccount:'
                        'seatrials:seatrials" cannot get resource "nodes/proxy" in API group "" at the cluster scope'})

@@ -2,6 +2,7 @@
 known to be lost (so the run stops as INCOMPLETE) when it cannot be renewed or another run holds it.
 The Lease lifecycle against a real apiserver is proved in tests/e2e."""
 
+import copy
 import datetime as dt
 import threading
 from types import SimpleNamespace as NS
@@ -17,7 +18,7 @@ class Coordination:
     """A Lease store like the apiserver's: 409 on create when it exists, resource versions on replace."""
 
     def __init__(self, lease=None):
-        self.lease, self.fail_next = lease, []
+        self.lease, self.fail_next, self.requests = lease, [], 0
         self.mutex = threading.Lock()
 
     def _maybe_fail(self):
@@ -27,24 +28,41 @@ class Coordination:
     def create_namespaced_lease(self, namespace, body):
         with self.mutex:
             self._maybe_fail()
+            self.requests += 1
             if self.lease is not None:
                 raise ApiException(status=409, reason="Conflict")
-            self.lease = body
+            return self._store(body)
 
     def read_namespaced_lease(self, name, namespace):
         with self.mutex:
             self._maybe_fail()
+            self.requests += 1
             if self.lease is None:
                 raise ApiException(status=404, reason="Not Found")
-            return self.lease
+            return copy.deepcopy(self.lease)
 
     def replace_namespaced_lease(self, name, namespace, body):
         with self.mutex:
             self._maybe_fail()
-            self.lease = body
+            self.requests += 1
+            if self.lease is None or body.metadata.resource_version != self.lease.metadata.resource_version:
+                raise ApiException(status=409, reason="Conflict")
+            return self._store(body)
 
-    def delete_namespaced_lease(self, name, namespace):
+    def _store(self, body):
+        """As the apiserver keeps it: a new resource version on every write; the caller gets a copy."""
+        self.lease = copy.deepcopy(body)
+        self.lease.metadata.resource_version = str(int(self.lease.metadata.resource_version or 0) + 1)
+        return copy.deepcopy(self.lease)
+
+    def delete_namespaced_lease(self, name, namespace, body=None):
         with self.mutex:
+            self.requests += 1
+            if self.lease is None:
+                raise ApiException(status=404, reason="Not Found")
+            version = body.preconditions.resource_version if body and body.preconditions else None
+            if version and version != self.lease.metadata.resource_version:
+                raise ApiException(status=409, reason="Conflict")
             self.lease = None
 
 
@@ -101,5 +119,31 @@ def test_a_lock_another_run_took_is_lost():
     mine.acquire(wait=0)
     mine._stop.set()
     coord.lease = held_by("other-run", renewed_ago=0)
+    coord.lease.metadata.resource_version = "7"  # its own write
     mine.renew()
     assert mine.lost == "run other-run holds the lock now"
+
+
+def test_release_is_one_request_and_leaves_another_runs_lease_alone():
+    coord = Coordination()
+    mine = lock.ClusterLock(NS(coordination=coord), "run")
+    mine.acquire(wait=0)
+    before = coord.requests
+    mine.release()
+    assert coord.lease is None and coord.requests - before == 1
+    theirs = held_by("other-run", renewed_ago=0)
+    theirs.metadata.resource_version = "9"
+    coord.lease = theirs  # taken over after this run lost it
+    mine.release()
+    assert coord.lease is theirs
+
+
+def test_a_renewal_is_one_request():
+    coord = Coordination()
+    mine = lock.ClusterLock(NS(coordination=coord), "run")
+    mine.acquire(wait=0)
+    mine._stop.set()
+    before = coord.requests
+    for _ in range(5):
+        mine.renew()
+    assert coord.requests - before == 5 and mine.lost is None and coord.lease.metadata.resource_version == "6"

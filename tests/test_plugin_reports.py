@@ -179,7 +179,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cause(*ids): causes")
     config.addinivalue_line("markers", "area(name): area")
     settings = Settings(kubeconfig=None, context="lab", reports_dir=config.rootpath / "reports")
-    cluster = SimpleNamespace(server="https://127.0.0.1:6443", context="lab", kubeconfig={}, requests_made=7)
+    cluster = SimpleNamespace(server="https://127.0.0.1:6443", context="lab", kubeconfig={},
+                              requests_by_endpoint={"GET /version": 7})
     nodes = [Node("master-1", "master", "10.240.0.11", "aws:///eu-west-1a/i-0aaa"),
              Node("worker-1", "worker", "10.240.0.21", "aws:///eu-west-1a/i-0bbb")]
     config.stash[STATE] = Run(settings, cluster=cluster, topology=Topology(nodes, ("10.32.0.1", 443),
@@ -216,6 +217,7 @@ def test_a_whole_run_leaves_the_signoff_its_pages_and_completed_junit_and_allure
     reports = pytester.path / "reports"
     signoff = json.loads((reports / "signoff.json").read_text())
     [cause] = signoff["causes"]
+    assert signoff["api_requests"] == 7 and signoff["api_requests_by_endpoint"] == {"GET /version": 7}
     assert [(x["node"], x["instance"]) for x in cause["subjects"]] == [("worker-1", "i-0bbb")]
     assert signoff["checks"][0]["evidence"][0] == "pod-to-apiserver worker-1 -> 10.240.0.11:6444: timeout"
     assert (reports / "causes" / "sg-node-to-apiserver.html").exists() and (reports / "signoff.html").exists()

@@ -3,9 +3,14 @@ never by waiting out the readiness timeout. Objects are built with the Kubernete
 as the API returns them; the lab-backed tests prove it on a real cluster (tests/e2e)."""
 
 import datetime as dt
+import json
+import threading
 import time
+from collections import Counter
+from types import SimpleNamespace
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from seatrials.network import readiness
 from seatrials.network.readiness import ProbeStatus, apply_events, apply_nodes, apply_pods, wait_ready
@@ -119,29 +124,80 @@ def test_a_taken_host_port_is_told_by_the_scheduler():
     assert s.cause == "probe-host-port-taken" and "free ports" in s.reason and not s.final  # a grace first
 
 
+class Stream:
+    """A watch's answer: its events as JSON lines, each after `delay` seconds, then open until it is stopped."""
+
+    def __init__(self, events, delay):
+        self.events, self.delay, self.closed = events, delay, threading.Event()
+        self.connection = SimpleNamespace(sock=SimpleNamespace(shutdown=lambda how: self.closed.set()))
+
+    def stream(self, amt=None, decode_content=False):
+        for kind, obj in self.events:
+            if self.closed.wait(self.delay):
+                return
+            yield (json.dumps({"type": kind, "object": client.ApiClient().sanitize_for_serialization(obj)})
+                   + "\n").encode()
+        self.closed.wait(30)
+
+    def close(self):
+        self.closed.set()
+
+    def release_conn(self):
+        pass
+
+
 class Api:
-    """list_* answers of a cluster where worker-2's kubelet is down and the rest is healthy."""
+    """list and watch answers of a cluster where worker-2's kubelet is down and the rest is healthy: worker-1's
+    pod-network probe turns ready `later` seconds after the first look (the pods' watch tells)."""
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, later=0.0, watch=True):
+        self.requests, self.later, self.watch, self.read_timeouts = Counter(), later, watch, []
 
-    def list_namespaced_pod(self, namespace, label_selector):
-        self.calls += 1
-        return client.V1PodList(items=[pod("p1", "worker-1", ready=True),
-                                       pod("h1", "worker-1", "host-network", ready=True),
-                                       pod("p2", "worker-2"), pod("h2", "worker-2", "host-network")])
+    def _answer(self, what, items, kwargs, events=()):
+        self.requests[f"{'watch' if kwargs.get('watch') else 'list'} {what}"] += 1
+        if kwargs.get("watch"):
+            self.read_timeouts.append(kwargs["_request_timeout"][1])
+            if not self.watch:
+                raise ApiException(status=403, reason="Forbidden")
+            return Stream(events, self.later)
+        return SimpleNamespace(metadata=client.V1ListMeta(resource_version="1"), items=items)
 
-    def list_node(self):
-        return client.V1NodeList(items=[node("worker-1"), node("worker-2", "Unknown",
-                                                                "Kubelet stopped posting node status.")])
+    def list_namespaced_pod(self, namespace, label_selector, **kwargs):
+        """:rtype: V1PodList"""
+        ready = pod("p1", "worker-1", ready=True)
+        waiting = pod("p1", "worker-1") if self.later else ready
+        return self._answer("pods", [waiting, pod("h1", "worker-1", "host-network", ready=True),
+                                     pod("p2", "worker-2"), pod("h2", "worker-2", "host-network")],
+                            kwargs, [("MODIFIED", ready)])
 
-    def list_namespaced_event(self, namespace):
-        return client.CoreV1EventList(items=[])
+    def list_node(self, **kwargs):
+        """:rtype: V1NodeList"""
+        return self._answer("nodes", [node("worker-1"), node("worker-2", "Unknown",
+                                                             "Kubelet stopped posting node status.")], kwargs)
+
+    def list_namespaced_event(self, namespace, **kwargs):
+        """:rtype: CoreV1EventList"""
+        return self._answer("events", [], kwargs)
 
 
 def test_the_wait_ends_as_soon_as_every_probe_is_ready_or_failed_for_good():
-    cluster = type("Cluster", (), {"core": Api()})()
+    cluster = SimpleNamespace(core=Api())
     started = time.monotonic()
     found = wait_ready(cluster, "ns", "r", ["worker-1", "worker-2"], timeout=180)
     assert time.monotonic() - started < 1  # not the 180 s timeout
     assert found[("pod", "worker-1")].ready and found[("host", "worker-2")].cause == "node-not-ready"
+
+
+def test_a_long_wait_costs_a_list_and_a_watch_of_each_kind_not_a_list_a_poll():
+    api = Api(later=1.5 * readiness.POLL * readiness.SLOW_POLL_EVERY)  # six polls, two of them slow
+    found = wait_ready(SimpleNamespace(core=api), "ns", "r", ["worker-1", "worker-2"], timeout=180)
+    assert found[("pod", "worker-1")].ready
+    assert api.requests == {f"{verb} {what}": 1 for verb in ("list", "watch") for what in ("pods", "nodes", "events")}
+    assert min(api.read_timeouts) > 180  # a watch outlasts the wait however quiet (the usual 30 s read ended it)
+
+
+def test_without_the_right_to_watch_it_lists_as_it_polls():
+    api = Api(watch=False)
+    found = wait_ready(SimpleNamespace(core=api), "ns", "r", ["worker-1", "worker-2"], timeout=180)
+    assert found[("pod", "worker-1")].ready and found[("host", "worker-2")].cause == "node-not-ready"
+    assert api.requests["list pods"] >= 1 and api.requests["watch pods"] == 1  # refused once, never asked again

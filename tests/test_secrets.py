@@ -32,7 +32,7 @@ def pytest_configure(config):
                         extra_secrets=[S["awssecret"], S["harborpassword"]])
     users = [{{"name": "u", "user": {{"token": S["token"], "client-key-data": S["clientkey"]}}}}]
     cluster = SimpleNamespace(server="https://127.0.0.1:6443", context="lab", kubeconfig={{"users": users}},
-                              requests_made=7)
+                              requests_by_endpoint={{"GET /version": 7}})
     topology = Topology([Node("master-1", "master", "10.240.0.11")], ("10.32.0.1", 443), [("10.240.0.11", 6444)],
                         "other")
     config.stash[STATE] = Run(settings, cluster=cluster, topology=topology, run_id="r1")

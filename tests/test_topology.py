@@ -85,3 +85,26 @@ def test_topology_survives_json_for_xdist_workers():
     t = topology.Topology([topology.to_node(node("worker-1"), "worker")], ("10.32.0.1", 443),
                           [("10.240.0.11", 6444)], "other", dns_service=("10.32.0.10", 53), dns_nodes=["worker-1"])
     assert topology.Topology.from_json(t.to_json()) == t
+
+
+class Nodes:
+    """list_node over labelled nodes, a label selector of one `key=value` as the apiserver applies it."""
+
+    def __init__(self, nodes):
+        self.nodes, self.asked = nodes, []
+
+    def list_node(self, label_selector=None):
+        self.asked.append(label_selector)
+        key, _, value = (label_selector or "").partition("=")
+        return SimpleNamespace(items=[n for n in self.nodes if not key or n.metadata.labels.get(key) == value])
+
+
+def test_with_both_selectors_the_nodes_are_read_in_two_lists_not_three():
+    core = Nodes([node("m", {"fake": "master"}), node("w", {"fake": "worker"}), node("lab-master-1"),
+                  node("m2", {"fake": "master"})])
+    found = topology.discover_nodes(SimpleNamespace(core=core), "fake=master", "fake=worker")
+    assert [(n.name, n.role) for n in found] == [("m", "master"), ("m2", "master"), ("w", "worker")]
+    assert core.asked == ["fake=master", "fake=worker"]
+    core.asked.clear()
+    masters_only = topology.discover_nodes(SimpleNamespace(core=core), "fake=master", None)
+    assert [n.name for n in masters_only if n.role == "worker"] == ["lab-master-1", "w"] and len(core.asked) == 2

@@ -59,6 +59,7 @@ NOT_READY = "one worker NotReady (its kubelet stopped)"
 FAKE_BROKEN = "pod network broken (stand-in: every fake node's pod IPs dropped)"
 SIGNED_OFF = "SIGNED OFF"  # the suite's verdict for a healthy cluster (signoff.json)
 # seatrials bench's timings, in the order of a run
+TOP_ENDPOINTS = 8  # endpoints named per scenario in the bench's table
 PHASES = ("collect", "deploy", "ready", "measure", "diagnose", "checks", "report")
 
 
@@ -299,6 +300,10 @@ def bench_table(rows: list[dict]) -> str:
             lines.append(f"{label}: phases (median s) " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
                          + f"; peak RSS {max(r['peak_rss_mib'] for r in mine)} MiB; "
                          f"JUnit {max(r['junit_mib'] or 0 for r in mine)} MiB")
+    for label in medians:  # where the requests go (the first run's count per endpoint, the most first)
+        if by := next((r.get("api_requests_by_endpoint") for r in rows if r["label"] == label), None):
+            lines.append(f"{label}: API requests by endpoint (run 1) "
+                         + ", ".join(f"{endpoint} {n}" for endpoint, n in list(by.items())[:TOP_ENDPOINTS]))
     for r in rows:  # a healthy lab must sign off every time: say what failed, and where its reports are
         if r["label"] == HEALTHY and r["verdict"] != SIGNED_OFF:
             lines.append(f"{HEALTHY} run {r['run']}: {r['verdict']} (reports {r.get('reports') or 'not kept'}): "

@@ -61,8 +61,17 @@ class KubeletUnreachable(Unreadable):
     """The apiserver could not reach the kubelet at all: every other read of it would fail the same way."""
 
 
+class HandlerOff(Unreadable):
+    """The kubelet answered that the handler behind a path is switched off: it answers every path it serves so."""
+
+
 # The apiserver's words when its proxy cannot reach a kubelet (dial errors, an unknown node address).
 UNREACHABLE = re.compile(r"error trying to reach service|dial tcp|no route to host|connection refused|i/o timeout")
+# The kubelet's 405 for a handler switched off (pkg/kubelet/server/server.go): "Debug endpoints are disabled."
+# (enableDebuggingHandlers: false; the debugging handlers are logs/ and configz, among others) or "logs endpoint
+# is disabled." (enableSystemLogHandler: false). KWOK's fake kubelets answer the first.
+DEBUGGING_OFF = "Debug endpoints are disabled"
+HANDLER_OFF = re.compile(rf"{DEBUGGING_OFF}|logs endpoint is disabled")
 
 
 def read_failure(exc: Exception) -> str:
@@ -127,6 +136,8 @@ def service_log(cluster, node: str, service: str, files: tuple[str, ...]) -> Log
     reasons = []
     try:
         return query_log(cluster, node, service)
+    except HandlerOff as exc:  # the files under logs/ would answer the same: one request says it for all
+        raise Unreadable(f"{exc} (so are the log files under logs/)") from None
     except KubeletUnreachable:
         raise
     except Unreadable as exc:
@@ -174,7 +185,8 @@ def fetch(cluster, node: str, path: str, query: dict | None, label: str) -> str:
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
         why = read_failure(exc)
         gone = isinstance(exc, ApiException) and exc.status in (500, 502, 503) and UNREACHABLE.search(why)
-        raise (KubeletUnreachable if gone else Unreadable)(f"{label}: {why}") from None
+        off = isinstance(exc, ApiException) and exc.status == 405 and HANDLER_OFF.search(why)
+        raise (KubeletUnreachable if gone else HandlerOff if off else Unreadable)(f"{label}: {why}") from None
 
 
 @dataclass(frozen=True)
@@ -252,7 +264,12 @@ def cgroups_verdict(cluster, node: str) -> Verdict:
         verdict.add("kubelet", "unreadable", f"the apiserver cannot reach the kubelet of {node}: {exc}")
         return verdict
     summary_fault, summary_ok = summary_signal(verdict, cluster, node, errors)
-    if errors or summary_fault or not (log_ok and summary_ok):  # configz only corroborates or stands in
+    if not (errors or summary_fault or not (log_ok and summary_ok)):  # configz only corroborates or stands in
+        return verdict
+    if any(DEBUGGING_OFF in o.detail for o in verdict.of_state("unreadable")):  # configz is a debugging handler
+        verdict.add("configz", "unreadable", "configz: not served: the kubelet's debugging handlers are off "
+                                             "(enableDebuggingHandlers: false), as its logs/ answered")
+    else:
         configz_signal(verdict, cluster, node, corroborated=bool(errors) or summary_fault,
                        other_readable=log_ok or summary_ok)
     return verdict

@@ -38,7 +38,8 @@ class Routes(list):
 
     @cached_property
     def by_prefix(self) -> dict:
-        return {r.prefix: r for r in self}
+        """By the prefix's text: a string's hash is computed once, an IPv4Network's on every lookup (N² of them)."""
+        return {str(r.prefix): r for r in self}
 
 
 @cache
@@ -47,18 +48,26 @@ def network(cidr: str) -> ipaddress.IPv4Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
+@cache
+def canonical(cidr: str) -> str:
+    return str(network(cidr))
+
+
 def parse_routes(text: str) -> Routes:
     """`ip -4 route` output (busybox or iproute2), one route a line; unparsable lines are skipped."""
-    routes = Routes()
+    routes, by_prefix = Routes(), {}
     for line in text.replace("\t", "\n").splitlines():
         m = ROUTE.match(line.strip())
         if not m:
             continue
-        prefix = DEFAULT if m["prefix"] == "default" else network(m["prefix"])
+        default = m["prefix"] == "default"
+        prefix = DEFAULT if default else network(m["prefix"])
         words = m["rest"].split()
         via = words[words.index("via") + 1] if "via" in words[:-1] else None
         dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
         routes.append(Route(prefix, via, dev))
+        by_prefix[str(DEFAULT) if default else canonical(m["prefix"])] = routes[-1]
+    routes.by_prefix = by_prefix  # from the texts as read (cached): the same prefixes recur in every node's table
     return routes
 
 
@@ -67,7 +76,7 @@ def route_to(routes: list[Route], cidr: str) -> Route | None:
     packets for those pods when it knows of them (a default route leads to the VPC router, which drops
     pod IPs it has no route for)."""
     net = network(cidr)
-    if isinstance(routes, Routes) and (exact := routes.by_prefix.get(net)):  # nothing is more specific
+    if isinstance(routes, Routes) and (exact := routes.by_prefix.get(canonical(cidr))):  # nothing is more specific
         return exact
     covering = [r for r in routes if r.prefix != DEFAULT and net.subnet_of(r.prefix)]
     return max(covering, key=lambda r: r.prefix.prefixlen, default=None)

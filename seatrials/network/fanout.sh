@@ -98,7 +98,8 @@ backends() {
     [ "$now" -ge $deadline ] && { [ -n "$errors" ] && [ $n -ge "$suspect" ] || [ $n -ge "$enough" ]; } && break
   done
   rm -rf "$replies"
-  report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
+  # kept whole (every backend's name: thousands of characters on hundreds of nodes; the errors cut at 200)
+  LIMIT=$((400 + 80 * nwant)) report "$id" 0 "$n" "seen=[$seen] missing=[$missing ] errors=[$(echo "$errors" | cut -c1-200)]"
 }
 
 # The window: a FIFO holding one line per free slot; a probe takes one before it

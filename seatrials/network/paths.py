@@ -18,6 +18,7 @@ from importlib import resources
 from kubernetes.client.rest import ApiException
 
 from seatrials.cluster import one_line
+from seatrials.network.cases import name_list
 
 FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
 MAX_PARALLEL_EXECS = 16
@@ -47,7 +48,7 @@ EVIDENCE_KINDS = {
 KUBE_PROXY_HEALTH_PORT = 10256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 6·N² of them in a run's plan
 class Target:
     kind: str
     target: str  # node name, or ip:port for apiserver endpoints, or the DNS name
@@ -82,14 +83,16 @@ class ProbeResult:
         return f"{self.kind} {self.source} -> {self.target} ({self.address}): {self.outcome}" + (
             f" after {self.tries} tries" if self.tries > 1 else "") + (f", {self.detail}" if self.detail else "")
 
-    def to_json(self) -> list:
-        """As a row: hundreds of thousands of them at a few hundred nodes."""
-        return [self.kind, self.source, self.target, self.address, self.outcome, self.detail, self.tries]
+    def to_row(self, strings: dict[str, int]) -> list:
+        """As a row of references into `strings` (grown here): hundreds of thousands of rows at a few hundred
+        nodes, their names and texts repeated across sources."""
+        return [strings.setdefault(v, len(strings)) for v in (self.kind, self.source, self.target, self.address,
+                                                               self.outcome, self.detail)] + [self.tries]
 
     @classmethod
-    def from_json(cls, row: list) -> ProbeResult:
-        """The names and texts repeat across sources (interned: one copy each)."""
-        return cls(*(sys.intern(v) for v in row[:6]), row[6])
+    def from_row(cls, row: list, strings: list[str]) -> ProbeResult:
+        """Each string once, however many rows name it."""
+        return cls(*(strings[i] for i in row[:6]), row[6])
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
     """Targets of every source, keyed by (side, node): every other node, or the ones `sampled` for it
     (network.cases), and the node itself where a path may end there. Pure: no cluster access."""
     service_ip, service_port = topology.api_service
+    pod_port, host_port = str(settings.pod_port), str(settings.host_port)  # one string each for 6·N² targets
     plans: dict[tuple[str, str], list[Target]] = {}
 
     def among(probes: dict[str, ProbePod], node: str, itself: bool) -> dict[str, ProbePod]:
@@ -121,9 +125,9 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
 
     for node in pod_probes:
         pods = among(pod_probes, node, itself=True)
-        targets = [Target("pod-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
+        targets = [Target("pod-to-pod", dst, "tcp", p.ip, pod_port) for dst, p in pods.items()]
         targets += [Target("pod-to-pod-icmp", dst, "icmp", p.ip) for dst, p in pods.items()]
-        targets += [Target("pod-to-node", dst, "tcp", h.ip, str(settings.host_port))
+        targets += [Target("pod-to-node", dst, "tcp", h.ip, host_port)
                     for dst, h in among(host_probes, node, itself=False).items()]
         targets.append(Target("pod-to-service", f"{service_ip}:{service_port}", "tcp", service_ip,
                               str(service_port)))
@@ -135,8 +139,8 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
     all_ips = "+".join(sorted(h.ip for h in host_probes.values()))
     for node in host_probes:
         pods, hosts = among(pod_probes, node, itself=True), among(host_probes, node, itself=False)
-        targets = [Target("host-to-pod", dst, "tcp", p.ip, str(settings.pod_port)) for dst, p in pods.items()]
-        targets += [Target("host-to-host", dst, "tcp", h.ip, str(settings.host_port)) for dst, h in hosts.items()]
+        targets = [Target("host-to-pod", dst, "tcp", p.ip, pod_port) for dst, p in pods.items()]
+        targets += [Target("host-to-host", dst, "tcp", h.ip, host_port) for dst, h in hosts.items()]
         if pods and external_ips:  # every externalIP leads to any backend: the ones probed are the ones expected
             node_ips = all_ips if sampled is None else "+".join(sorted(h.ip for h in (hosts | {node: host_probes[node]}
                                                                                        ).values()))
@@ -148,6 +152,7 @@ def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, Probe
     return plans
 
 
+ERRORS_SHOWN = 200  # characters of a backend probe's errors in each missing backend's detail (fanout.sh's cut)
 BACKENDS = re.compile(r"seen=\[(?P<seen>[^\]]*)\] missing=\[(?P<missing>[^\]]*)\] errors=\[(?P<errors>.*)\]")
 
 
@@ -221,20 +226,23 @@ def evidence_of(kind: str, outcome: str, out: str, detail: str) -> tuple[str, st
 
 
 def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeResult]:
+    """One result per backend. The address (every externalIP: N of them) is one string for all of a source's
+    backends, and what a backend answered one per backend for every source: a copy each would be N³ bytes."""
     m = BACKENDS.search(out)
     seen = set(m["seen"].split()) if m else set()
     errors = m["errors"].strip() if m else out
+    asked, missed = sys.intern(f"{t.address}:{t.port}"), sys.intern(f"{t.address.replace('+', ',')}:{t.port}")
+    answered = f"answered: {name_list(seen) if seen else 'none'}; errors: {errors[:ERRORS_SHOWN] or 'none'}"
     results = []
     for backend in t.extra[0].split("+"):
         if backend in seen:  # its requests sample the backends: not retries, so no tries (a retry means flaky)
-            results.append(ProbeResult("external-ip", source, backend, f"{t.address}:{t.port}", "ok",
-                                       f"backend on {backend} answered"))
+            results.append(ProbeResult("external-ip", source, backend, asked, "ok",
+                                       sys.intern(f"backend on {backend} answered")))
         else:
             outcome = classify(1, errors) if errors else "timeout"
             results.append(ProbeResult(
-                "external-ip", source, backend, f"{t.address.replace('+', ',')}:{t.port}", outcome,
-                f"backend on {backend} never answered in {tries} requests; "
-                f"answered: {', '.join(sorted(seen)) or 'none'}; errors: {errors or 'none'}", tries))
+                "external-ip", source, backend, missed, outcome,
+                f"backend on {backend} never answered in {tries} requests; {answered}", tries))
     return results
 
 
@@ -242,8 +250,8 @@ def not_run(source: str, targets: list[Target], why: str) -> list[ProbeResult]:
     results = []
     for t in targets:
         backends = t.extra[0].split("+") if t.mode == "backends" else [t.target]
-        results += [ProbeResult(t.kind, source, b, f"{t.address}:{t.port}".rstrip(":-"), "not-run", why)
-                    for b in backends]
+        address = f"{t.address}:{t.port}".rstrip(":-")  # one string for all of a target's backends
+        results += [ProbeResult(t.kind, source, b, address, "not-run", why) for b in backends]
     return results
 
 

@@ -1,8 +1,9 @@
 """Waiting for the probes, and telling for each node why its probe does not run.
 
 A probe that the cluster has already said cannot run is never waited for:
-each poll reads the probe pods, and every few polls the nodes and the events
-of the run's namespace, and settles a probe as soon as the reason is final:
+each poll looks at the probe pods, and every few polls at the nodes and the
+events of the run's namespace (each kept current by one watch: a handful of
+requests however long the wait), and settles a probe as soon as the reason is final:
 
 - its node's kubelet stopped posting status (Ready Unknown): at once;
 - its image cannot be pulled, or the scheduler finds its host port taken:
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from kubernetes.client.rest import ApiException
 
 from seatrials.causes import UNKNOWN
-from seatrials.cluster import SetupError
+from seatrials.cluster import Mirror, SetupError
 from seatrials.topology import node_not_ready
 
 NODE_NOT_READY = "node-not-ready"
@@ -199,20 +200,28 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
             return ""
         return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-300:]
 
-    while True:
-        pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector)
-        apply_pods(status, pods.items, crash_log)
-        if polls % SLOW_POLL_EVERY == 0:
-            apply_nodes(status, cluster.core.list_node().items, nodes)
-            by_name = {p.metadata.name: (SIDES.get((p.metadata.labels or {}).get("seatrials.io/probe")),
-                                         target_node(p)) for p in pods.items}
-            events = [e for e in cluster.core.list_namespaced_event(namespace).items
-                      if e.involved_object.name in by_name or run_id in e.involved_object.name]
-            apply_events(status, events, by_name)
-        polls += 1
-        if all(s.settled for s in status.values()) or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL)
+    mirrors = (Mirror(cluster.core.list_namespaced_pod, namespace, label_selector=selector, seconds=timeout),
+               Mirror(cluster.core.list_node, seconds=timeout),
+               Mirror(cluster.core.list_namespaced_event, namespace, seconds=timeout))
+    pod_mirror, node_mirror, event_mirror = mirrors
+    try:
+        while True:
+            pods = pod_mirror.items()
+            apply_pods(status, pods, crash_log)
+            if polls % SLOW_POLL_EVERY == 0:
+                apply_nodes(status, node_mirror.items(), nodes)
+                by_name = {p.metadata.name: (SIDES.get((p.metadata.labels or {}).get("seatrials.io/probe")),
+                                             target_node(p)) for p in pods}
+                events = [e for e in event_mirror.items()
+                          if e.involved_object.name in by_name or run_id in e.involved_object.name]
+                apply_events(status, events, by_name)
+            polls += 1
+            if all(s.settled for s in status.values()) or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL)
+    finally:
+        for mirror in mirrors:
+            mirror.stop()
     for s in status.values():
         if not s.settled:
             s.reason = f"not ready after --ready-timeout {timeout:g} s: {s.reason}"

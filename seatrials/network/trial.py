@@ -52,6 +52,7 @@ class Trial:
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _rows: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _diagnosis: Diagnosis | None = field(default=None, init=False, repr=False, compare=False)
+    _routes: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._rows = {}
@@ -64,30 +65,37 @@ class Trial:
 
     # ------------------------------------------------------------ persistence
     def to_json(self, results: bool = True) -> dict:
+        """Its results as rows of references into a table of their strings: hundreds of thousands of rows at a
+        few hundred nodes name a few thousand distinct strings (an externalIP row alone lists every node's IP)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return {**data, "channels": [asdict(c) for c in self.channels],
-                "results": [r.to_json() for r in self.results] if results else []}
+        strings: dict[str, int] = {}
+        rows = [r.to_row(strings) for r in self.results] if results else []
+        return {**data, "channels": [asdict(c) for c in self.channels], "results": rows, "strings": list(strings)}
 
     def write(self, path: Path) -> None:
-        """As to_json, its results streamed a row at a time (a million rows at 500 nodes)."""
+        """As to_json, its results streamed a row at a time (a million rows at 500 nodes), the strings after."""
         head = self.to_json(results=False)
-        del head["results"]
+        del head["results"], head["strings"]
+        strings: dict[str, int] = {}
         with open(path, "w") as out:
             out.write(json.dumps(head)[:-1] + ', "results": [')
             for i, r in enumerate(self.results):
-                out.write(("," if i else "") + json.dumps(r.to_json()))
-            out.write("]}")
+                out.write(("," if i else "") + json.dumps(r.to_row(strings)))
+            out.write(f'], "strings": {json.dumps(list(strings))}}}')
 
     @classmethod
     def from_json(cls, data: dict) -> Trial:
+        strings = data.pop("strings")
         return cls(**{**data, "channels": [ControlChannel(**c) for c in data["channels"]],
-                      "results": [ProbeResult.from_json(r) for r in data["results"]],
+                      "results": [ProbeResult.from_row(r, strings) for r in data["results"]],
                       "window": tuple(data["window"]) if data.get("window") else None})
 
     # ------------------------------------------------------------ judging
     def evidence(self, topology) -> Evidence:
         """What the run knows beyond the matrix: the API's answers, and what each node's probe read of it."""
-        routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        if self._routes is None:  # parsed once: hundreds of tables of hundreds of routes at scale
+            self._routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
+        routes = self._routes
         kube_proxy = {r.source: "" if r.ok else f"{r.outcome}: {r.detail}" for r in self.results
                       if r.kind == "kube-proxy" and r.outcome != "not-run"}
         return Evidence(

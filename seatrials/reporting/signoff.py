@@ -63,7 +63,7 @@ class RunRecord:
     command: str = ""
     options: dict = field(default_factory=dict)
     required: tuple[str, ...] = ()
-    api_requests: int = 0
+    api_requests: dict[str, int] = field(default_factory=dict)  # "VERB /path/{template}" -> count
     trial_timings: dict = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     namespace_deleted: bool = False
@@ -163,11 +163,16 @@ def matrices(trial) -> dict[str, dict]:
     return out
 
 
-def api_requests(state) -> int:
-    """Requests of every process of the run (each leaves its count in the shared directory)."""
+def api_requests(state) -> dict[str, int]:
+    """Requests of every process of the run by endpoint, most first (each process leaves its counts in the
+    shared directory)."""
+    counts = Counter()
     if not state.shared or not state.shared.exists():
-        return state.cluster.requests_made if state.cluster else 0
-    return sum(int(p.read_text() or 0) for p in state.shared.glob("requests-*"))
+        counts.update(state.cluster.requests_by_endpoint if state.cluster else {})
+    else:
+        for p in state.shared.glob("requests-*.json"):
+            counts.update(json.loads(p.read_text() or "{}"))
+    return dict(counts.most_common())
 
 
 def command_line(args: list[str], secrets: list[str]) -> str:
@@ -216,7 +221,8 @@ def signoff(record: RunRecord) -> dict:
         "started": iso(record.started),
         "ended": iso(record.ended),
         "wall_seconds": round(record.ended - record.started, 1),
-        "api_requests": record.api_requests,
+        "api_requests": sum(record.api_requests.values()),
+        "api_requests_by_endpoint": record.api_requests,
         "nodes": len(record.nodes),
         "node_list": record.nodes,
         "cluster": record.fingerprint,

@@ -40,3 +40,12 @@ def test_each_scenario_keeps_its_reports_in_a_folder_of_its_own(tmp_path):
     paths = suite.Paths.from_env()
     assert suite.bench_reports(paths, suite.BROKEN).name == "pod-network-broken-ec2-source-dest-check-on-every-node"
     assert suite.bench_reports(paths, suite.HEALTHY).parent == paths.lab.parent / "reports" / "bench"
+
+
+def test_each_scenario_says_where_its_requests_go():
+    mine = rows(suite.HEALTHY, [5.0], [43], "SIGNED OFF")
+    mine[0]["api_requests_by_endpoint"] = {"GET /api/v1/namespaces/{namespace}/pods/{name}/exec": 6,
+                                           "GET /api/v1/nodes/{name}/proxy/stats/summary": 3}
+    assert suite.bench_table(mine).splitlines()[-1] == (
+        f"{suite.HEALTHY}: API requests by endpoint (run 1) GET /api/v1/namespaces/{{namespace}}/pods/{{name}}/exec 6, "
+        "GET /api/v1/nodes/{name}/proxy/stats/summary 3")
