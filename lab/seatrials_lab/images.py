@@ -248,6 +248,51 @@ def component_image(ref: str, bin_dir: Path) -> Image:
     return with_iptables(image) if name == "kube-proxy" else image
 
 
+# The e2e framework calls curl in its agnhost pods (upstream's image is Alpine's, with curl); this image has
+# busybox, whose wget speaks HTTP. A stand-in, labelled: the flags the framework passes, and `timeout N wget`
+# (Debian's static busybox crashes on wget -T). It exits like curl: 0 on any HTTP answer, 28 on a timeout,
+# 7 when it could not connect; -w prints %{http_code}, -i the headers, -o FILE the body elsewhere.
+CURL_STANDIN = r"""#!/bin/sh
+# curl stand-in of the seatrials lab's agnhost image (lab/seatrials_lab/images.py): not curl
+out=- fmt= max= connect= url= headers=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o|--output) out=$2; shift 2 ;;
+    -w|--write-out) fmt=$2; shift 2 ;;
+    -m|--max-time) max=$2; shift 2 ;;
+    --connect-timeout) connect=$2; shift 2 ;;
+    -i|--include) headers=1; shift ;;
+    -*) shift ;;
+    *) url=$1; shift ;;
+  esac
+done
+limit=${max:-60}
+if [ -n "$connect" ] && [ $((connect + 1)) -lt "$limit" ]; then limit=$((connect + 1)); fi
+tmp=$(mktemp -d)
+timeout "$limit" wget -q -S -O "$tmp/body" "$url" 2> "$tmp/headers"
+rc=$?
+code=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$tmp/headers" | tail -n 1)
+[ -n "$headers" ] && [ "$out" = - ] && sed -n 's/^  //p' "$tmp/headers" && echo
+if [ "$out" = - ]; then cat "$tmp/body" 2> /dev/null; elif [ "$out" != /dev/null ]; then cp "$tmp/body" "$out"; fi
+[ -n "$fmt" ] && printf '%s' "$fmt" | sed "s/%{http_code}/${code:-000}/g"
+rm -rf "$tmp"
+if [ -n "$code" ]; then exit 0; elif [ $rc -eq 124 ] || [ $rc -eq 143 ]; then exit 28; else exit 7; fi
+"""
+
+
+def agnhost_image(peer_dir: Path, ref: str) -> Image:
+    """Kubernetes' agnhost test image as the e2e tests ask for it (`ref`, from `e2e.test --list-images`): the
+    agnhost built from the release (lab/build.sh --peer) at /agnhost, busybox for the shell the framework
+    execs, and the curl stand-in."""
+    image = busybox_image()
+    image.ref = ref
+    image.config = {"Entrypoint": ["/agnhost"], "Env": [PATH_ENV]}
+    image.files["agnhost"] = ((peer_dir / "agnhost").read_bytes(), 0o755)
+    image.files["usr/bin/curl"] = (CURL_STANDIN.encode(), 0o755)
+    image.links.pop("usr/bin/curl", None)
+    return image
+
+
 def shared_libraries(programs: list[Path]) -> set[Path]:
     """The shared libraries and the loader the programs need, by the paths ldd names them."""
     found = set()
