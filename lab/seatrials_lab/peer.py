@@ -30,7 +30,7 @@ FOCUS = (r"Granular Checks: Pods should function for (intra|node)-pod communicat
          r"Granular Checks: Services should function for pod-Service: http$|"
          r"Services should serve a basic endpoint from pods|"
          r"DNS should provide DNS for the cluster \[Conformance\]")
-E2E_TIMEOUT = 1800  # seconds: a broken cluster makes the e2e tests wait their own timeouts
+E2E_TIMEOUT = 900  # seconds: a broken cluster makes the e2e tests wait their own timeouts; a lab session stays short
 NETSERVERS_MAX = 10  # the e2e framework's netserver pods: one per schedulable node, at most 10 (maxNetProxyPodsCount)
 HEALTHY = "healthy"
 
@@ -87,6 +87,7 @@ def background_rate(lab: cluster.Lab, seconds: float = 10) -> float:
 
 # ---------------------------------------------------------------- the two tools
 def run_e2e(lab: cluster.Lab, built: Path, reports: Path, background: float) -> dict:
+    targets = schedulable(lab.kubectl.json("get", "nodes"))
     reports.mkdir(parents=True, exist_ok=True)
     env = suite.suite_env(lab.paths)
     argv = [str(built / "e2e.test"), f"--kubeconfig={env['KUBECONFIG']}", "--provider=skeleton",
@@ -99,13 +100,35 @@ def run_e2e(lab: cluster.Lab, built: Path, reports: Path, background: float) -> 
     after = apiserver_requests_or_none(lab)
     tests = junit_cases(reports)
     failed = {name: message for name, message in tests.items() if message is not None}
-    workers = sum(not n.is_master for n in lab.nodes)
     return {"tool": "e2e", "wall_seconds": round(wall, 1), "exit": done.returncode,
             "api_requests": round(after - before - background * wall) if None not in (before, after) else None,
-            "pairs": min(workers, NETSERVERS_MAX) if tests else 0, "tests": len(tests),
+            "pairs": e2e_pairs(tests, targets), "tests": len(tests),
             "failed": bool(failed) or done.returncode != 0,
             "named": [f"{name}: {message}" for name, message in failed.items()]
             or ([] if done.returncode == 0 else [last_lines(reports / "e2e.log")])}
+
+
+def schedulable(nodes: dict) -> int:
+    """The e2e framework's netserver targets: Ready nodes without a NoSchedule/NoExecute taint, at most 10."""
+    def ok(n: dict) -> bool:
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        tainted = any(t["effect"] in ("NoSchedule", "NoExecute") for t in n["spec"].get("taints", []))
+        return ready and not tainted and not n["spec"].get("unschedulable")
+    return min(sum(map(ok, nodes["items"])), NETSERVERS_MAX)
+
+
+def e2e_pairs(tests: dict[str, str | None], targets: int) -> int:
+    """Node pairs the e2e tests tried: each Granular Check dials from one node to the netserver on every target
+    (counted per test, so a pair two tests share counts twice: the peer's best case)."""
+    return sum("Granular Checks" in name for name in tests) * targets
+
+
+def seatrials_pairs(signoff: dict) -> int:
+    """Distinct ordered (source node, target node) pairs seatrials measured, over every path between nodes."""
+    matrix = signoff["matrix"]
+    nodes = {source for kind in matrix.values() for source in kind["sources"]}
+    return len({(source, target) for kind in matrix.values() for source, row in kind["rows"].items()
+                for target, code in zip(kind["targets"], row, strict=True) if target in nodes and code not in " -"})
 
 
 def apiserver_requests_or_none(lab: cluster.Lab) -> int | None:
@@ -116,16 +139,19 @@ def apiserver_requests_or_none(lab: cluster.Lab) -> int | None:
 
 
 def junit_cases(reports: Path) -> dict[str, str | None]:
-    """Test name -> None (passed) or the first line of its failure, from the e2e binary's JUnit file."""
+    """Test name (without ginkgo's [It] and labels) -> None (passed) or the first 160 characters of its failure,
+    from the e2e binary's JUnit files: the [sig-network] tests that ran, and any other node that failed (a
+    failed [SynchronizedBeforeSuite] skips every test)."""
     cases = {}
     for path in sorted(reports.glob("junit*.xml")):
         for case in ET.parse(path).getroot().iter("testcase"):
-            if case.find("skipped") is not None or "[sig-network]" not in case.get("name", ""):
-                continue
             failure = case.find("failure")
             if failure is None:
                 failure = case.find("error")
-            short = case.get("name").split("] ", 1)[-1]
+            name = case.get("name", "")
+            if case.find("skipped") is not None or (failure is None and "[sig-network]" not in name):
+                continue
+            short = re.sub(r"^(\[[^]]*\] )+|( \[[^]]*\])+$", "", name)
             cases[short] = None if failure is None else " ".join((failure.get("message") or failure.text or "")
                                                                  .split())[:160]
     return cases
@@ -139,9 +165,9 @@ def last_lines(log: Path) -> str:
 def run_seatrials(lab: cluster.Lab, scenario: str, reports: Path) -> dict:
     row = suite.bench_runs(lab.paths, scenario, 1, keep=reports)[0]
     signoff = json.loads((Path(row["reports"]) / "signoff.json").read_text())
-    nodes = signoff["nodes"]
     return {"tool": "seatrials", "wall_seconds": row["wall_seconds"], "api_requests": row["api_requests"],
-            "pairs": nodes * nodes, "tests": sum(row["outcomes"].values()), "failed": row["verdict"] != "SIGNED OFF",
+            "pairs": seatrials_pairs(signoff), "tests": sum(row["outcomes"].values()),
+            "failed": row["verdict"] != suite.SIGNED_OFF,
             "named": [c["id"] for c in signoff["causes"]] or row["failed"][:1] or signoff["verdict_reasons"][:1]}
 
 
