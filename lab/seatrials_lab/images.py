@@ -280,16 +280,36 @@ if [ -n "$code" ]; then exit 0; elif [ $rc -eq 124 ] || [ $rc -eq 143 ]; then ex
 """
 
 
-def agnhost_image(peer_dir: Path, ref: str) -> Image:
-    """Kubernetes' agnhost test image as the e2e tests ask for it (`ref`, from `e2e.test --list-images`): the
-    agnhost built from the release (lab/build.sh --peer) at /agnhost, busybox for the shell the framework
-    execs, and the curl stand-in."""
+# The e2e DNS test runs `dig +notcp|+tcp +noall +answer +search NAME A` in agnhost and in glibc-dns-testing
+# and wants a non-empty answer. A stand-in, labelled: busybox's nslookup (over UDP whatever the flags say; musl-
+# and glibc-like resolvers alike) printing each address found as an answer line, nothing when none is.
+DIG_STANDIN = r"""#!/bin/sh
+# dig stand-in of the seatrials lab's e2e images (lab/seatrials_lab/images.py): not dig
+name= type=A
+for a in "$@"; do
+  case "$a" in
+    +*|-*) ;;
+    A|AAAA|SRV|PTR|CNAME|TXT) type=$a ;;
+    *) [ -z "$name" ] && name=$a ;;
+  esac
+done
+nslookup -type="$type" "$name" 2> /dev/null |
+  sed -n "/^Name:/,\$ s/^Address:[[:space:]]*\([^[:space:]]*\).*/$name. 30 IN $type \1/p"
+"""
+
+
+def e2e_image(ref: str, agnhost: Path | None = None) -> Image:
+    """An image the e2e tests ask for (`ref`, from `e2e.test --list-images`): busybox for the shell the framework
+    execs, the curl and dig stand-ins, and, for agnhost's, the agnhost built from the release (lab/build.sh
+    --peer) at /agnhost, its entrypoint."""
     image = busybox_image()
     image.ref = ref
-    image.config = {"Entrypoint": ["/agnhost"], "Env": [PATH_ENV]}
-    image.files["agnhost"] = ((peer_dir / "agnhost").read_bytes(), 0o755)
-    image.files["usr/bin/curl"] = (CURL_STANDIN.encode(), 0o755)
-    image.links.pop("usr/bin/curl", None)
+    if agnhost:
+        image.config = {"Entrypoint": ["/agnhost"], "Env": [PATH_ENV]}
+        image.files["agnhost"] = (agnhost.read_bytes(), 0o755)
+    for name, script in (("curl", CURL_STANDIN), ("dig", DIG_STANDIN)):
+        image.files[f"usr/bin/{name}"] = (script.encode(), 0o755)
+        image.links.pop(f"usr/bin/{name}", None)
     return image
 
 

@@ -45,25 +45,24 @@ def peer_dir(lab: cluster.Lab) -> Path:
     return built
 
 
-def agnhost_ref(e2e: Path) -> str:
-    """The agnhost image the e2e tests of this release use."""
-    return newest_agnhost(run([str(e2e), "--list-images"], timeout=60))
-
-
-def newest_agnhost(listed: str) -> str:
-    """The newest agnhost of the images `e2e.test --list-images` lists (by tag, numerically)."""
-    tagged = [ref for ref in listed.split() if re.search(r"/e2e-test-images/agnhost:\d", ref)]
+def newest(listed: str, name: str) -> str:
+    """The newest `name` of the e2e test images `e2e.test --list-images` lists (by tag, numerically)."""
+    tagged = [ref for ref in listed.split() if re.search(rf"/e2e-test-images/{re.escape(name)}:\d", ref)]
     if not tagged:
-        raise LabError("e2e.test --list-images names no agnhost image")
+        raise LabError(f"e2e.test --list-images names no {name} image")
     return max(tagged, key=lambda ref: [int(p) for p in re.findall(r"\d+", ref.rsplit(":", 1)[1])])
 
 
-def import_agnhost(lab: cluster.Lab, built: Path) -> str:
-    ref = agnhost_ref(built / "e2e.test")
-    archive = images.archived(lab.paths, images.agnhost_image(built, ref))
+def import_e2e_images(lab: cluster.Lab, built: Path) -> list[str]:
+    """agnhost (built from the release) and glibc-dns-testing (the DNS test's second querier), as the e2e tests
+    of this release name them, into every node."""
+    listed = run([str(built / "e2e.test"), "--list-images"], timeout=60)
+    made = [images.e2e_image(newest(listed, "agnhost"), built / "agnhost"),
+            images.e2e_image(newest(listed, "glibc-dns-testing"))]
+    archives = [images.archived(lab.paths, image) for image in made]
     for n in lab.nodes:
-        node.import_images(lab.paths, n, [archive])
-    return ref
+        node.import_images(lab.paths, n, archives)
+    return [image.ref for image in made]
 
 
 # ---------------------------------------------------------------- API requests, as the apiservers count them
@@ -191,7 +190,8 @@ def bench(paths: Paths, shape: suite.Shape, chosen: tuple[str, ...] = (HEALTHY, 
         if was_up and (active := faults.active(paths)):
             raise LabError(f"faults are active ({', '.join(active)}): the comparison needs a healed lab")
         built = peer_dir(lab)
-        print(f"lab: peer: {import_agnhost(lab, built)} imported into every node", file=sys.stderr, flush=True)
+        print(f"lab: peer: {', '.join(import_e2e_images(lab, built))} imported into every node", file=sys.stderr,
+              flush=True)
         out = paths.lab.parent / "reports" / "peer"
         for scenario in chosen:
             if scenario != HEALTHY:

@@ -48,12 +48,12 @@ def test_the_newest_agnhost_is_chosen_by_number_not_by_text():
     listed = ("registry.k8s.io/e2e-test-images/agnhost:2.9\nregistry.k8s.io/e2e-test-images/agnhost:2.66.1\n"
               "gcr.io/k8s-authenticated-test/agnhost:2.70\nregistry.k8s.io/e2e-test-images/agnhost:2.55\n"
               "registry.k8s.io/e2e-test-images/busybox:1.37.0-1\n")
-    assert peer.newest_agnhost(listed) == "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
+    assert peer.newest(listed, "agnhost") == "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 
 
-def test_a_list_without_agnhost_is_one_line_of_error():
-    with pytest.raises(LabError, match="names no agnhost image"):
-        peer.newest_agnhost("registry.k8s.io/e2e-test-images/busybox:1.37.0-1\n")
+def test_a_list_without_the_image_is_one_line_of_error():
+    with pytest.raises(LabError, match="names no glibc-dns-testing image"):
+        peer.newest("registry.k8s.io/e2e-test-images/busybox:1.37.0-1\n", "glibc-dns-testing")
 
 
 def test_scenarios_keep_the_order_given_and_refuse_unknown_ones():
