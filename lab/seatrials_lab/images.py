@@ -192,12 +192,18 @@ def python_image(ref: str, venv: Path) -> Image:
     image.config["Env"] = [f"PATH={VENV_AT}/bin:{PATH_ENV.removeprefix('PATH=')}", "PYTHONDONTWRITEBYTECODE=1"]
     shared = add_tree(image, stdlib, stdlib) + add_tree(image, venv, VENV_AT, (f"#!{venv}/", f"#!{VENV_AT}/"))
     add_links_to(image, venv / "bin" / "python", venv)
-    for path in {interpreter, *shared_libraries([interpreter, *shared])}:
+    add_native(image, [interpreter], shared)
+    return image
+
+
+def add_native(image: Image, programs: list[Path], loaded: list[Path] = ()) -> None:
+    """The machine's programs at the paths it has them, with the shared libraries they and `loaded` (shared
+    objects already in the image) need, /lib and /lib64 linked into usr/ as on the machine."""
+    for path in {*programs, *shared_libraries([*programs, *loaded])}:
         image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
     image.links |= {link: f"usr/{link}" for link in ("lib", "lib64") if Path(f"/{link}").is_symlink()}
     # Every directory above them open to any user (the pod may run as nobody: /root is 0700 in busybox's).
     image.directories |= {parent: 0o755 for parent in parents([*image.files, *image.links]) if parent != "tmp"}
-    return image
 
 
 def add_links_to(image: Image, path: Path, inside: Path) -> None:
@@ -298,18 +304,36 @@ nslookup -type="$type" "$name" 2> /dev/null |
 """
 
 
+# The framework's `echo hostName | nc -v -t -w 2 HOST PORT` (Services): busybox's small nc takes neither -v nor
+# -t (it is TCP and quiet); a stand-in, labelled, that drops them and refuses UDP.
+NC_STANDIN = r"""#!/bin/sh
+# nc stand-in of the seatrials lab's e2e images (lab/seatrials_lab/images.py): busybox's small nc, not netcat
+wait=
+while [ $# -gt 2 ]; do
+  case "$1" in
+    -w) wait="-w $2"; shift 2 ;;
+    -u) echo "nc stand-in: no UDP (busybox's small nc)" >&2; exit 2 ;;
+    *) shift ;;
+  esac
+done
+exec busybox nc $wait "$1" "$2"
+"""
+DASH = Path("/usr/bin/dash")  # the e2e images' /bin/sh: busybox's own sh runs its applets before PATH's stand-ins
+
+
 def e2e_image(ref: str, agnhost: Path | None = None) -> Image:
-    """An image the e2e tests ask for (`ref`, from `e2e.test --list-images`): busybox for the shell the framework
-    execs, the curl and dig stand-ins, and, for agnhost's, the agnhost built from the release (lab/build.sh
-    --peer) at /agnhost, its entrypoint."""
+    """An image the e2e tests ask for (`ref`, from `e2e.test --list-images`): busybox's applets, the machine's dash
+    as /bin/sh, the curl, dig and nc stand-ins first on PATH (/usr/local/bin), and, for agnhost's, the agnhost
+    built from the release (lab/build.sh --peer) at /agnhost, its entrypoint."""
     image = busybox_image()
     image.ref = ref
     if agnhost:
         image.config = {"Entrypoint": ["/agnhost"], "Env": [PATH_ENV]}
         image.files["agnhost"] = (agnhost.read_bytes(), 0o755)
-    for name, script in (("curl", CURL_STANDIN), ("dig", DIG_STANDIN)):
-        image.files[f"usr/bin/{name}"] = (script.encode(), 0o755)
-        image.links.pop(f"usr/bin/{name}", None)
+    for name, script in (("curl", CURL_STANDIN), ("dig", DIG_STANDIN), ("nc", NC_STANDIN)):
+        image.files[f"usr/local/bin/{name}"] = (script.encode(), 0o755)
+    add_native(image, [DASH])
+    image.links["bin/sh"] = str(DASH)
     return image
 
 
