@@ -198,15 +198,19 @@ def bench(paths: Paths, shape: suite.Shape, chosen: tuple[str, ...] = (HEALTHY, 
                 print(f"lab: {scenario}: {faults.inject(lab, scenario)}", file=sys.stderr, flush=True)
             try:
                 background = background_rate(lab)
-                for tool in (run_seatrials(lab, scenario, out / scenario / "seatrials"),
-                             run_e2e(lab, built, out / scenario / "e2e", background)):
-                    rows.append({"scenario": scenario, **tool})
-                    print(f"lab: peer: {table_line(rows[-1])}", file=sys.stderr, flush=True)
+                shown(rows, scenario, run_seatrials(lab, scenario, out / scenario / "seatrials"))
+                shown(rows, scenario, run_e2e(lab, built, out / scenario / "e2e", background))
             finally:
                 if scenario != HEALTHY:
                     print(f"lab: {scenario}: {faults.heal(lab, scenario)}", file=sys.stderr, flush=True)
                     faults.heal_all(lab)  # and what a heal leaves (the stale front-proxy ConfigMap)
     return rows
+
+
+def shown(rows: list[dict], scenario: str, tool: dict) -> None:
+    """A tool's row, added and printed as soon as it is done."""
+    rows.append({"scenario": scenario, **tool})
+    print(f"lab: peer: {table_line(rows[-1])}", file=sys.stderr, flush=True)
 
 
 def table_line(r: dict) -> str:
