@@ -81,6 +81,14 @@ def test_the_table_gives_each_scenario_its_ratio_and_the_median():
                           "median e2e / seatrials wall time: 26.2"]
 
 
+def test_an_e2e_run_stopped_by_its_time_limit_gives_a_lower_bound():
+    rows = [row("sg-node-to-apiserver", "seatrials", 10.0, True, ["sg-node-to-apiserver"]),
+            {**row("sg-node-to-apiserver", "e2e", 600.4, True, ["DNS: Interrupted by Timeout"]), "stopped": True}]
+    lines = peer.table(rows).splitlines()
+    assert " 600.4+ " in lines[2]
+    assert lines[3] == "sg-node-to-apiserver: e2e / seatrials wall time >= 60.0"
+
+
 def node(name, ready="True", taints=(), unschedulable=False):
     return {"metadata": {"name": name}, "spec": {"taints": list(taints), "unschedulable": unschedulable},
             "status": {"conditions": [{"type": "Ready", "status": ready}]}}
