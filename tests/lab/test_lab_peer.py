@@ -83,7 +83,7 @@ def test_the_table_gives_each_scenario_its_ratio_and_the_median():
 
 def test_an_e2e_run_stopped_by_its_time_limit_gives_a_lower_bound():
     rows = [row("sg-node-to-apiserver", "seatrials", 10.0, True, ["sg-node-to-apiserver"]),
-            {**row("sg-node-to-apiserver", "e2e", 600.4, True, ["DNS: Interrupted by Timeout"]), "stopped": True}]
+            {**row("sg-node-to-apiserver", "e2e", 600.4, True, ["DNS: A suite timeout occurred"]), "stopped": True}]
     lines = peer.table(rows).splitlines()
     assert " 600.4+ " in lines[2]
     assert lines[3] == "sg-node-to-apiserver: e2e / seatrials wall time >= 60.0"
@@ -116,3 +116,9 @@ def test_seatrials_pairs_are_distinct_node_pairs_actually_measured():
     assert peer.seatrials_pairs({"matrix": matrix}) == 4
     matrix["pod-to-pod"]["rows"]["w1"] = "-o"
     assert peer.seatrials_pairs({"matrix": matrix}) == 3
+
+
+def test_the_e2e_requests_are_the_count_less_the_cluster_s_own_and_unmeasurable_below_zero():
+    assert peer.own_requests(1000, 2000, 176.4) == 824
+    assert peer.own_requests(1000, 2000, 5723.0) is None
+    assert peer.own_requests(None, 2000, 10.0) is None
