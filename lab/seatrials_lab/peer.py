@@ -202,7 +202,8 @@ def bench(paths: Paths, shape: suite.Shape, chosen: tuple[str, ...] = (HEALTHY, 
         built = peer_dir(lab)
         print(f"lab: peer: {', '.join(import_e2e_images(lab, built))} imported into every node", file=sys.stderr,
               flush=True)
-        out = paths.lab.parent / "reports" / "peer"
+        size = f"{len(lab.masters)}+{len(lab.nodes) - len(lab.masters)}"
+        out = paths.lab.parent / "reports" / "peer" / size  # e.g. reports/peer/1+2/healthy/{seatrials,e2e}
         for scenario in chosen:
             if scenario != HEALTHY:
                 print(f"lab: {scenario}: {faults.inject(lab, scenario)}", file=sys.stderr, flush=True)
