@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cluster, faults, kwok, suite
+from . import cluster, faults, kwok, peer, suite
 from .layout import CNIS, LAYOUTS, Paths
 from .shell import LabError
 
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     _size_options(bench, defaults=False)
     _version_option(bench)
     bench.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
+    bench.add_argument("--peer", action="store_true",
+                       help="Kubernetes' own e2e network tests beside the suite, healthy and with each documented "
+                            "cause injected: one table (lab/build.sh --peer builds them)")
+    bench.add_argument("--scenarios", default=",".join((peer.HEALTHY, *peer.DOCUMENTED)), metavar="LIST",
+                       help="with --peer: a comma list of healthy and cause ids to run (default all), to split the "
+                            "bench over several short lab sessions")
     bench.add_argument("--fake-nodes", type=int, default=0, metavar="N",
                        help="run the suite on N KWOK fake nodes instead of the real ones (lab/lab fake-nodes)")
     fake = commands.add_parser("fake-nodes", help="KWOK's fake nodes on the running lab: N registered and Ready "
@@ -115,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"still active (a heal leaves it, as the real fix does): {', '.join(left)}")
         elif args.command == "run-suite":
             return suite.run_suite(paths, _shape(args), args.keep, _pytest_args(args))
+        elif args.command == "bench" and args.peer:
+            print(peer.table(peer.bench(paths, _shape(args), peer.scenarios(args.scenarios))))
         elif args.command == "bench":
             print(suite.bench_table(suite.bench(paths, _shape(args), args.runs, args.fake_nodes)))
         elif args.command == "fake-nodes":

@@ -192,12 +192,18 @@ def python_image(ref: str, venv: Path) -> Image:
     image.config["Env"] = [f"PATH={VENV_AT}/bin:{PATH_ENV.removeprefix('PATH=')}", "PYTHONDONTWRITEBYTECODE=1"]
     shared = add_tree(image, stdlib, stdlib) + add_tree(image, venv, VENV_AT, (f"#!{venv}/", f"#!{VENV_AT}/"))
     add_links_to(image, venv / "bin" / "python", venv)
-    for path in {interpreter, *shared_libraries([interpreter, *shared])}:
+    add_native(image, [interpreter], shared)
+    return image
+
+
+def add_native(image: Image, programs: list[Path], loaded: list[Path] = ()) -> None:
+    """The machine's programs at the paths it has them, with the shared libraries they and `loaded` (shared
+    objects already in the image) need, /lib and /lib64 linked into usr/ as on the machine."""
+    for path in {*programs, *shared_libraries([*programs, *loaded])}:
         image.files[str(path.parent.resolve() / path.name).lstrip("/")] = (path.resolve().read_bytes(), 0o755)
     image.links |= {link: f"usr/{link}" for link in ("lib", "lib64") if Path(f"/{link}").is_symlink()}
     # Every directory above them open to any user (the pod may run as nobody: /root is 0700 in busybox's).
     image.directories |= {parent: 0o755 for parent in parents([*image.files, *image.links]) if parent != "tmp"}
-    return image
 
 
 def add_links_to(image: Image, path: Path, inside: Path) -> None:
@@ -246,6 +252,89 @@ def component_image(ref: str, bin_dir: Path) -> Image:
                   directories={"usr": 0o755, "usr/local": 0o755, "usr/local/bin": 0o755, "tmp": 0o1777,
                                "var": 0o755, "etc": 0o755, "run": 0o755})  # fmt: skip
     return with_iptables(image) if name == "kube-proxy" else image
+
+
+# The e2e framework calls curl in its agnhost pods (upstream's image is Alpine's, with curl); this image has
+# busybox, whose wget speaks HTTP. A stand-in, labelled: the flags the framework passes, and `timeout N wget`
+# (Debian's static busybox crashes on wget -T). It exits like curl: 0 on any HTTP answer, 28 on a timeout,
+# 7 when it could not connect; -w prints %{http_code}, -i the headers, -o FILE the body elsewhere.
+CURL_STANDIN = r"""#!/bin/sh
+# curl stand-in of the seatrials lab's agnhost image (lab/seatrials_lab/images.py): not curl
+out=- fmt= max= connect= url= headers=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o|--output) out=$2; shift 2 ;;
+    -w|--write-out) fmt=$2; shift 2 ;;
+    -m|--max-time) max=$2; shift 2 ;;
+    --connect-timeout) connect=$2; shift 2 ;;
+    -i|--include) headers=1; shift ;;
+    -*) shift ;;
+    *) url=$1; shift ;;
+  esac
+done
+limit=${max:-60}
+if [ -n "$connect" ] && [ $((connect + 1)) -lt "$limit" ]; then limit=$((connect + 1)); fi
+tmp=$(mktemp -d)
+timeout "$limit" wget -q -S -O "$tmp/body" "$url" 2> "$tmp/headers"
+rc=$?
+code=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$tmp/headers" | tail -n 1)
+[ -n "$headers" ] && [ "$out" = - ] && sed -n 's/^  //p' "$tmp/headers" && echo
+if [ "$out" = - ]; then cat "$tmp/body" 2> /dev/null; elif [ "$out" != /dev/null ]; then cp "$tmp/body" "$out"; fi
+[ -n "$fmt" ] && printf '%s' "$fmt" | sed "s/%{http_code}/${code:-000}/g"
+rm -rf "$tmp"
+if [ -n "$code" ]; then exit 0; elif [ $rc -eq 124 ] || [ $rc -eq 143 ]; then exit 28; else exit 7; fi
+"""
+
+
+# The e2e DNS test runs `dig +notcp|+tcp +noall +answer +search NAME A` in agnhost and in glibc-dns-testing
+# and wants a non-empty answer. A stand-in, labelled: busybox's nslookup (over UDP whatever the flags say; musl-
+# and glibc-like resolvers alike) printing each address found as an answer line, nothing when none is.
+DIG_STANDIN = r"""#!/bin/sh
+# dig stand-in of the seatrials lab's e2e images (lab/seatrials_lab/images.py): not dig
+name= type=A
+for a in "$@"; do
+  case "$a" in
+    +*|-*) ;;
+    A|AAAA|SRV|PTR|CNAME|TXT) type=$a ;;
+    *) [ -z "$name" ] && name=$a ;;
+  esac
+done
+nslookup -type="$type" "$name" 2> /dev/null |
+  sed -n "/^Name:/,\$ s/^Address:[[:space:]]*\([^[:space:]]*\).*/$name. 30 IN $type \1/p"
+"""
+
+
+# The framework's `echo hostName | nc -v -t -w 2 HOST PORT` (Services): busybox's small nc takes neither -v nor
+# -t (it is TCP and quiet); a stand-in, labelled, that drops them and refuses UDP.
+NC_STANDIN = r"""#!/bin/sh
+# nc stand-in of the seatrials lab's e2e images (lab/seatrials_lab/images.py): busybox's small nc, not netcat
+wait=
+while [ $# -gt 2 ]; do
+  case "$1" in
+    -w) wait="-w $2"; shift 2 ;;
+    -u) echo "nc stand-in: no UDP (busybox's small nc)" >&2; exit 2 ;;
+    *) shift ;;
+  esac
+done
+exec busybox nc $wait "$1" "$2"
+"""
+DASH = Path("/usr/bin/dash")  # the e2e images' /bin/sh: busybox's own sh runs its applets before PATH's stand-ins
+
+
+def e2e_image(ref: str, agnhost: Path | None = None) -> Image:
+    """An image the e2e tests ask for (`ref`, from `e2e.test --list-images`): busybox's applets, the machine's dash
+    as /bin/sh, the curl, dig and nc stand-ins first on PATH (/usr/local/bin), and, for agnhost's, the agnhost
+    built from the release (lab/build.sh --peer) at /agnhost, its entrypoint."""
+    image = busybox_image()
+    image.ref = ref
+    if agnhost:
+        image.config = {"Entrypoint": ["/agnhost"], "Env": [PATH_ENV]}
+        image.files["agnhost"] = (agnhost.read_bytes(), 0o755)
+    for name, script in (("curl", CURL_STANDIN), ("dig", DIG_STANDIN), ("nc", NC_STANDIN)):
+        image.files[f"usr/local/bin/{name}"] = (script.encode(), 0o755)
+    add_native(image, [DASH])
+    image.links["bin/sh"] = str(DASH)
+    return image
 
 
 def shared_libraries(programs: list[Path]) -> set[Path]:

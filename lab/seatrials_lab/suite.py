@@ -213,7 +213,7 @@ def bench(paths: Paths, shape: Shape, runs: int = 3, fake_nodes: int = 0) -> lis
             raise LabError(f"faults are active ({', '.join(active)}): the healthy figures need a healed lab")
         if fake_nodes:
             return _bench_fake(cluster.running(paths), runs, fake_nodes)
-        rows = _bench_runs(paths, HEALTHY, runs)
+        rows = bench_runs(paths, HEALTHY, runs)
         lab = cluster.running(paths)
         scenarios = [(BROKEN, BROKEN_POD_NETWORK, "all"), (NOT_READY, "node-not-ready", None)]
         if not pod_ips_between_nodes(lab.cni):
@@ -225,7 +225,7 @@ def bench(paths: Paths, shape: Shape, runs: int = 3, fake_nodes: int = 0) -> lis
                 continue
             print(f"lab: {cause}: {faults.inject(lab, cause, node)}", file=sys.stderr)
             try:
-                rows += _bench_runs(paths, label, runs)
+                rows += bench_runs(paths, label, runs)
             finally:
                 print(f"lab: {cause}: {faults.heal(lab, cause)}", file=sys.stderr)
     return rows
@@ -237,9 +237,9 @@ def _bench_fake(lab: cluster.Lab, runs: int, count: int) -> list[dict]:
     fakes = kwok.start(lab, count)
     try:
         print(f"lab: {kwok.describe(fakes)}", file=sys.stderr, flush=True)
-        rows = _bench_runs(lab.paths, HEALTHY, runs, kwok.SUITE_ARGS)
+        rows = bench_runs(lab.paths, HEALTHY, runs, kwok.SUITE_ARGS)
         kwok.break_pod_network(lab, [f.name for f in fakes])
-        rows += _bench_runs(lab.paths, FAKE_BROKEN, runs, kwok.SUITE_ARGS)
+        rows += bench_runs(lab.paths, FAKE_BROKEN, runs, kwok.SUITE_ARGS)
     finally:
         kwok.stop(lab)
     return rows
@@ -261,8 +261,11 @@ def bench_reports(paths: Paths, label: str) -> Path:
     return paths.lab.parent / "reports" / "bench" / slug
 
 
-def _bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = ()) -> list[dict]:
-    keep = bench_reports(paths, label)
+def bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = (),
+               keep: Path | None = None) -> list[dict]:
+    """`seatrials bench --json` against the lab up now: one row per run, its reports kept in `keep` (default
+    reports/bench/<scenario>)."""
+    keep = keep or bench_reports(paths, label)
     argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label, "--runs", str(runs),
             "--keep", str(keep), "--", *pytest_args]
     print(f"lab: bench: {label}, {runs} run(s), reports in {keep}", file=sys.stderr, flush=True)
