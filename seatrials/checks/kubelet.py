@@ -264,7 +264,7 @@ def cgroups_verdict(cluster, node: str) -> Verdict:
         verdict.add("kubelet", "unreadable", f"the apiserver cannot reach the kubelet of {node}: {exc}")
         return verdict
     summary_fault, summary_ok = summary_signal(verdict, cluster, node, errors)
-    if not (errors or summary_fault or not (log_ok and summary_ok)):  # configz only corroborates or stands in
+    if not errors and not summary_fault and log_ok and summary_ok:  # configz only corroborates or stands in
         return verdict
     if any(DEBUGGING_OFF in o.detail for o in verdict.of_state("unreadable")):  # configz is a debugging handler
         verdict.add("configz", "unreadable", "configz: not served: the kubelet's debugging handlers are off "
