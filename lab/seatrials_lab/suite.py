@@ -261,6 +261,9 @@ def bench_reports(paths: Paths, label: str) -> Path:
     return paths.lab.parent / "reports" / "bench" / slug
 
 
+BENCH_RUN_LIMIT = 1800  # seconds a run of the suite may take in a bench (500 fake nodes: 344 s)
+
+
 def bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = (),
                keep: Path | None = None) -> list[dict]:
     """`seatrials bench --json` against the lab up now: one row per run, its reports kept in `keep` (default
@@ -269,7 +272,11 @@ def bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = (),
     argv = [sys.executable, "-m", "seatrials.cli", "bench", "--json", "--label", label, "--runs", str(runs),
             "--keep", str(keep), "--", *pytest_args]
     print(f"lab: bench: {label}, {runs} run(s), reports in {keep}", file=sys.stderr, flush=True)
-    done = subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths), capture_output=True, text=True)
+    try:
+        done = subprocess.run(argv, cwd=paths.lab.parent, env=suite_env(paths), capture_output=True, text=True,
+                              timeout=BENCH_RUN_LIMIT * runs)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"seatrials bench ({label}) did not end within {BENCH_RUN_LIMIT * runs} s") from None
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not rows:
         why = (done.stderr or done.stdout).strip()[-300:]
