@@ -12,6 +12,7 @@ import pytest
 
 from seatrials.network import evidence, paths
 from seatrials.network.paths import Target
+from seatrials.options import Settings
 
 BUSYBOX = shutil.which("busybox")
 pytestmark = pytest.mark.skipif(not BUSYBOX or not shutil.which("unshare"),
@@ -33,7 +34,7 @@ for i in $(seq 100); do echo | {bb} nc 10.99.0.1 9376 >/dev/null 2>&1 && break; 
 """
 
 
-def fan_out(tmp_path, targets, timeout=1, retries=1, in_flight=paths.PROBES_IN_FLIGHT):
+def fan_out(tmp_path, targets, timeout=1, retries=1, in_flight=paths.MIN_IN_FLIGHT):
     www = tmp_path / "www"
     script = SETUP.format(www=www, bb=BUSYBOX) + f'{BUSYBOX} sh -c "$0" "$@"'
     args = ["unshare", "--net", "sh", "-c", script, SCRIPT, "fanout", str(timeout), str(retries),
@@ -108,6 +109,29 @@ def test_probes_in_flight_are_bounded_by_a_sliding_window(tmp_path):
     (tmp_path / "bin").rename(tmp_path / "bin-narrow")
     _, wide = fan_out(tmp_path, holes, retries=0, in_flight=6)
     assert narrow >= 3 > wide
+
+
+def test_a_source_whose_every_target_fails_is_heard_out_within_its_deadline(tmp_path):
+    """256 black holes (1 s, one retry) in the window the plan gives them: the fan-out ends inside the exec's
+    deadline less its margin for a busy node, and in four windows, where 32 at a time took eight."""
+    holes = [Target("pod-to-pod", f"hole-{i}", "tcp", "10.99.0.2", "9376") for i in range(256)]
+    stdout, took = fan_out(tmp_path, holes, timeout=1, retries=1, in_flight=paths.in_flight(len(holes)))
+    assert [r.outcome for r in paths.parse("src", "pod", holes, stdout, None)] == ["timeout"] * 256
+    settings = Settings(None, None, probe_timeout=1, probe_retries=1)
+    assert took < paths.fanout_deadline(len(holes), settings) - 30
+    assert took < 8 * 2  # eight windows of a try and a retry: the fixed window of 32
+
+
+def test_the_window_widens_with_the_targets_and_the_deadline_follows():
+    """Up to 128 targets (the lab's clusters, 15 nodes) the window stays 32; a source of 500 or 1000 nodes
+    (three pod-IP targets a node) fails in a handful of windows, and its deadline covers them."""
+    settings = Settings(None, None)
+    assert [paths.in_flight(n) for n in (1, 75, 128, 129, 400, 512, 1500, 3000)] == [32, 32, 32, 33, 100, 128,
+                                                                                       128, 128]
+    assert all(math.ceil(n / paths.in_flight(n)) <= 4 for n in range(1, 513))
+    per_window = 2 + 1 * 1  # a 2 s try, then a retry at half of it: fanout.sh
+    for n in (75, 1500, 3000):
+        assert paths.fanout_deadline(n, settings) > math.ceil(n / paths.in_flight(n)) * per_window + 4 * 3
 
 
 def test_a_target_without_a_result_is_not_run_never_ok(tmp_path):

@@ -31,6 +31,10 @@ FAKE_NODE_NET = ipaddress.ip_network("10.241.0.0/16")  # the fake nodes' address
 FAKE_POD_NET = ipaddress.ip_network("10.242.0.0/16")  # their pods' addresses (KWOK's own, never routed)
 POD_PREFIX = 26  # 64 pod IPs per fake node, 1024 nodes at most
 KWOK_PORT = 10247  # the fake kubelets' port (the real kubelet on master-1 has 10250)
+# A Lease in kube-node-lease renewed every quarter of this, as a kubelet does (its default): the node lifecycle
+# controller goes by the lease, and KWOK's heartbeat stage writes node status only every 10 to 20 minutes.
+# Without it, at 500 fake nodes the controller kept marking a few nodes' pods NotReady.
+NODE_LEASE_SECONDS = 40
 MAX_FAKE_NODES = 1000
 FAKE_LABEL = "seatrials-lab/fake"  # master or worker: the fake cluster's roles (SUITE_ARGS)
 MANAGED = "kwok.x-k8s.io/node"
@@ -151,7 +155,8 @@ def start(lab: cluster.Lab, count: int) -> list[FakeNode]:
     argv = [str(binary), f"--kubeconfig={where / 'kubeconfig'}", f"--config={where / 'kwok.yaml'}",
             f"--manage-nodes-with-annotation-selector={MANAGED}=fake", f"--node-port={KWOK_PORT}",
             f"--server-address=0.0.0.0:{KWOK_PORT}", f"--tls-cert-file={where / 'serving.crt'}",
-            f"--tls-private-key-file={where / 'serving.key'}", f"--cidr={FAKE_POD_NET}"]
+            f"--tls-private-key-file={where / 'serving.key'}", f"--cidr={FAKE_POD_NET}",
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}"]
     processes.start(lab.paths, "kwok", argv, log=lab.paths.logs / "kwok.log", cgroup=home.system_cgroup,
                     enter=namespaces.enter(lab.paths, home),
                     env={"PATH": f"{where / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",

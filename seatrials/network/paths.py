@@ -21,11 +21,16 @@ from seatrials.cluster import one_line
 from seatrials.network.cases import name_list
 
 FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
-MAX_PARALLEL_EXECS = 16
+# Fan-outs at once from this process: each is a thread and an exec stream through the apiserver to its node's
+# kubelet, while the probing runs on the node itself; so the bound is the client's, and a broken cluster of
+# hundreds of nodes (every fan-out waiting out its timeouts) still takes a few rounds, not dozens.
+MAX_PARALLEL_EXECS = 64
 # Probes in flight at once inside one probe pod (fanout.sh): each is a few processes, and a node's pod and host
 # probes fan out at the same time as every other node's; unbounded, a 15-node cluster on 2 cores started
-# thousands of processes at once.
-PROBES_IN_FLIGHT = 32
+# thousands of processes at once. A failing probe holds its place for a timeout and its retries, so a source
+# with many targets gets a wider window (a quarter of them): a source whose every target fails then costs about
+# four timeouts, not one per 32 targets (minutes at hundreds of nodes), in at most 128 probes' processes.
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 32, 128
 
 # kind -> (which probe the traffic starts from, what a person reads in a report)
 KINDS = {
@@ -109,6 +114,21 @@ def backends_deadline(settings) -> int:
     until their absence is significant, four times this at most."""
     timeout = int(settings.probe_timeout)
     return timeout + settings.probe_retries * max(1, timeout // 2)
+
+
+def in_flight(targets: int) -> int:
+    """The fan-out's window for a source with this many targets (see MIN_IN_FLIGHT)."""
+    return max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, -(-targets // 4)))
+
+
+def fanout_deadline(targets: int, settings) -> int:
+    """How long one source's exec may take: every window of targets failing (each try bounded one second over
+    its wait by `timeout`, the retries at half the wait: fanout.sh), the backends' longest ask (four times their
+    deadline), and 30 s for a busy node. It grows with the targets, so a source whose every target fails is
+    still heard out: cut short, its exec would say nothing of any of them."""
+    wait = int(settings.probe_timeout)
+    single = wait + 1 + settings.probe_retries * (max(1, wait // 2) + 1)
+    return -(-targets // in_flight(targets)) * single + 4 * backends_deadline(settings) + 30
 
 
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
@@ -267,11 +287,11 @@ class ControlChannel:
 
 
 def run_source(cluster, namespace: str, probe: ProbePod, side: str, targets: list[Target], settings,
-               expect_dns: str | None, deadline: float) -> tuple[ControlChannel, list[ProbeResult]]:
+               expect_dns: str | None) -> tuple[ControlChannel, list[ProbeResult]]:
     command = ["sh", "-c", FANOUT_SCRIPT, "fanout", str(int(settings.probe_timeout)), str(settings.probe_retries),
-               str(PROBES_IN_FLIGHT), *(t.arg() for t in targets)]
+               str(in_flight(len(targets))), *(t.arg() for t in targets)]
     try:
-        result = cluster.exec(namespace, probe.pod, command, timeout=deadline)
+        result = cluster.exec(namespace, probe.pod, command, timeout=fanout_deadline(len(targets), settings))
     except Exception as exc:  # noqa: BLE001 - whatever broke the exec is the control-channel finding
         why = exec_failure(exc)
         channel = ControlChannel(probe.node, side, probe.pod, False, why)
@@ -292,12 +312,10 @@ def measure(cluster, namespace: str, plans: dict[tuple[str, str], list[Target]],
             probes: dict[tuple[str, str], ProbePod], settings, expect_dns: str | None,
             ) -> tuple[list[ControlChannel], list[ProbeResult]]:
     """Run every source's fan-out concurrently; one exec per source."""
-    per_try = settings.probe_timeout + 1
-    deadline = per_try * (settings.probe_retries + 1) * 2 + 4 * backends_deadline(settings) + 30
     channels, results = [], []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, max(1, len(plans)))) as pool:
         futures = [pool.submit(run_source, cluster, namespace, probes[key], key[0], targets, settings,
-                               expect_dns, deadline) for key, targets in plans.items() if key in probes]
+                               expect_dns) for key, targets in plans.items() if key in probes]
         for f in futures:
             channel, rows = f.result()
             channels.append(channel)
