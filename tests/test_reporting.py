@@ -27,6 +27,21 @@ def test_known_secret_values_and_secret_shapes_are_redacted():
     assert "harbor.example.com" in out and "https://admin:" in out
 
 
+def test_each_secret_shape_alone_is_redacted_and_a_plain_line_is_left_as_it_is():
+    """Each shape by itself: a text is searched for what any pattern needs first (the fast path of evidence)."""
+    shapes = {"secret: abcd1234efgh": "abcd1234efgh", "PASSWD=hunter2hunter": "hunter2hunter",
+              "client-key-data: LS0tLS1CRUdJTg==": "LS0tLS1CRUdJTg==", "bearer eyJhbGciOi.x.y": "eyJhbGciOi",
+              "http://u:s3cr3tpass@h/": "s3cr3tpass", "ASIAIOSFODNN7EXAMPLE": "ASIAIOSFODNN7EXAMPLE", KEY: "MIIEow"}
+    for text, secret in shapes.items():
+        assert secret not in reporting.redact(text), text
+    line = "pod-to-pod kwok-worker-1 -> kwok-worker-2 (10.242.0.5:9376): timeout after 2 tries: nc: timed out"
+    assert reporting.redact(line) == line
+    lines = [line, "ASIAIOSFODNN7EXAMPLE", "token: mysecretvalue2", "saw hunter2hunter2"]
+    assert reporting.redaction.redact_lines(lines, ["hunter2hunter2"]) == [line, "ASIA[REDACTED]", "token: [REDACTED]",
+                                                                          "saw [REDACTED]"]
+    assert reporting.redaction.redact_lines(lines[:1]) == lines[:1]
+
+
 def test_categories_group_failures_by_cause_message():
     cats = reporting.allure_categories()
     by_name = {c["name"].split(":")[0]: c for c in cats}

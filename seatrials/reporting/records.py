@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
 
 from seatrials import causes
-from seatrials.reporting.redaction import redact
+from seatrials.reporting.redaction import redact, redact_lines
 
 ONE_LINE_MAX = 300  # a CI view shows one line; JUnit cuts its message attribute at 500
 OWN_PROPERTIES = ("area", "cause", "cause_page", "not checked")  # what the plugin itself records of a case
@@ -95,8 +95,8 @@ def headline(cause_id: str) -> str:
 def finding_record(finding: causes.Finding, secrets: list[str]) -> dict:
     """A failure's finding as plain data: it travels with the test report (also through xdist)."""
     return {"summary": redact(one_line(finding), secrets),
-            "evidence": [redact(e, secrets) for e in finding.evidence],
-            "corroboration": [redact(e, secrets) for e in finding.corroboration],
+            "evidence": redact_lines(finding.evidence, secrets),
+            "corroboration": redact_lines(finding.corroboration, secrets),
             "hint": redact(finding.hint, secrets)}
 
 

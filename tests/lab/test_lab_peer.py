@@ -118,7 +118,11 @@ def test_seatrials_pairs_are_distinct_node_pairs_actually_measured():
     assert peer.seatrials_pairs({"matrix": matrix}) == 3
 
 
-def test_the_e2e_requests_are_the_count_less_the_cluster_s_own_and_unmeasurable_below_zero():
-    assert peer.own_requests(1000, 2000, 176.4) == 824
-    assert peer.own_requests(1000, 2000, 5723.0) is None
-    assert peer.own_requests(None, 2000, 10.0) is None
+def test_the_e2e_requests_are_its_client_s_logged_responses():
+    log = ('I1201 05:59:01.1 1 round_trippers.go:632] "Response" verb="GET" url="https://10.0.0.1:6443/api/v1/nodes" '
+           'status="200 OK" milliseconds=3\n'
+           'I1201 05:59:01.2 1 round_trippers.go:632] "Response" verb="POST" url="https://10.0.0.1:6443/api/v1/'
+           'namespaces" status="201 Created" milliseconds=9\n'
+           'I1201 05:59:01.3 1 util.go:12] "Response" of the netserver: ok\n')
+    assert peer.client_requests(log) == 2
+    assert peer.client_requests("error loading KubeConfig: illegal base64 data") is None
