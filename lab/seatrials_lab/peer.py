@@ -86,7 +86,7 @@ def run_e2e(lab: cluster.Lab, built: Path, reports: Path) -> dict:
     argv = [str(built / "e2e.test"), f"--kubeconfig={env['KUBECONFIG']}", "--provider=skeleton",
             f"--kubectl-path={lab.binaries / 'kubectl'}", f"--ginkgo.focus={FOCUS}", "--ginkgo.no-color",
             f"--report-dir={reports}", "--dump-logs-on-failure=false", f"--ginkgo.timeout={E2E_TIMEOUT}s",
-            "--v=6"]  # every response logged: its requests counted
+            "--v=6", "--ginkgo.v"]  # every response logged, passed tests' too (ginkgo keeps them otherwise)
     started = time.monotonic()
     with open(reports / "e2e.log", "w") as log:
         done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=E2E_TIMEOUT + 300)
