@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from seatrials.causes import Result, Verdict
-from seatrials.cluster import api_error_line
+from seatrials.cluster import api_error_line, concurrently
 
 TAIL_LINES = 2000  # the message repeats every 10 s (the eviction manager's summary), so a tail is enough
 
@@ -240,6 +241,19 @@ def cgroups_result(cluster, node) -> Result:
     if node.unreachable:
         return Result.not_checked(f"{node.unreachable}: its kubelet cannot be read")
     return cgroups_verdict(cluster, node.name).result()
+
+
+def cgroups_results(cluster, nodes: list) -> dict[str, Result | str]:
+    """cgroups_result of every topology Node, by name in the nodes' order, read PARALLEL_READS nodes at a time (one
+    node after another, these reads were most of a 500-node run's checks). A node whose check raised has the
+    traceback instead of a Result: only its own case errors."""
+    def judged(node) -> Result | str:
+        try:
+            return cgroups_result(cluster, node)
+        except Exception:  # noqa: BLE001 - a bug met on one node is that node's error, not every node's
+            return traceback.format_exc()
+
+    return dict(zip([n.name for n in nodes], concurrently(judged, nodes), strict=True))
 
 
 def cgroups_verdict(cluster, node: str) -> Verdict:
