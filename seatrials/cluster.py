@@ -14,6 +14,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -154,6 +155,15 @@ class Cluster:
                 resp.close()
         finally:
             api.close()
+
+
+_KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def known(cluster) -> dict:
+    """What this process already read from `cluster` that another check would otherwise ask again (its
+    APIServices, a kubelet's logs/ switched off): one dict for each cluster, gone with it."""
+    return _KNOWN.setdefault(cluster, {})
 
 
 def concurrently(call, items: list) -> list:

@@ -37,7 +37,7 @@ from OpenSSL import SSL
 
 from seatrials.causes import UNKNOWN, Result, Verdict
 from seatrials.checks.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
-from seatrials.cluster import concurrently
+from seatrials.cluster import concurrently, known
 
 CAUSE = "apiserver-requestheader-allowed-names"
 OPEN = "requestheader-open-impersonation"
@@ -356,11 +356,15 @@ class ApiServiceState:
 
 
 def aggregated_apis(cluster) -> list[ApiServiceState]:
-    """Every APIService served by an extension apiserver (spec.service set) and its Available condition."""
-    try:
-        items = cluster.apiregistration.list_api_service().items
-    except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        raise Unreadable(f"APIServices: {read_failure(exc)}") from None
+    """Every APIService served by an extension apiserver (spec.service set) and its Available condition; read once
+    for both checks that judge them (front_proxy_verdict, aggregated_apis_result)."""
+    memo = known(cluster)
+    if "APIServices" not in memo:
+        try:
+            memo["APIServices"] = cluster.apiregistration.list_api_service().items
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise Unreadable(f"APIServices: {read_failure(exc)}") from None
+    items = memo["APIServices"]
     states = []
     for item in items:
         service = item.spec.service
