@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from seatrials.causes import FAILED, SEVERITY, UNKNOWN, Finding, Result, cause
@@ -96,8 +97,8 @@ class Trial:
         if self._routes is None:  # parsed once: hundreds of tables of hundreds of routes at scale
             self._routes = {r.source: parse_routes(r.detail) for r in self.results if r.kind == "routes" and r.ok}
         routes = self._routes
-        kube_proxy = {r.source: "" if r.ok else f"{r.outcome}: {r.detail}" for r in self.results
-                      if r.kind == "kube-proxy" and r.outcome != "not-run"}
+        kube_proxy = {node: "" if r.ok else f"{r.outcome}: {r.detail}" for node, r in self.kube_proxy_health.items()
+                      if r.outcome != "not-run"}
         return Evidence(
             roles={n.name: n.role for n in topology.nodes}, node_ips={n.name: n.internal_ip for n in topology.nodes},
             pod_cidrs={n.name: list(n.pod_cidrs) for n in topology.nodes},
@@ -194,10 +195,16 @@ class Trial:
         why = self.cni_agents[node]
         return Result.failed("cni-agent-down", [f"{node}: {why}"]) if why else Result.passed()
 
+    @cached_property
+    def kube_proxy_health(self) -> dict[str, ProbeResult]:
+        """Each node's reading of kube-proxy's /healthz, from the rows by source: gathered from every result for each
+        node's case, it cost 33 ms a case at 500 nodes (a million results), 16.6 s of the run's checks."""
+        return {source: rows[-1] for (kind, source), rows in self._rows.items() if kind == "kube-proxy"}
+
     def kube_proxy_result(self, node: str) -> Result:
         """kube-proxy answers healthy on the node, where it answers on any node at all (a CNI may replace it) or
         where its DaemonSet should run it there (kubeadm's kube-proxy: its pod missing or not ready)."""
-        health = {r.source: r for r in self.results if r.kind == "kube-proxy"}
+        health = self.kube_proxy_health
         if node not in health or health[node].outcome == "not-run":
             return Result.not_checked(f"no host-network probe read kube-proxy's /healthz on {node}")
         if health[node].ok:
