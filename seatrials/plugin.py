@@ -333,7 +333,7 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
                              aws_facts=lambda topo, observed: aws.facts(settings, topo, observed))
 
     try:
-        return trial_mod.obtain(state.shared, measure)
+        return trial_mod.obtain(state.shared, measure, share=is_worker(pytestconfig))  # else this process alone
     except SetupError as exc:
         note(state, "stopped", f"the probes never ran: {exc}")
         pytest.skip(f"not checked: the probes never ran: {exc}")
@@ -343,12 +343,11 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
 def kubelets(request, cluster, topology):
     """The kubelet-cgroups Result of a node, kubelets(node): the kubelets of every node with a case in this run are
     read at once, PARALLEL_READS at a time, by the first process that asks; the other xdist workers read its
-    answers (one node after another, these reads were most of a 500-node run's checks)."""
-    state = request.config.stash[STATE]
+    answers (one node after another, these reads took 5 s of a 500-node run's checks)."""
     wanted = {item.callspec.params["node"].name for item in request.session.items
               if "kubelets" in item.fixturenames and "node" in item.fixturenames}
     nodes = [n for n in topology.nodes if n.name in wanted]
-    results = once_for_run(state, "kubelets", lambda: kubelet.cgroups_results(cluster, nodes),
+    results = once_for_run(request.config, "kubelets", lambda: kubelet.cgroups_results(cluster, nodes),
                            dump=lambda found: {k: v if isinstance(v, str) else v.to_json() for k, v in found.items()},
                            load=lambda data: {k: v if isinstance(v, str) else Result.from_json(v)
                                               for k, v in data.items()})
@@ -361,9 +360,11 @@ def kubelets(request, cluster, topology):
     return of
 
 
-def once_for_run(state: Run, name: str, compute, dump, load):
-    """compute()'s answer, computed by the run's first process that asks; the others read it as dump wrote it."""
-    if not state.shared:
+def once_for_run(config, name: str, compute, dump, load):
+    """compute()'s answer, computed by the run's first process that asks; the other xdist workers read it as dump
+    wrote it. Without xdist this process is the run's only one."""
+    state = config.stash[STATE]
+    if not state.shared or not is_worker(config):
         return compute()
     done = state.shared / f"{name}.json"
     with trial_mod.locked(state.shared / f"{name}.lock"):
