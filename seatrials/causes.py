@@ -11,7 +11,7 @@ enough to act on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -124,6 +124,15 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status == PASSED
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        """A Result as to_json wrote it (a process of the run hands its Results to the others)."""
+        finding = Finding(**data["finding"]) if data["finding"] else None
+        return cls(**{**data, "finding": finding})
 
     def __str__(self) -> str:
         if self.finding:

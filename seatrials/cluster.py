@@ -14,7 +14,9 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import urllib3
@@ -28,6 +30,9 @@ from seatrials.kubeconfig import SetupError
 
 PREFLIGHT_TIMEOUT = (5, 10)  # connect, read seconds: a silent apiserver is one line within 30 s
 REQUEST_TIMEOUT = (5, 30)  # every other API call unless it says otherwise
+# Reads of one kind (a kubelet per node) in flight at once, as the fan-out bounds its execs
+# (network/paths.py MAX_PARALLEL_EXECS); the client's connection pool holds as many.
+PARALLEL_READS = 16
 # kubernetes.stream opens the exec websocket without a timeout, so a silent apiserver would hang
 # the run; websocket-client's default applies to that connect (reads are polled with a timeout).
 websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
@@ -152,6 +157,23 @@ class Cluster:
             api.close()
 
 
+_KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def known(cluster) -> dict:
+    """What this process already read from `cluster` that another check would otherwise ask again (its
+    APIServices, a kubelet's logs/ switched off): one dict for each cluster, gone with it."""
+    return _KNOWN.setdefault(cluster, {})
+
+
+def concurrently(call, items: list) -> list:
+    """call(item) for every item, PARALLEL_READS at a time, the answers in the items' order; the first exception
+    (in that order) is raised. Each call keeps its own timeout."""
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, max(1, len(items))),
+                            thread_name_prefix="seatrials-read") as pool:
+        return list(pool.map(call, items))
+
+
 class Mirror:
     """The objects a list call returns, kept current by a watch read in a thread of its own: two requests however
     long they are followed (listing every half second cost one a poll, a thousand at 500 nodes). Where the watch
@@ -216,6 +238,8 @@ def connect(kubeconfig_path: str | None, context: str | None) -> Cluster:
     except (config.ConfigException, ValueError, binascii.Error, TypeError, KeyError) as exc:
         raise SetupError(f"kubeconfig {kubeconfig_path}, context {ctx!r}: {one_line(exc)}") from None
     configuration.retries = 0  # preflight failures must be fast; calls that retry say so themselves
+    # concurrent reads (concurrently) each keep a connection: the default pool (5 a core) would drop and reopen them
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, PARALLEL_READS)
     api = CountingApiClient(configuration)
     cluster = Cluster(api, raw, ctx, str(kubeconfig_path))
     preflight(cluster)

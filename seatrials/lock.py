@@ -1,8 +1,9 @@
 """One run per cluster at a time: a Lease that the live run renews.
 
-The holder renews it every few seconds; a holder that died (even SIGKILLed)
-leaves a lease that expires LEASE_SECONDS after its last renewal, and the next
-run takes it over and clears what the dead run left (probes.remove_leftovers).
+The holder renews it every RENEW_EVERY seconds (and a few seconds after a renewal
+that failed); a holder that died (even SIGKILLed) leaves a lease that expires
+LEASE_SECONDS after its last renewal, and the next run takes it over and clears
+what the dead run left (probes.remove_leftovers).
 A run that cannot renew its lease for as long as the lease lasts has lost it
 (another run may hold it by now): `lost` says why, and the run stops as
 INCOMPLETE rather than go on without it.
@@ -21,7 +22,12 @@ from seatrials.cluster import SetupError, one_line
 
 LOCK_NAMESPACE, LOCK_NAME = "default", "seatrials-lock"
 LEASE_SECONDS = 30
-RENEW_EVERY = 10.0  # three tries before the lease expires; each one request (renew)
+# A run pays one request (renew) every RENEW_EVERY seconds, half the lease. After a renewal that failed it tries
+# again every RETRY_EVERY seconds, each try bounded by RENEW_TIMEOUT: three tries or more before the lease expires,
+# as renewing every 10 s gave, where a renewal that hung waited out the usual 30 s read timeout, and the lease.
+RENEW_EVERY = 15.0
+RETRY_EVERY = 2.0
+RENEW_TIMEOUT = (3, 5)  # connect, read seconds
 MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
 RUN_LABEL = "seatrials.io/run-id"
 
@@ -91,15 +97,18 @@ class ClusterLock:
         self._renewer.start()
 
     def _renew_until_stopped(self) -> None:
-        while not self._stop.wait(RENEW_EVERY):
+        wait = RENEW_EVERY
+        while not self._stop.wait(wait):
+            renewed = self._renewed
             try:
                 self.renew()
-            except Exception as exc:  # noqa: BLE001 - any transient error: try again at the next tick
+            except Exception as exc:  # noqa: BLE001 - any transient error: try again soon
                 if time.monotonic() - self._renewed > LEASE_SECONDS:
                     self.lost = (f"the lock could not be renewed for {LEASE_SECONDS} s (last error: "
                                  f"{one_line(exc)}), so another run may hold it now")
             if self.lost:
                 return
+            wait = RENEW_EVERY if self._renewed != renewed else RETRY_EVERY
 
     def renew(self) -> None:
         """One renewal, one request: the lease as this run last wrote it, its resource version a precondition. A
@@ -108,11 +117,12 @@ class ClusterLock:
         lease = self._lease
         lease.spec.renew_time = dt.datetime.now(dt.UTC)
         try:
-            self._lease = coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease)
+            self._lease = coord.replace_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, lease,
+                                                         _request_timeout=RENEW_TIMEOUT)
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            self._lease = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE)
+            self._lease = coord.read_namespaced_lease(LOCK_NAME, LOCK_NAMESPACE, _request_timeout=RENEW_TIMEOUT)
             if self._lease.spec.holder_identity != self.run_id:
                 self.lost = f"run {self._lease.spec.holder_identity} holds the lock now"
             return

@@ -32,7 +32,7 @@ from kubernetes.client.rest import ApiException
 from seatrials import causes, reporting, versions
 from seatrials import verdict as verdict_mod
 from seatrials.causes import FAILED, NOT_APPLICABLE, NOT_CHECKED, Finding, Result
-from seatrials.checks import aws
+from seatrials.checks import aws, kubelet
 from seatrials.cluster import Cluster, SetupError, api_error_line, connect, one_line
 from seatrials.lock import ClusterLock
 from seatrials.network import cases, probes
@@ -72,7 +72,7 @@ STATE = pytest.StashKey[Run]()
 __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "pytest_report_header",
            "pytest_generate_tests", "pytest_deselected", "pytest_collection_modifyitems", "pytest_pyfunc_call",
            "pytest_runtest_makereport", "pytest_sessionfinish",
-           "settings", "run_id", "cluster", "topology", "trial"]
+           "settings", "run_id", "cluster", "topology", "trial", "kubelets"]
 
 
 class CauseFailure(pytest.fail.Exception):
@@ -333,10 +333,47 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
                              aws_facts=lambda topo, observed: aws.facts(settings, topo, observed))
 
     try:
-        return trial_mod.obtain(state.shared, measure)
+        return trial_mod.obtain(state.shared, measure, share=is_worker(pytestconfig))  # else this process alone
     except SetupError as exc:
         note(state, "stopped", f"the probes never ran: {exc}")
         pytest.skip(f"not checked: the probes never ran: {exc}")
+
+
+@pytest.fixture(scope="session")
+def kubelets(request, cluster, topology):
+    """The kubelet-cgroups Result of a node, kubelets(node): the kubelets of every node with a case in this run are
+    read at once, PARALLEL_READS at a time, by the first process that asks; the other xdist workers read its
+    answers (one node after another, these reads took 5 s of a 500-node run's checks)."""
+    wanted = {item.callspec.params["node"].name for item in request.session.items
+              if "kubelets" in item.fixturenames and "node" in item.fixturenames}
+    nodes = [n for n in topology.nodes if n.name in wanted]
+    results = once_for_run(request.config, "kubelets", lambda: kubelet.cgroups_results(cluster, nodes),
+                           dump=lambda found: {k: v if isinstance(v, str) else v.to_json() for k, v in found.items()},
+                           load=lambda data: {k: v if isinstance(v, str) else Result.from_json(v)
+                                              for k, v in data.items()})
+
+    def of(node) -> Result:
+        found = results[node.name]
+        if isinstance(found, str):
+            raise RuntimeError(f"the kubelet check of {node.name} raised:\n{found}")
+        return found
+    return of
+
+
+def once_for_run(config, name: str, compute, dump, load):
+    """compute()'s answer, computed by the run's first process that asks; the other xdist workers read it as dump
+    wrote it. Without xdist this process is the run's only one."""
+    state = config.stash[STATE]
+    if not state.shared or not is_worker(config):
+        return compute()
+    done = state.shared / f"{name}.json"
+    with trial_mod.locked(state.shared / f"{name}.lock"):
+        if not done.exists():
+            value = compute()
+            done.write_text(json.dumps(dump(value)))
+            return value
+        data = json.loads(done.read_text())
+    return load(data)
 
 
 # ---------------------------------------------------------------- results

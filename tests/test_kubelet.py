@@ -5,12 +5,16 @@ over a fake node proxy that answers the way the kubelet's handlers do
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from kubernetes.client.rest import ApiException
 
+from seatrials.causes import Result
 from seatrials.checks import kubelet
+from seatrials.cluster import PARALLEL_READS
 from seatrials.topology import Node
 
 DATA = Path(__file__).parent / "data"
@@ -247,3 +251,43 @@ def test_empty_kubelet_cgroups_with_nothing_to_corroborate_is_unreadable_not_a_f
     verdict = kubelet.cgroups_verdict(proxy, "worker-1")
     assert [o.state for o in verdict.observations] == ["unreadable", "unreadable", "unreadable"]
     assert "normal for a current kubelet" in verdict.observations[2].detail
+
+
+# ---------------------------------------------------------------- every node at once
+class SlowKubelets:
+    """Healthy kubelets that take 50 ms an answer, and how many answers were in flight at once at most; the kubelet
+    of `broken` makes the check raise (a bug met on one node)."""
+
+    def __init__(self, broken: str = ""):
+        self.broken, self.in_flight, self.most = broken, 0, 0
+        self.mutex = threading.Lock()
+
+    def node_proxy(self, node, path, query=None, timeout=30):
+        with self.mutex:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(0.05)
+        with self.mutex:
+            self.in_flight -= 1
+        if node == self.broken:
+            return None  # not a body: the check trips over it
+        return sample("kubelet-v1.34-restarted-clean.log") if path == "logs/" else HEALTHY_SUMMARY
+
+
+def test_every_node_is_read_at_once_at_most_parallel_reads_at_a_time_and_reported_in_order():
+    nodes = [Node(f"node-{i}", "worker", f"10.240.1.{i}") for i in range(40)]
+    cluster = SlowKubelets(broken="node-7")
+    results = kubelet.cgroups_results(cluster, nodes)
+    assert cluster.most == PARALLEL_READS
+    assert list(results) == [n.name for n in nodes]
+    assert all(results[n.name].ok for n in nodes if n.name != "node-7")
+    assert "Traceback" in results["node-7"] and "AttributeError" in results["node-7"]  # only that node's case errors
+
+
+def test_a_result_crosses_to_another_process_unchanged():
+    proxy = FakeNodeProxy({query("kubelet"): sample("kubelet-v1.34-journal.log"),
+                           ("stats/summary", ()): summary("pods"), ("configz", ()): configz()})
+    failed = kubelet.cgroups_verdict(proxy, "worker-1").result()
+    partly = kubelet.cgroups_verdict(FakeNodeProxy({("stats/summary", ()): HEALTHY_SUMMARY}), "worker-1").result()
+    for result in (failed, partly):
+        assert Result.from_json(json.loads(json.dumps(result.to_json()))) == result

@@ -235,3 +235,60 @@ def test_a_whole_run_leaves_the_signoff_its_pages_and_completed_junit_and_allure
     executor = json.loads((reports / "allure-results" / "executor.json").read_text())
     assert executor["buildName"] == "seatrials run r1"
     assert "fingerprint=sha256:" in (reports / "allure-results" / "environment.properties").read_text()
+
+
+KUBELETS_CONFTEST = """
+import pytest
+
+from seatrials.options import Settings
+from seatrials.plugin import (STATE, Run, cluster, kubelets, pytest_generate_tests, pytest_pyfunc_call,  # noqa: F401
+                              topology)
+from seatrials.topology import Node, Topology
+
+
+class Kubelets:
+    \"\"\"Healthy kubelets, but worker-3's cAdvisor does not know the kubelet's cgroup; every read is written down
+    (the xdist workers are other processes).\"\"\"
+
+    def __init__(self, asked):
+        self.asked = asked
+
+    def node_proxy(self, node, path, query=None, timeout=30):
+        with open(self.asked, "a") as handle:
+            handle.write(f"{node} {path}\\n")
+        if path == "logs/":
+            return "I1127 15:50:56.000000 1 server.go:1] Kubelet version v1.37.2\\nI1127 15:51:00.000000 1 x.go:2] ok"
+        containers = [{"name": "pods"}] + ([] if node == "worker-3" else [{"name": "kubelet"}])
+        return '{"node": {"systemContainers": %s}}' % str(containers).replace("'", '"')
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cause(*ids): causes")
+    config.addinivalue_line("markers", "area(name): area")
+    shared = config.rootpath / "shared"
+    shared.mkdir(exist_ok=True)
+    nodes = [Node(f"worker-{i}", "worker", f"10.240.0.{20 + i}") for i in range(6)]
+    config.stash[STATE] = Run(Settings(kubeconfig=None, context=None), cluster=Kubelets(config.rootpath / "asked.txt"),
+                              topology=Topology(nodes, ("10.32.0.1", 443), [("10.240.0.11", 6444)], "other"),
+                              shared=shared)
+"""
+
+KUBELETS_SUITE = """
+import pytest
+
+
+@pytest.mark.cause("kubelet-cgroups")
+def test_kubelet_cgroups(kubelets, node):
+    return kubelets(node)
+"""
+
+
+def test_each_selected_kubelet_is_read_once_for_the_run_whatever_the_xdist_workers(pytester):
+    pytester.makeconftest(KUBELETS_CONFTEST)
+    pytester.makepyfile(test_suite=KUBELETS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-k", "worker-1 or 3 or 4")
+    result.assert_outcomes(passed=2, failed=1)  # xdist does not count the deselected
+    result.stdout.fnmatch_lines(["FAILED *test_kubelet_cgroups?worker-3?*"])
+    asked = sorted((pytester.path / "asked.txt").read_text().splitlines())
+    assert asked == sorted([f"{n} {path}" for n in ("worker-1", "worker-3", "worker-4")
+                            for path in ("logs/", "stats/summary")] + ["worker-3 configz"])  # a fault: corroborated

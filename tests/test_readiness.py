@@ -125,19 +125,24 @@ def test_a_taken_host_port_is_told_by_the_scheduler():
 
 
 class Stream:
-    """A watch's answer: its events as JSON lines, each after `delay` seconds, then open until it is stopped."""
+    """A watch's answer: its events as JSON lines, each after `delay` seconds, then open until it is stopped or,
+    as the apiserver ends a watch, `ends` seconds (its timeoutSeconds) have passed."""
 
-    def __init__(self, events, delay):
+    def __init__(self, events, delay, ends=30):
         self.events, self.delay, self.closed = events, delay, threading.Event()
+        self.ends = time.monotonic() + ends
         self.connection = SimpleNamespace(sock=SimpleNamespace(shutdown=lambda how: self.closed.set()))
 
     def stream(self, amt=None, decode_content=False):
         for kind, obj in self.events:
-            if self.closed.wait(self.delay):
+            if self.closed.wait(min(self.delay, self.left())) or not self.left():
                 return
             yield (json.dumps({"type": kind, "object": client.ApiClient().sanitize_for_serialization(obj)})
                    + "\n").encode()
-        self.closed.wait(30)
+        self.closed.wait(self.left())
+
+    def left(self) -> float:
+        return max(0.0, self.ends - time.monotonic())
 
     def close(self):
         self.closed.set()
@@ -159,7 +164,7 @@ class Api:
             self.read_timeouts.append(kwargs["_request_timeout"][1])
             if not self.watch:
                 raise ApiException(status=403, reason="Forbidden")
-            return Stream(events, self.later)
+            return Stream(events, self.later, kwargs["timeout_seconds"])
         return SimpleNamespace(metadata=client.V1ListMeta(resource_version="1"), items=items)
 
     def list_namespaced_pod(self, namespace, label_selector, **kwargs):
@@ -194,6 +199,16 @@ def test_a_long_wait_costs_a_list_and_a_watch_of_each_kind_not_a_list_a_poll():
     assert found[("pod", "worker-1")].ready
     assert api.requests == {f"{verb} {what}": 1 for verb in ("list", "watch") for what in ("pods", "nodes", "events")}
     assert min(api.read_timeouts) > 180  # a watch outlasts the wait however quiet (the usual 30 s read ended it)
+
+
+def test_a_wait_that_runs_to_its_timeout_lists_nothing_again_at_its_end():
+    """The watches outlast the wait: asked for its timeout alone (1.2 s: the server's 1 s), they had ended by its
+    last look (three polls in), which listed the probe pods again."""
+    api = Api(later=5)  # worker-1's pod-network probe is not ready within the wait
+    found = wait_ready(SimpleNamespace(core=api), "ns", "r", ["worker-1", "worker-2"], timeout=1.2)
+    late = found[("pod", "worker-1")]
+    assert not late.ready and "not ready after --ready-timeout 1.2 s" in late.reason
+    assert api.requests == {f"{verb} {what}": 1 for verb in ("list", "watch") for what in ("pods", "nodes", "events")}
 
 
 def test_without_the_right_to_watch_it_lists_as_it_polls():

@@ -37,6 +37,7 @@ from OpenSSL import SSL
 
 from seatrials.causes import UNKNOWN, Result, Verdict
 from seatrials.checks.kubelet import TAIL_LINES, LogTail, Unreadable, read_failure, service_log, tail
+from seatrials.cluster import concurrently, known
 
 CAUSE = "apiserver-requestheader-allowed-names"
 OPEN = "requestheader-open-impersonation"
@@ -83,11 +84,8 @@ def front_proxy_verdict(cluster, topology) -> Verdict:
     sources = log_sources(cluster, pods, topology.masters)
     if not sources:
         verdict.add("apiserver log", "unreadable", "no apiserver pod and no master node to read the log from")
-    for signal, read in sources:
-        try:
-            verdict.add(signal, *judge_log(read()))
-        except Unreadable as exc:
-            verdict.add(signal, "unreadable", str(exc))
+    for (signal, _), judged in zip(sources, concurrently(judged_log, [read for _, read in sources]), strict=True):
+        verdict.add(signal, *judged)
     try:
         states = aggregated_apis(cluster)
     except Unreadable as exc:
@@ -322,6 +320,14 @@ def log_sources(cluster, pods: list, masters: list) -> list[tuple[str, Callable[
     return [(f"apiserver log ({m.name})", partial(node_log, m)) for m in masters]
 
 
+def judged_log(read: Callable[[], LogTail]) -> tuple[str, str]:
+    """judge_log of the log `read` answers (one master's or pod's, read beside the others), or why it is unreadable."""
+    try:
+        return judge_log(read())
+    except Unreadable as exc:
+        return "unreadable", str(exc)
+
+
 def judge_log(log: LogTail) -> tuple[str, str]:
     lines, started = log.since_start()
     since = f" since the apiserver's last start ({started})" if started else ""
@@ -350,11 +356,15 @@ class ApiServiceState:
 
 
 def aggregated_apis(cluster) -> list[ApiServiceState]:
-    """Every APIService served by an extension apiserver (spec.service set) and its Available condition."""
-    try:
-        items = cluster.apiregistration.list_api_service().items
-    except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        raise Unreadable(f"APIServices: {read_failure(exc)}") from None
+    """Every APIService served by an extension apiserver (spec.service set) and its Available condition; read once
+    for both checks that judge them (front_proxy_verdict, aggregated_apis_result)."""
+    memo = known(cluster)
+    if "APIServices" not in memo:
+        try:
+            memo["APIServices"] = cluster.apiregistration.list_api_service().items
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise Unreadable(f"APIServices: {read_failure(exc)}") from None
+    items = memo["APIServices"]
     states = []
     for item in items:
         service = item.spec.service

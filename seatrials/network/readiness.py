@@ -40,6 +40,9 @@ PORT_GRACE = 15.0  # the scheduler's "didn't have free ports" while an earlier r
 OTHER_GRACE = 10.0  # sandbox (CNI) failures and other scheduling refusals
 POLL = 0.5
 SLOW_POLL_EVERY = 4  # nodes and events are read every 4th poll (2 s)
+# The server ends a watch timeoutSeconds after it began, a moment after the wait did: asked for the wait's timeout
+# alone, the watches of a wait that ran to its end had ended, and its last look listed all three kinds again.
+WATCH_PAST_DEADLINE = 30.0
 SIDES = {"pod-network": "pod", "host-network": "host"}
 
 
@@ -200,9 +203,10 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
             return ""
         return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-300:]
 
-    mirrors = (Mirror(cluster.core.list_namespaced_pod, namespace, label_selector=selector, seconds=timeout),
-               Mirror(cluster.core.list_node, seconds=timeout),
-               Mirror(cluster.core.list_namespaced_event, namespace, seconds=timeout))
+    seconds = timeout + WATCH_PAST_DEADLINE
+    mirrors = (Mirror(cluster.core.list_namespaced_pod, namespace, label_selector=selector, seconds=seconds),
+               Mirror(cluster.core.list_node, seconds=seconds),
+               Mirror(cluster.core.list_namespaced_event, namespace, seconds=seconds))
     pod_mirror, node_mirror, event_mirror = mirrors
     try:
         while True:
