@@ -30,8 +30,9 @@ from seatrials.kubeconfig import SetupError
 
 PREFLIGHT_TIMEOUT = (5, 10)  # connect, read seconds: a silent apiserver is one line within 30 s
 REQUEST_TIMEOUT = (5, 30)  # every other API call unless it says otherwise
-# Reads of one kind (a kubelet per node) in flight at once, as the fan-out bounds its execs
-# (network/paths.py MAX_PARALLEL_EXECS); the client's connection pool holds as many.
+# Reads of one kind (a kubelet per node) in flight at once: each a short request the apiserver proxies, so a few
+# connections kept busy do it (the fan-out's execs are long waits on their own websockets: network/paths.py
+# MAX_PARALLEL_EXECS); the client's connection pool holds as many.
 PARALLEL_READS = 16
 # kubernetes.stream opens the exec websocket without a timeout, so a silent apiserver would hang
 # the run; websocket-client's default applies to that connect (reads are polled with a timeout).
