@@ -86,8 +86,9 @@ def record_of(state, trial, command: list[str], secrets: list[str]) -> RunRecord
 
 def run_timings(state, trial) -> dict:
     """Seconds of each phase: starting (connect, lock, topology) and collecting the cases, the trial's own
-    (deploy, ready, measure, diagnose), and the cases besides the trial; the reports' own time is printed
-    once they are written."""
+    (deploy, ready, measure, diagnose; ready is what the trial still waited: the probes are deployed once the
+    cases are collected and become ready while the cases before the first that needs them run), and the cases
+    besides the trial; the reports' own time is printed once they are written."""
     timings = dict(trial.timings) if trial else {}
     phases = state.phases
     if "collected" in phases:
