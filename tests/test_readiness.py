@@ -200,4 +200,6 @@ def test_without_the_right_to_watch_it_lists_as_it_polls():
     api = Api(watch=False)
     found = wait_ready(SimpleNamespace(core=api), "ns", "r", ["worker-1", "worker-2"], timeout=180)
     assert found[("pod", "worker-1")].ready and found[("host", "worker-2")].cause == "node-not-ready"
+    for watcher in [t for t in threading.enumerate() if t.name == "seatrials-watch"]:
+        watcher.join(5)  # the wait may end before a watch is even asked for (everything settled at the first look)
     assert api.requests["list pods"] >= 1 and api.requests["watch pods"] == 1  # refused once, never asked again
