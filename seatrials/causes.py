@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
+from seatrials.data import load_yaml
 
 UNKNOWN = "unknown"
 SEVERITY = ("low", "medium", "high", "critical")
@@ -44,7 +44,7 @@ class Cause:
 
 @cache
 def catalog() -> dict[str, Cause]:
-    raw = yaml.safe_load(resources.files("seatrials").joinpath("causes.yaml").read_text())
+    raw = load_yaml(resources.files("seatrials").joinpath("causes.yaml").read_text())
     causes = {}
     for entry in raw:
         cause = Cause(**{**entry, **{k: tuple(entry[k]) for k in ("signals", "requires", "ruled_out_by")}})

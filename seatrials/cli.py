@@ -25,8 +25,10 @@ from seatrials.options import DEFAULT_PROBE_IMAGE, Settings, default_kubeconfig
 
 SUITES = Path(str(resources.files("seatrials.suites")))  # suites/ in the checkout
 # The options must be known before pytest parses the command line (a conftest inside an installed package
-# is read too late); xunit1 keeps each case's cause in the JUnit file; no cache inside the installed package.
-RUN = ["-p", "seatrials.options", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
+# is read too late); xunit1 keeps each case's cause in the JUnit file; no cache inside the installed package;
+# no assertion rewriting: the suite asserts nothing (every check returns a Result), and rewriting its modules and
+# pytest's plugins was redone on every run where bytecode is not written (PYTHONDONTWRITEBYTECODE, read-only).
+RUN = ["-p", "seatrials.options", "-o", "junit_family=xunit1", "-p", "no:cacheprovider", "--assert=plain"]
 
 
 def run(pytest_args: list[str]) -> int:

@@ -186,12 +186,19 @@ class Mirror:
         self._lock = threading.Lock()
         self._watch: watch.Watch | None = None
         self._following = self._polling = False
+        self._changed = threading.Event()  # set by the watch: what items() gave is no longer current
 
     def items(self) -> list:
+        self._changed.clear()  # before reading: a change from now on wakes the next wait_change
         if self._polling or not self._following:
             self._list()
         with self._lock:
             return list(self._objects.values())
+
+    def wait_change(self, seconds: float) -> None:
+        """Until the watch sees a change since the last items(), or `seconds` pass (a polling mirror just waits):
+        a waiter learns of a change at once, not on its next poll."""
+        self._changed.wait(seconds)
 
     def _list(self) -> None:
         listing = self._call(*self._args, **self._kwargs)
@@ -218,6 +225,7 @@ class Mirror:
                         self._objects.pop(self._key(event["object"]), None)
                     elif event["type"] in ("ADDED", "MODIFIED"):
                         self._objects[self._key(event["object"])] = event["object"]
+                self._changed.set()
         except Exception:  # noqa: BLE001 - refused or broken: whatever it was, listing on every read still works
             self._polling = True
         finally:

@@ -14,6 +14,8 @@ selection, probes that never ran) they leave in the run's shared directory.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import inspect
 import json
 import os
@@ -22,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +54,7 @@ class Run:
     topology: Topology | None = None
     run_id: str | None = None
     space: probes.Space | None = None
+    deployed: Future | None = None  # the probes' deployment, made once the cases were collected (trial.deploy)
     shared: Path | None = None  # the directory the processes of this run share (trial.json, notes, counts)
     lock: ClusterLock | None = None
     removed: list[str] = field(default_factory=list)  # what dead runs left, removed before deploying
@@ -68,10 +72,16 @@ class Run:
 
 STATE = pytest.StashKey[Run]()
 
+# The objects of the imports (kubernetes' client's alone: tens of thousands) live as long as the process: frozen,
+# the garbage collector's full collections (during the run, pytest's at its end, the interpreter's at exit) no
+# longer walk them; at exit the run's own objects are frozen too. Together a third of a second of every run.
+gc.freeze()
+atexit.register(gc.freeze)
+
 # What suites/conftest.py takes: the hooks and fixtures, nothing else.
 __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "pytest_report_header",
-           "pytest_generate_tests", "pytest_deselected", "pytest_collection_modifyitems", "pytest_pyfunc_call",
-           "pytest_runtest_makereport", "pytest_sessionfinish",
+           "pytest_generate_tests", "pytest_deselected", "pytest_collection_modifyitems", "pytest_collection_finish",
+           "pytest_pyfunc_call", "pytest_runtest_makereport", "pytest_sessionfinish",
            "settings", "run_id", "cluster", "topology", "trial", "kubelets"]
 
 
@@ -293,6 +303,17 @@ def pytest_collection_modifyitems(session, config, items):
         note(state, "selection", f"not collected: {', '.join(missing)}")
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and the like: the cases that will run are known
+def pytest_collection_finish(session):
+    """Deploy the probes as soon as a collected case needs them: they become ready while the cases before the
+    first such case run, and the trial waits only for the rest. Where this process holds the run and runs its
+    cases; xdist's controller collects nothing, and its workers deploy when the trial is first asked for."""
+    state = session.config.stash.get(STATE, None)
+    if state and state.cluster is not None and state.space and not is_worker(session.config) \
+            and any("trial" in item.fixturenames for item in session.items):
+        state.deployed = trial_mod.deploy(state.cluster, state.topology, state.settings, state.run_id, state.space)
+
+
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def settings(pytestconfig):
@@ -330,7 +351,8 @@ def trial(pytestconfig, cluster, topology, settings, run_id):
 
     def measure():
         return trial_mod.run(cluster, topology, settings, run_id, state.space,
-                             aws_facts=lambda topo, observed: aws.facts(settings, topo, observed))
+                             aws_facts=lambda topo, observed: aws.facts(settings, topo, observed),
+                             deployed=state.deployed)
 
     try:
         return trial_mod.obtain(state.shared, measure, share=is_worker(pytestconfig))  # else this process alone

@@ -105,3 +105,22 @@ def test_readiness_and_evidence_cost_the_same_at_any_size():
     per_node = ("exec", "node proxy logs/", "node proxy stats/summary")
     assert {k: v for k, v in small.items() if k not in per_node} == {k: v for k, v in large.items()
                                                                      if k not in per_node}
+
+
+def test_probes_deployed_ahead_are_not_deployed_again_and_a_failed_deployment_fails_the_trial():
+    cluster = FakeCluster(4)
+    topology = Topology(cluster.nodes, ("10.32.0.1", 443), [("10.240.0.10", 6443)], "other")
+    settings, space = Settings(ready_timeout=30), probes.Space.of("r1")
+    deployed = trial.deploy(cluster, topology, settings, "r1", space)  # as the plugin does once cases are collected
+    made = cluster.counts["create_namespaced_daemon_set"]
+    measured = trial.run(cluster, topology, settings, "r1", space, deployed=deployed)
+    assert made == 2 and cluster.counts["create_namespaced_daemon_set"] == 2 and cluster.counts["exec"] == 8
+    assert measured.timings["deploy"] == deployed.result()[1]
+
+    def refuse(body):
+        raise api_error(403, "Forbidden", "namespaces is forbidden\n")
+
+    cluster.core.create_namespace = refuse
+    refused = trial.deploy(cluster, topology, settings, "r2", probes.Space.of("r2"))
+    with pytest.raises(client.ApiException):  # raised where the trial is measured, as when it deploys itself
+        trial.run(cluster, topology, settings, "r2", probes.Space.of("r2"), deployed=refused)

@@ -6,7 +6,7 @@ or two describe_route_tables) plus one describe_instance_attribute per node for 
 the call count grows with nodes, never with pairs. The packet evaluation itself
 is in aws_rules.py. docs/aws.md lists the IAM policy these calls need.
 
-Credentials and region come from boto3's usual chain; AWS_ENDPOINT_URL points
+Credentials and region come from botocore's usual chain (boto3's); AWS_ENDPOINT_URL points
 it at another endpoint (the lab's moto server). Without credentials, or when
 AWS refuses them or cannot be reached, every AWS check is "not checked" with a
 one-line reason, never failed.
@@ -14,11 +14,11 @@ one-line reason, never failed.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -71,18 +71,27 @@ def instance_id(provider_id: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def session_for(topology: Topology):
-    """boto3's session; off EC2 (the nodes do not say they are instances) without the instance
-    metadata service, whose credentials would come from the machine running the suite."""
-    core = botocore.session.get_session()
-    if not on_ec2(topology):
-        core.get_component("credential_provider").remove("iam-role")
-    return boto3.Session(botocore_session=core)
+SESSIONS: dict[tuple, botocore.session.Session] = {}
+
+
+def session_for(topology: Topology) -> botocore.session.Session:
+    """botocore's session; off EC2 (the nodes do not say they are instances) without the instance
+    metadata service, whose credentials would come from the machine running the suite. One per process
+    and AWS environment: the session keeps botocore's EC2 model, which every new one read again (a third
+    of a second, twice a run: the checks' read and the diagnosis')."""
+    key = (on_ec2(topology), tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    if key not in SESSIONS:
+        core = botocore.session.get_session()
+        if not on_ec2(topology):
+            core.get_component("credential_provider").remove("iam-role")
+        SESSIONS[key] = core
+    return SESSIONS[key]
 
 
 def region_of(settings, session, topology: Topology) -> str | None:
     zones = (ZONE.match(n.provider_id or "") for n in topology.nodes)
-    return settings.aws_region or session.region_name or next((z.group(1) for z in zones if z), None)
+    return (settings.aws_region or session.get_config_variable("region")
+            or next((z.group(1) for z in zones if z), None))
 
 
 def region_problem(settings, topology: Topology) -> str | None:
@@ -106,7 +115,7 @@ def connect(settings, topology: Topology):
         region = region_of(settings, session, topology)
         if not region:
             raise Unavailable(NO_REGION)
-        return session.client("ec2", region_name=region, config=CLIENT_CONFIG)
+        return session.create_client("ec2", region_name=region, config=CLIENT_CONFIG)
     except BotoCoreError as exc:
         raise Unavailable(refusal(exc)) from None
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from seatrials import lock
 from seatrials.cluster import SetupError, api_error_line
+from seatrials.data import load_yaml
 
 MANIFESTS = Path(str(resources.files("seatrials.manifests")))  # manifests/ in the checkout
 MANAGED_BY = lock.MANAGED_BY
@@ -37,7 +37,7 @@ def new_run_id() -> str:
 
 
 def load_manifest(name: str) -> dict:
-    return yaml.safe_load((MANIFESTS / name).read_text())
+    return load_yaml((MANIFESTS / name).read_text())
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Waiting for the probes, and telling for each node why its probe does not run.
 
 A probe that the cluster has already said cannot run is never waited for:
-each poll looks at the probe pods, and every few polls at the nodes and the
-events of the run's namespace (each kept current by one watch: a handful of
-requests however long the wait), and settles a probe as soon as the reason is final:
+each look sees the probe pods (as soon as their watch reports a change, at
+least every half second), every 2 s also the nodes and the events of the run's
+namespace (each kept current by one watch: a handful of requests however long
+the wait), and settles a probe as soon as the reason is final:
 
 - its node's kubelet stopped posting status (Ready Unknown): at once;
 - its image cannot be pulled, or the scheduler finds its host port taken:
@@ -38,8 +39,9 @@ PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrIma
 PULL_GRACE = 15.0  # seconds a pull error must persist: the kubelet retries in vain
 PORT_GRACE = 15.0  # the scheduler's "didn't have free ports" while an earlier run's probes are still going
 OTHER_GRACE = 10.0  # sandbox (CNI) failures and other scheduling refusals
-POLL = 0.5
-SLOW_POLL_EVERY = 4  # nodes and events are read every 4th poll (2 s)
+POLL = 0.5  # seconds at most between two looks at the probes; a change the pods' watch sees wakes the wait sooner
+QUICKEST = 0.05  # seconds at least between two looks: at hundreds of nodes the pods change all the time
+SLOW_POLL = 2.0  # seconds between two looks at the nodes and the events
 # The server ends a watch timeoutSeconds after it began, a moment after the wait did: asked for the wait's timeout
 # alone, the watches of a wait that ran to its end had ended, and its last look listed all three kinds again.
 WATCH_PAST_DEADLINE = 30.0
@@ -194,7 +196,7 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
     selector = f"app.kubernetes.io/name=seatrials-probe,seatrials.io/run-id={run_id}"
     status = {(side, n): ProbeStatus(n, side) for side in SIDES.values() for n in nodes}
     deadline = time.monotonic() + timeout
-    polls = 0
+    slow_due = time.monotonic()
 
     def crash_log(pod) -> str:
         try:
@@ -212,17 +214,18 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
         while True:
             pods = pod_mirror.items()
             apply_pods(status, pods, crash_log)
-            if polls % SLOW_POLL_EVERY == 0:
+            if time.monotonic() >= slow_due:
+                slow_due = time.monotonic() + SLOW_POLL
                 apply_nodes(status, node_mirror.items(), nodes)
                 by_name = {p.metadata.name: (SIDES.get((p.metadata.labels or {}).get("seatrials.io/probe")),
                                              target_node(p)) for p in pods}
                 events = [e for e in event_mirror.items()
                           if e.involved_object.name in by_name or run_id in e.involved_object.name]
                 apply_events(status, events, by_name)
-            polls += 1
             if all(s.settled for s in status.values()) or time.monotonic() >= deadline:
                 break
-            time.sleep(POLL)
+            time.sleep(QUICKEST)
+            pod_mirror.wait_change(POLL - QUICKEST)  # a probe turning ready is seen at once, not up to POLL later
     finally:
         for mirror in mirrors:
             mirror.stop()

@@ -13,6 +13,7 @@ import fcntl
 import json
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -263,15 +264,30 @@ def row_finding(kind: str, source: str, measured: int, findings: list[tuple[Prob
 
 
 # ---------------------------------------------------------------- measuring
-def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts=None) -> Trial:
-    """Deploy the probes, wait for them, measure every path, read the evidence. SetupError when nothing can run."""
+def deploy(cluster, topology, settings, run_id: str, space: probes.Space) -> Future:
+    """Deploy the probes now and measure later (the plugin deploys once the cases are collected: the probes
+    become ready while the cases that need none run). The deployment and its seconds, or what deploying
+    raised, which run() raises where the trial is measured, as when it deploys itself."""
+    deployed: Future = Future()
     started = time.monotonic()
-    timings = {}
-    deployment = probes.deploy(cluster, topology, settings, run_id, space)
-    timings["deploy"] = round(time.monotonic() - started, 2)
+    try:
+        deployment = probes.deploy(cluster, topology, settings, run_id, space)
+        deployed.set_result((deployment, round(time.monotonic() - started, 2)))
+    except Exception as exc:  # noqa: BLE001 - raised again by run()
+        deployed.set_exception(exc)
+    return deployed
+
+
+def run(cluster, topology, settings, run_id: str, space: probes.Space, aws_facts=None,
+        deployed: Future | None = None) -> Trial:
+    """Deploy the probes (unless `deployed` already, see deploy), wait for them, measure every path, read the
+    evidence. SetupError when nothing can run."""
+    deployment, seconds = (deployed or deploy(cluster, topology, settings, run_id, space)).result()
+    timings = {"deploy": seconds}
     names = [n.name for n in topology.nodes]
+    started = time.monotonic()
     statuses = readiness.wait_ready(cluster, deployment.namespace, run_id, names, settings.ready_timeout)
-    timings["ready"] = round(time.monotonic() - started - timings["deploy"], 2)
+    timings["ready"] = round(time.monotonic() - started, 2)
     readiness.require_pullable_image(statuses, settings.image)
     pod_probes, host_probes = probe_pods(statuses, "pod"), probe_pods(statuses, "host")
     sampled = cases.targets_of(topology, settings.pairs, run_id) if settings.pairs is not None else None

@@ -86,8 +86,9 @@ def record_of(state, trial, command: list[str], secrets: list[str]) -> RunRecord
 
 def run_timings(state, trial) -> dict:
     """Seconds of each phase: starting (connect, lock, topology) and collecting the cases, the trial's own
-    (deploy, ready, measure, diagnose), and the cases besides the trial; the reports' own time is printed
-    once they are written."""
+    (deploy, ready, measure, diagnose; ready is what the trial still waited: the probes are deployed once the
+    cases are collected and become ready while the cases before the first that needs them run), and the cases
+    besides the trial; the reports' own time is printed once they are written."""
     timings = dict(trial.timings) if trial else {}
     phases = state.phases
     if "collected" in phases:
@@ -193,17 +194,18 @@ def tool() -> dict:
 
 
 def git_commit(path: Path) -> str:
-    """The checkout's commit when seatrials runs from one, with a mark when it has local changes."""
+    """The checkout's commit when seatrials runs from one, with a mark when it has local changes (one git
+    process for both: its "# branch.oid" header line, then a line per changed file)."""
     try:
-        head = subprocess.run(["git", "-C", str(path), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "-C", str(path), "status", "--porcelain=v2", "--branch", "--no-ahead-behind",
+                                 "--untracked-files=no"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    if head.returncode:
+    lines = status.stdout.splitlines()
+    head = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "(initial)")
+    if status.returncode or head == "(initial)":
         return ""
-    return f"git {head.stdout.strip()}" + (", modified" if dirty.stdout.strip() else "")
+    return f"git {head[:12]}" + (", modified" if any(not line.startswith("#") for line in lines) else "")
 
 
 # ---------------------------------------------------------------- the document
