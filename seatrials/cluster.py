@@ -167,11 +167,10 @@ def known(cluster) -> dict:
     return _KNOWN.setdefault(cluster, {})
 
 
-def concurrently(call, items: list) -> list:
-    """call(item) for every item, PARALLEL_READS at a time, the answers in the items' order; the first exception
+def concurrently(call, items: list, at_once: int = PARALLEL_READS) -> list:
+    """call(item) for every item, `at_once` at a time, the answers in the items' order; the first exception
     (in that order) is raised. Each call keeps its own timeout."""
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, max(1, len(items))),
-                            thread_name_prefix="seatrials-read") as pool:
+    with ThreadPoolExecutor(max_workers=min(at_once, max(1, len(items))), thread_name_prefix="seatrials") as pool:
         return list(pool.map(call, items))
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
 from kubernetes.client.rest import ApiException
 
-from seatrials.cluster import one_line
+from seatrials.cluster import concurrently, one_line
 from seatrials.network.cases import name_list
 
 FANOUT_SCRIPT = resources.files("seatrials.network").joinpath("fanout.sh").read_text()
@@ -126,9 +125,8 @@ def fanout_deadline(targets: int, settings) -> int:
     its wait by `timeout`, the retries at half the wait: fanout.sh), the backends' longest ask (four times their
     deadline), and 30 s for a busy node. It grows with the targets, so a source whose every target fails is
     still heard out: cut short, its exec would say nothing of any of them."""
-    wait = int(settings.probe_timeout)
-    single = wait + 1 + settings.probe_retries * (max(1, wait // 2) + 1)
-    return -(-targets // in_flight(targets)) * single + 4 * backends_deadline(settings) + 30
+    per_target = backends_deadline(settings) + 1 + settings.probe_retries  # that budget, and a second a try
+    return -(-targets // in_flight(targets)) * per_target + 4 * backends_deadline(settings) + 30
 
 
 def plan(topology, pod_probes: dict[str, ProbePod], host_probes: dict[str, ProbePod], settings,
@@ -312,12 +310,11 @@ def measure(cluster, namespace: str, plans: dict[tuple[str, str], list[Target]],
             probes: dict[tuple[str, str], ProbePod], settings, expect_dns: str | None,
             ) -> tuple[list[ControlChannel], list[ProbeResult]]:
     """Run every source's fan-out concurrently; one exec per source."""
+    def source(key):
+        return run_source(cluster, namespace, probes[key], key[0], plans[key], settings, expect_dns)
+
     channels, results = [], []
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, max(1, len(plans)))) as pool:
-        futures = [pool.submit(run_source, cluster, namespace, probes[key], key[0], targets, settings,
-                               expect_dns) for key, targets in plans.items() if key in probes]
-        for f in futures:
-            channel, rows = f.result()
-            channels.append(channel)
-            results += rows
+    for channel, rows in concurrently(source, [key for key in plans if key in probes], MAX_PARALLEL_EXECS):
+        channels.append(channel)
+        results += rows
     return channels, results
