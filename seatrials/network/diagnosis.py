@@ -29,7 +29,8 @@ person would check them. Patterns, each with its physical reasoning:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
@@ -58,6 +59,8 @@ class Pattern:
 
     cause: str
     summary: str
+    # the cells it explains while the diagnosis runs; then indexed by source in the Diagnosis and let go (at 500
+    # nodes whose every pod IP fails they are 750,000 tuples, kept for nothing but the index)
     cells: set[Cell] = field(default_factory=set)
     hint: str = ""
     because: list[str] = field(default_factory=list)  # the evidence beyond the matrix
@@ -67,55 +70,70 @@ class Pattern:
 
 @dataclass
 class Diagnosis:
-    """Which pattern explains each failed cell; a cell's Finding is made when asked (a row of hundreds of
-    failed cells shares its pattern's lines instead of copying them)."""
+    """Which pattern explains each failed cell, by source and path; a cell's Finding is made when asked (a row of
+    hundreds of failed cells shares its pattern's lines instead of copying them)."""
 
     patterns: list[Pattern]
-    explained: dict[Cell, Pattern]
-    results: dict[Cell, ProbeResult]
+    # (kind, source) -> target -> the pattern that explains that failed cell, and its result: keyed by the results'
+    # own strings, where a dict of every cell by a tuple of its own held 240 MiB at 500 nodes whose pod IPs fail
+    by_source: dict[tuple[str, str], dict[str, tuple[Pattern, ProbeResult]]]
     aws_findings: dict[str, list[dict]]  # the AWS findings by the source node of their subject
 
-    def finding(self, kind: str, source: str, target: str) -> Finding | None:
-        cell = (kind, source, target)
-        p = self.explained.get(cell)
-        if p is None:
-            return None
-        evidence = [self.results[cell].evidence(), f"pattern: {p.summary}", *p.because]
-        evidence += [e for n in dict.fromkeys((source, target)) for e in p.node_because.get(n, [])]
-        return Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h), self.corroboration(p, cell))
+    @property
+    def explained(self) -> dict[Cell, Pattern]:
+        """Every explained cell and its pattern (made when asked)."""
+        return {(kind, source, target): p for (kind, source), targets in self.by_source.items()
+                for target, (p, _) in targets.items()}
 
-    def corroboration(self, p: Pattern, cell: Cell) -> list[str]:
+    def finding(self, kind: str, source: str, target: str) -> Finding | None:
+        explained = self.by_source.get((kind, source), {}).get(target)
+        if explained is None:
+            return None
+        p, result = explained
+        evidence = [result.evidence(), f"pattern: {p.summary}", *p.because]
+        evidence += [e for n in dict.fromkeys((source, target)) for e in p.node_because.get(n, [])]
+        return Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h),
+                       self.corroboration(p, source, target))
+
+    def corroboration(self, p: Pattern, source: str, target: str) -> list[str]:
         """EC2's own findings of the pattern's cause about the cell's path (source -> target), else about
         its source."""
-        mine = [f for f in self.aws_findings.get(cell[1], []) if f["cause"] == p.cause]
-        exact = [f for f in mine if f["subject"] == f"{cell[1]}->{cell[2]}"]
+        mine = [f for f in self.aws_findings.get(source, []) if f["cause"] == p.cause]
+        exact = [f for f in mine if f["subject"] == f"{source}->{target}"]
         return [f"AWS: {f['detail']}" for f in exact or mine]
 
 
 def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
-    """Explain every failed probe."""
+    """Explain every failed probe: each pattern in turn takes the failed cells the ones before it left."""
     if not any(failed(r) for r in results):  # nothing to explain (and no index of every cell to build)
-        return Diagnosis([], {}, {}, {})
+        return Diagnosis([], {}, {})
     by_cell = {(r.kind, r.source, r.target): r for r in results}
-    bad = {c for c, r in by_cell.items() if failed(r)}
+    unexplained = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []
     for find in (network_policy, cross_subnet, pod_ip_unreachable, master_inbound, apiserver_port, kube_proxy,
                  cluster_dns):
-        explained = set().union(*(p.cells for p in patterns))
-        patterns += find(by_cell, bad - explained, ev, patterns)
-    explained = set().union(*(p.cells for p in patterns))
-    if leftovers := bad - explained:
-        patterns.append(Pattern(UNKNOWN, "failures that no documented cause explains", leftovers,
-                                row_and_column_hint(by_cell, leftovers)))
-    explained = {cell: p for p in patterns for cell in p.cells}
+        for p in find(by_cell, unexplained, ev, patterns):  # each makes sets of its own, never keeps this one
+            unexplained -= p.cells
+            patterns.append(p)
+    if unexplained:
+        patterns.append(Pattern(UNKNOWN, "failures that no documented cause explains", unexplained,
+                                row_and_column_hint(by_cell, unexplained)))
+    by_source: dict[tuple[str, str], dict[str, tuple[Pattern, ProbeResult]]] = defaultdict(dict)
+    for p in patterns:
+        for cell in p.cells:
+            result = by_cell[cell]
+            by_source[result.kind, result.source][result.target] = (p, result)
+        p.cells = set()
     aws_findings = defaultdict(list)
     for f in ev.aws.get("findings", []):
         aws_findings[f["subject"].split("->")[0]].append(f)
-    return Diagnosis(patterns, explained, by_cell, dict(aws_findings))
+    return Diagnosis(patterns, dict(by_source), dict(aws_findings))
 
 
-def cross_cells(by_cell, kinds) -> set[Cell]:
-    return {c for c in by_cell if c[0] in kinds and c[1] != c[2] and by_cell[c].outcome != "not-run"}
+def cross_cells(by_cell, kinds) -> Iterator[Cell]:
+    """The measured cells of these kinds between two nodes, one at a time: a set of them is a million tuples'
+    worth at 500 nodes, so the patterns make one only where they need it again."""
+    return (c for c in by_cell if c[0] in kinds and c[1] != c[2] and by_cell[c].outcome != "not-run")
 
 
 # ---------------------------------------------------------------- NetworkPolicies over the probes
@@ -147,7 +165,7 @@ def cross_subnet(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     direct = {c for c in cross_cells(by_cell, DIRECT_POD_IP) if predicted(c)}
     if not direct or not direct <= bad:
         return []  # pod IPs get through where the tables say they cannot: not (only) the route tables
-    if bad & {c for c in cross_cells(by_cell, ("host-to-host",)) if (c[1], c[2]) in blocked}:
+    if any(c in bad for c in cross_cells(by_cell, ("host-to-host",)) if (c[1], c[2]) in blocked):
         return []
     cells = direct | {c for c in bad if c[0] == "external-ip" and predicted(c)}
     pairs = sorted({f"{s}->{d}" for s, d in blocked})
@@ -177,7 +195,7 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     host-gw, say). Host -> pod from R fails to every other node and pod <-> pod fails whenever R is either
     end, but host -> pod into R works: the reply goes to a node IP, which R reaches without a pod route.
     """
-    pod_ip = cross_cells(by_cell, POD_IP_KINDS)
+    pod_ip = set(cross_cells(by_cell, POD_IP_KINDS))
     observed = bad & pod_ip
     if not observed:
         return []
@@ -206,12 +224,11 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
-    direct = {c for c in pod_ip if c[0] != "external-ip"}
-    if not {c for c in direct if required(c)} <= bad or any(not owner(c) for c in bad & direct):
+    if not all(c in bad for c in pod_ip if c[0] != "external-ip" and required(c)) or any(
+            not owner(c) for c in observed if c[0] != "external-ip"):
         return []
     affected = unreachable | routeless
-    host_paths = cross_cells(by_cell, ("host-to-host",))
-    if bad & {c for c in host_paths if c[1] in affected or c[2] in affected}:
+    if any(c in bad for c in cross_cells(by_cell, ("host-to-host",)) if c[1] in affected or c[2] in affected):
         return []
     owned = defaultdict(set)
     for c in observed:
@@ -329,8 +346,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     pod IPs fail both ways between the groups, while node IPs from masters to workers still answer."""
     roles = ev.roles
     kinds = (*POD_IP_KINDS, "host-to-host", "pod-to-node")
-    cells = cross_cells(by_cell, kinds)
-    observed = bad & cells
+    observed = {c for c in bad if c[0] in kinds and c[1] != c[2]}  # a failed cell is a measured one
     tunnelled = ev.routing == "encapsulated"
 
     def inbound(c: Cell) -> bool:
@@ -341,6 +357,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
     if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
         return []
+    cells = set(cross_cells(by_cell, kinds))
     pod_ip_inbound = {c for c in cells if c[0] in POD_IP_KINDS and inbound(c)}
     if not pod_ip_inbound <= observed:
         return []  # some workers do reach pods on masters: not the group's rule
@@ -399,11 +416,17 @@ def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     the node follow it."""
     patterns = []
     sources = {c[1] for c in bad if c[0] == "pod-to-service"}
+    endpoints, failures = defaultdict(list), defaultdict(set)  # by source: gathered once, not once a source
+    for c in by_cell:
+        if c[0] == "pod-to-apiserver" and c[1] in sources:
+            endpoints[c[1]].append(c)
+    for c in bad:
+        if c[0] in SERVICE_KINDS and c[1] in sources:
+            failures[c[1]].add(c)
     for node in sorted(sources):
-        endpoints = [c for c in by_cell if c[0] == "pod-to-apiserver" and c[1] == node]
-        if not endpoints or any(c in bad for c in endpoints):
+        if not endpoints[node] or any(c in bad for c in endpoints[node]):
             continue
-        cells = {c for c in bad if c[1] == node and c[0] in SERVICE_KINDS}
+        cells = failures[node]
         health, pod = ev.kube_proxy.get(node), ev.kube_proxy_pods.get(node)
         summary = f"from {node} the kubernetes ClusterIP fails while every apiserver endpoint answers"
         if health or (health is None and pod):
@@ -457,14 +480,16 @@ def row_and_column_hint(by_cell, cells: set[Cell]) -> str:
     """Whole rows failing point at the source's egress, whole columns at the destination's ingress."""
     hints = []
     for kind in sorted({c[0] for c in cells}):
-        measured = {c for c in by_cell if c[0] == kind and by_cell[c].outcome != "not-run"}
-        bad = {c for c in cells if c[0] == kind}
-        rows = sorted(s for s in {c[1] for c in measured} if {c for c in measured if c[1] == s} <= bad)
-        cols = sorted(t for t in {c[2] for c in measured} if {c for c in measured if c[2] == t} <= bad)
-        if rows and len(rows) < len({c[1] for c in measured}):
+        measured = [c for c in by_cell if c[0] == kind and by_cell[c].outcome != "not-run"]
+        bad = [c for c in cells if c[0] == kind]  # failed, so measured: a row or column is all bad when it
+        # counts as many bad cells as measured ones (counted once each, where a set per row cost N³ at scale)
+        measured_in, bad_in = (Counter(c[1] for c in measured), Counter(c[2] for c in measured)), \
+            (Counter(c[1] for c in bad), Counter(c[2] for c in bad))
+        rows, cols = (sorted(n for n, count in measured_in[i].items() if bad_in[i][n] == count) for i in (0, 1))
+        if rows and len(rows) < len(measured_in[0]):
             hints.append(f"{kind}: everything from {', '.join(rows)} fails (look at that source's egress: "
                          "routes, host firewall, outbound rules)")
-        if cols and len(cols) < len({c[2] for c in measured}):
+        if cols and len(cols) < len(measured_in[1]):
             hints.append(f"{kind}: everything to {', '.join(cols)} fails (look at that destination's ingress: "
                          "its security group, host firewall, the probe pod there)")
         pod_ip_bad = kind in POD_IP_KINDS
