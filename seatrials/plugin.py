@@ -369,10 +369,13 @@ def kubelets(request, cluster, topology):
     wanted = {item.callspec.params["node"].name for item in request.session.items
               if "kubelets" in item.fixturenames and "node" in item.fixturenames}
     nodes = [n for n in topology.nodes if n.name in wanted]
-    results = once_for_run(request.config, "kubelets", lambda: kubelet.cgroups_results(cluster, nodes),
-                           dump=lambda found: {k: v if isinstance(v, str) else v.to_json() for k, v in found.items()},
-                           load=lambda data: {k: v if isinstance(v, str) else Result.from_json(v)
-                                              for k, v in data.items()})
+    state = request.config.stash[STATE]
+    results = trial_mod.once_for_run(
+        state.shared, "kubelets", lambda: kubelet.cgroups_results(cluster, nodes),
+        write=lambda found, path: path.write_text(json.dumps({k: v if isinstance(v, str) else v.to_json()
+                                                              for k, v in found.items()})),
+        read=lambda data: {k: v if isinstance(v, str) else Result.from_json(v) for k, v in data.items()},
+        share=bool(state.shared) and is_worker(request.config))
 
     def of(node) -> Result:
         found = results[node.name]
@@ -380,22 +383,6 @@ def kubelets(request, cluster, topology):
             raise RuntimeError(f"the kubelet check of {node.name} raised:\n{found}")
         return found
     return of
-
-
-def once_for_run(config, name: str, compute, dump, load):
-    """compute()'s answer, computed by the run's first process that asks; the other xdist workers read it as dump
-    wrote it. Without xdist this process is the run's only one."""
-    state = config.stash[STATE]
-    if not state.shared or not is_worker(config):
-        return compute()
-    done = state.shared / f"{name}.json"
-    with trial_mod.locked(state.shared / f"{name}.lock"):
-        if not done.exists():
-            value = compute()
-            done.write_text(json.dumps(dump(value)))
-            return value
-        data = json.loads(done.read_text())
-    return load(data)
 
 
 # ---------------------------------------------------------------- results

@@ -329,27 +329,36 @@ def locked(path: Path):
 
 
 MEASURED: dict[Path, Trial] = {}  # the trial this process measured, by the run's shared directory
+SETUP_ERROR = "setup error"  # the key of a shared file that says compute() failed (no node or Trial field has it)
+
+
+def once_for_run(shared_dir: Path, name: str, compute, write, read, share: bool = True):
+    """compute()'s value, computed by the run's first process that asks, which write()s it for the others (xdist's
+    workers and controller) to read(); a SetupError it raised is theirs too. Without `share` this process is the
+    run's only one, and nothing is written."""
+    if not share:
+        return compute()
+    done = shared_dir / f"{name}.json"
+    with locked(shared_dir / f"{name}.lock"):
+        if not done.exists():
+            try:
+                value = compute()
+                write(value, done)
+                return value  # the process that computed keeps its own (a copy of a trial would double the memory)
+            except SetupError as exc:
+                done.write_text(json.dumps({SETUP_ERROR: str(exc)}))
+        data = json.loads(done.read_text())
+    if SETUP_ERROR in data:
+        raise SetupError(data[SETUP_ERROR])
+    return read(data)
 
 
 def obtain(shared_dir: Path, measure, share: bool = True) -> Trial:
-    """The run's trial: measured by the first process that asks, read by the others; written for them only where
-    there are others to `share` it with (xdist's workers and controller): at 500 nodes the writing took 8 s."""
-    if not share:
+    """The run's trial, measured once (see once_for_run): at 500 nodes writing it for others took 8 s."""
+    def measured() -> Trial:
         trial = MEASURED[shared_dir] = measure()
         return trial
-    done = shared_dir / "trial.json"
-    with locked(shared_dir / "trial.lock"):
-        if not done.exists():
-            try:
-                trial = MEASURED[shared_dir] = measure()
-                trial.write(done)
-                return trial  # the process that measured keeps its own (a copy would double the memory)
-            except SetupError as exc:
-                done.write_text(json.dumps({"error": str(exc)}))
-        data = json.loads(done.read_text())
-    if "error" in data and len(data) == 1:
-        raise SetupError(data["error"])
-    return Trial.from_json(data)
+    return once_for_run(shared_dir, "trial", measured, Trial.write, Trial.from_json, share)
 
 
 def load(shared_dir: Path) -> Trial | None:
@@ -359,4 +368,4 @@ def load(shared_dir: Path) -> Trial | None:
     if not done.exists():
         return None
     data = json.loads(done.read_text())
-    return None if "error" in data and len(data) == 1 else Trial.from_json(data)
+    return None if SETUP_ERROR in data else Trial.from_json(data)
