@@ -86,7 +86,8 @@ def bench(args) -> int:
     for row in rows:
         print(json.dumps(row) if args.json else
               f"{args.label or 'run'} {row['run']}: nodes={row['nodes']} wall={row['wall_seconds']}s "
-              f"api_requests={row['api_requests']} peak_rss={row['peak_rss_mib']}MiB verdict={row['verdict']} "
+              f"api_requests={row['api_requests']} peak_rss={row['peak_rss_mib']}MiB junit={row['junit_mib']}MiB "
+              f"verdict={row['verdict']} "
               f"timings={row['timings']}" + (f" failed={row['failed']}" if row["failed"] else ""))
     return 0
 
