@@ -245,12 +245,15 @@ def evidence_of(kind: str, outcome: str, out: str, detail: str) -> tuple[str, st
 
 def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeResult]:
     """One result per backend. The address (every externalIP: N of them) is one string for all of a source's
-    backends, and what a backend answered one per backend for every source: a copy each would be N³ bytes."""
+    backends, what a backend answered one per backend for every source, and why the missing ones are missing one
+    for all of the source's (the result names the backend): a copy each would be N³ bytes, and a line naming
+    each missing backend again held 86 MiB at 500 nodes whose pod IPs all fail."""
     m = BACKENDS.search(out)
     seen = set(m["seen"].split()) if m else set()
     errors = m["errors"].strip() if m else out
     asked, missed = sys.intern(f"{t.address}:{t.port}"), sys.intern(f"{t.address.replace('+', ',')}:{t.port}")
-    answered = f"answered: {name_list(seen) if seen else 'none'}; errors: {errors[:ERRORS_SHOWN] or 'none'}"
+    never = (f"its backend never answered in {tries} requests; answered: {name_list(seen) if seen else 'none'}; "
+             f"errors: {errors[:ERRORS_SHOWN] or 'none'}")
     results = []
     for backend in t.extra[0].split("+"):
         if backend in seen:  # its requests sample the backends: not retries, so no tries (a retry means flaky)
@@ -258,9 +261,7 @@ def backend_results(source: str, t: Target, out: str, tries: int) -> list[ProbeR
                                        sys.intern(f"backend on {backend} answered")))
         else:
             outcome = classify(1, errors) if errors else "timeout"
-            results.append(ProbeResult(
-                "external-ip", source, backend, missed, outcome,
-                f"backend on {backend} never answered in {tries} requests; {answered}", tries))
+            results.append(ProbeResult("external-ip", source, backend, missed, outcome, never, tries))
     return results
 
 
