@@ -195,12 +195,12 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     host-gw, say). Host -> pod from R fails to every other node and pod <-> pod fails whenever R is either
     end, but host -> pod into R works: the reply goes to a node IP, which R reaches without a pod route.
     """
-    pod_ip = set(cross_cells(by_cell, POD_IP_KINDS))
-    observed = bad & pod_ip
+    # the pod-IP cells are walked twice rather than kept (a million of them at 500 nodes); a failed cell is run
+    observed = {c for c in bad if c[0] in POD_IP_KINDS and c[1] != c[2]}
     if not observed:
         return []
     into, out_of = defaultdict(list), defaultdict(list)
-    for cell in pod_ip:
+    for cell in cross_cells(by_cell, POD_IP_KINDS):
         if cell[0] == "host-to-pod":
             into[cell[2]].append(cell in bad)
             out_of[cell[1]].append(cell in bad)
@@ -224,29 +224,30 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
-    if not all(c in bad for c in pod_ip if c[0] != "external-ip" and required(c)) or any(
+    if not all(c in bad for c in cross_cells(by_cell, POD_IP_KINDS) if c[0] != "external-ip" and required(c)) or any(
             not owner(c) for c in observed if c[0] != "external-ip"):
         return []
     affected = unreachable | routeless
     if any(c in bad for c in cross_cells(by_cell, ("host-to-host",)) if c[1] in affected or c[2] in affected):
         return []
-    owned = defaultdict(set)
-    for c in observed:
-        if node := owner(c):
-            owned[node].add(c)
     by_cause: dict[tuple, Pattern] = {}
+    pattern_of, nodes_of = {}, defaultdict(set)  # node -> its pattern; pattern key -> the nodes with cells in it
     for node in sorted(affected):
         why = why_pod_ips_unreachable if node in unreachable else why_no_pod_routes_on
         cause, because, hint, doubt = why(node, ev)
         key = (node in unreachable, cause, hint, doubt)
-        p = by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
-        p.cells |= owned[node]
+        pattern_of[node] = key, by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
         if because:
-            p.node_because[node] = because
-    for (towards, _, _, _), p in by_cause.items():
-        nodes = name_list({owner(c) for c in p.cells})
+            pattern_of[node][1].node_because[node] = because
+    for c in observed:  # into the patterns' own sets: no set of each node's cells besides
+        if node := owner(c):
+            key, p = pattern_of[node]
+            p.cells.add(c)
+            nodes_of[key].add(node)
+    for key, p in by_cause.items():
+        nodes = name_list(nodes_of[key])
         p.summary = (f"pod IPs on {nodes} are unreachable from other nodes (and their pods reach no other pod) "
-                     "while the same nodes answer on their host IPs" if towards else
+                     "while the same nodes answer on their host IPs" if key[0] else
                      f"{nodes} reach no pod on another node (from the host or a pod), and their pods answer no "
                      "other node's pod, while other nodes' hosts reach their pods")
     return list(by_cause.values())
