@@ -10,12 +10,16 @@ from urllib.parse import urlsplit
 from seatrials import kubeconfig
 
 REDACTED = "[REDACTED]"
+# Each secret-shaped pattern after the text it cannot match without, looked for in the lowered text as plain
+# substrings: a text with none of a pattern's clues is not searched by it. One case-insensitive regex of every
+# clue, then every pattern over any text with a URL, took 16 s over the 100 MB of reports of 500 failing nodes.
 SECRET_PATTERNS = [
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|client-key-data)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
-    re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
-    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),
+    (("private key",), re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
+    (("bearer",), re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")),
+    (("passw", "secret", "token", "client-key-data"),
+     re.compile(r"(?i)((?:password|passwd|secret|token|client-key-data)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}")),
+    (("akia", "asia"), re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")),
+    (("://",), re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)")),
 ]
 
 
@@ -29,25 +33,21 @@ def known_secrets(state) -> list[str]:
     return [v for v in values if v and len(v) >= 4]
 
 
-# What every pattern above needs to match: a text with none of it (most evidence lines) is searched once
-CLUES = re.compile(r"PRIVATE KEY|(?i:bearer|passw|secret|token|client-key-data)|AKIA|ASIA|://")
-
-
 def redact(text: str, secrets: list[str] = ()) -> str:
     for value in sorted(secrets, key=len, reverse=True):
         text = text.replace(value, REDACTED)
-    if not CLUES.search(text):
-        return text
-    for pattern in SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() and m.group(1) else "") + REDACTED
-                           + (m.group(2) if m.re.groups >= 2 and m.group(2) else ""), text)
+    lowered = text.lower()
+    for clues, pattern in SECRET_PATTERNS:
+        if any(clue in lowered for clue in clues):
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() and m.group(1) else "") + REDACTED
+                               + (m.group(2) if m.re.groups >= 2 and m.group(2) else ""), text)
     return text
 
 
 def redact_lines(lines: list[str], secrets: list[str] = ()) -> list[str]:
     """Each line redacted; first one look over them all, as a failure at scale lists hundreds of targets."""
     joined = "\n".join(lines)
-    if not CLUES.search(joined) and not any(value in joined for value in secrets):
+    if redact(joined, secrets) == joined:
         return list(lines)
     return [redact(line, secrets) for line in lines]
 
