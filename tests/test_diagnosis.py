@@ -57,6 +57,18 @@ def test_the_check_off_everywhere_and_routes_sound_is_unknown_with_the_check_rul
     assert "host firewall of worker-2" in f.hint
 
 
+def test_nodes_alike_share_one_pattern_whose_hint_names_them_all():
+    """Nodes whose pod IPs nobody reaches, for no reason the evidence tells apart, are one pattern: one summary and
+    one hint naming them all (at 500 nodes a pattern and a hint each, naming one node, filled a report's page)."""
+    masters, bad = ["master-1", "master-2", "master-3"], {"master-3", "worker-1", "worker-2"}
+    ev = sim.evidence(masters, sim.WORKERS, aws=sim.aws_facts([*masters, *sim.WORKERS], check_on=()))
+    _, d = run(sim.source_dest_check(bad), masters=masters, evidence=ev)
+    (p,) = [p for p in d.patterns if p.summary.startswith("pod IPs")]  # DNS on worker-1 fails besides
+    assert p.cause == "unknown" and p.summary.startswith("pod IPs on master-3, worker-1, worker-2 are unreachable")
+    assert "host firewall of master-3, worker-1, worker-2 (" in p.hint and "{" not in p.hint
+    assert set(p.node_because) == bad  # what rules a cause out stays said of each node
+
+
 def test_under_an_overlay_the_check_is_ruled_out():
     ev = sim.evidence(tunnel="flannel.1", aws=sim.aws_facts(NODES, check_on={"worker-2"}))
     _, d = run(sim.source_dest_check({"worker-2"}), evidence=ev)

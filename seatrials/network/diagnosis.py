@@ -47,6 +47,9 @@ TUNNEL_BOTH_WAYS = (*BOTH_WAYS, "host-to-pod", "external-ip")
 EC2_DROPS = ("sg-master-inbound-from-nodes", "cross-subnet-native-routing")  # EC2 findings about one node pair
 POD_SIDE_KINDS = ("pod-to-pod", "pod-to-pod-icmp", "pod-to-node", "pod-to-service", "pod-to-apiserver", "dns")
 SERVICE_KINDS = ("pod-to-service", "external-ip", "dns")  # what kube-proxy forwards for a node
+# Where a node's hint names it: filled with every node of its pattern once the pattern has them, so nodes alike
+# share one pattern (at 500 nodes whose pod IPs all fail: one hint naming them, not 500 hints naming one each)
+NODES = "{nodes}"
 
 
 def failed(r: ProbeResult) -> bool:
@@ -246,6 +249,7 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
             nodes_of[key].add(node)
     for key, p in by_cause.items():
         nodes = name_list(nodes_of[key])
+        p.hint, p.doubt = p.hint.replace(NODES, nodes), p.doubt.replace(NODES, nodes)
         p.summary = (f"pod IPs on {nodes} are unreachable from other nodes (and their pods reach no other pod) "
                      "while the same nodes answer on their host IPs" if key[0] else
                      f"{nodes} reach no pod on another node (from the host or a pod), and their pods answer no "
@@ -272,7 +276,7 @@ def why_no_pod_routes_on(node: str, ev: Evidence) -> tuple[str, list[str], str, 
                                      "the other nodes have theirs"], "", ""
     candidates = [c for c, known in (("pod-route-missing", not routes),
                                      ("cni-agent-down", ev.cni != "other" and not ev.cni_agents)) if known]
-    look = f"ip route on {node}; its host firewall (iptables-save, nft list ruleset) and the CNI's own logs"
+    look = f"ip route on {NODES}; the host firewall there (iptables-save, nft list ruleset) and the CNI's own logs"
     hint = (f"candidates: {', '.join(candidates)}; " if candidates else "") + f"look at {look}"
     return UNKNOWN, [], hint, ""
 
@@ -306,17 +310,17 @@ def why_pod_ips_unreachable(node: str, ev: Evidence) -> tuple[str, list[str], st
         if ev.on_ec2:
             candidates.append("ec2-source-dest-check")
             commands.append(f"aws ec2 describe-instance-attribute --attribute sourceDestCheck --instance-id "
-                            f"<{node}'s instance>")
+                            f"<the instance of {NODES}>")
     if not ev.routes:
         candidates.append("pod-route-missing")
-        commands.append(f"ip route get <a pod IP of {node}> on the other nodes")
+        commands.append(f"ip route get <a pod IP of {NODES}> on the other nodes")
     if ev.cni != "other" and not ev.cni_agents:
         candidates.append("cni-agent-down")
-        commands.append(f"the {ev.cni} agent pod on {node} (kubectl get pods -A -o wide | grep {node})")
+        commands.append(f"the {ev.cni} agent pod on {NODES} (kubectl get pods -A -o wide)")
     because = [f"ruled out: ec2-source-dest-check ({ruled_out})"] if ruled_out else []
     if "ec2-source-dest-check" in candidates:  # the pattern fits it, but only EC2's own answer names it
         because.append(f"AWS was not read for this run ({ev.aws.get('why') or 'no credentials'})")
-    look = "; then ".join(commands) or (f"the host firewall of {node} (iptables-save, nft list ruleset) and "
+    look = "; then ".join(commands) or (f"the host firewall of {NODES} (iptables-save, nft list ruleset) and "
                                         "the CNI's own logs")
     hint = f"candidates: {', '.join(candidates)}; look at {look}" if candidates else f"look at {look}"
     return UNKNOWN, because, hint, ""
