@@ -198,7 +198,8 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     host-gw, say). Host -> pod from R fails to every other node and pod <-> pod fails whenever R is either
     end, but host -> pod into R works: the reply goes to a node IP, which R reaches without a pod route.
     """
-    # the pod-IP cells are walked twice rather than kept (a million of them at 500 nodes); a failed cell is run
+    # the pod-IP cells are walked twice rather than kept (a million of them at 500 nodes); a failed cell is never
+    # not-run, so these are the failed ones of cross_cells
     observed = {c for c in bad if c[0] in POD_IP_KINDS and c[1] != c[2]}
     if not observed:
         return []
@@ -239,9 +240,10 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         why = why_pod_ips_unreachable if node in unreachable else why_no_pod_routes_on
         cause, because, hint, doubt = why(node, ev)
         key = (node in unreachable, cause, hint, doubt)
-        pattern_of[node] = key, by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
+        p = by_cause.setdefault(key, Pattern(cause, "", hint=hint, doubt=doubt))
+        pattern_of[node] = key, p
         if because:
-            pattern_of[node][1].node_because[node] = because
+            p.node_because[node] = because
     for c in observed:  # into the patterns' own sets: no set of each node's cells besides
         if node := owner(c):
             key, p = pattern_of[node]
