@@ -241,10 +241,23 @@ def test_clusterip_failing_while_endpoints_answer_with_kube_proxy_down_is_kube_p
         assert d.finding(*cell).cause == "kube-proxy-not-forwarding", cell
 
 
+def test_nodes_whose_kube_proxy_is_down_alike_share_one_pattern():
+    """Service forwarding gone on several nodes for the same reason is one pattern naming them all, while each
+    node's own kube-proxy reading stays with that node's cells."""
+    down = {"worker-1": "refused: nc: Connection refused", "worker-2": "refused: nc: Connection refused"}
+    ev = sim.evidence(kube_proxy={"master-1": "", **down})
+    _, d = run(lambda kind, src, dst: any(sim.kube_proxy_broken_on(n)(kind, src, dst) for n in down), evidence=ev)
+    (p,) = d.patterns
+    assert p.cause == "kube-proxy-not-forwarding" and p.summary.startswith("from worker-1, worker-2 the kubernetes")
+    f = d.finding("pod-to-service", "worker-2", "10.32.0.1:443")
+    assert "kube-proxy /healthz on worker-2: refused: nc: Connection refused" in f.evidence
+    assert not any("on worker-1" in e for e in f.evidence)
+
+
 def test_clusterip_failing_with_kube_proxy_healthy_is_unknown_pointing_at_its_rules():
     _, d = run(sim.kube_proxy_broken_on("worker-2"))
     f = d.finding("pod-to-service", "worker-2", "10.32.0.1:443")
-    assert f.cause == "unknown" and "KUBE-SVC" in f.hint
+    assert f.cause == "unknown" and "KUBE-SVC" in f.hint and "ClusterIP on worker-2 (" in f.hint
 
 
 def test_no_ready_dns_endpoint_is_cluster_dns():

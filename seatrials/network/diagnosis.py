@@ -420,8 +420,7 @@ def security_group(cause: str, summary: str, cells: set[Cell], ev: Evidence, els
 def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     """The ClusterIP fails from a node while every endpoint behind it answers from that same node: that
     node's service forwarding. It forwards externalIPs and the DNS ClusterIP too, so their failures from
-    the node follow it."""
-    patterns = []
+    the node follow it. Nodes whose kube-proxy reads alike share one pattern."""
     sources = {c[1] for c in bad if c[0] == "pod-to-service"}
     endpoints, failures = defaultdict(list), defaultdict(set)  # by source: gathered once, not once a source
     for c in by_cell:
@@ -430,24 +429,38 @@ def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     for c in bad:
         if c[0] in SERVICE_KINDS and c[1] in sources:
             failures[c[1]].add(c)
+    by_cause: dict[tuple[str, str], Pattern] = {}
+    nodes_of = defaultdict(list)
     for node in sorted(sources):
         if not endpoints[node] or any(c in bad for c in endpoints[node]):
             continue
-        cells = failures[node]
-        health, pod = ev.kube_proxy.get(node), ev.kube_proxy_pods.get(node)
-        summary = f"from {node} the kubernetes ClusterIP fails while every apiserver endpoint answers"
-        if health or (health is None and pod):
-            patterns.append(Pattern("kube-proxy-not-forwarding", summary, cells, because=(
-                [f"kube-proxy /healthz on {node}: {health}"] if health else []) + kube_proxy_pod_lines(pod, node)))
-        elif health == "":
-            patterns.append(Pattern(UNKNOWN, summary, cells, because=[f"kube-proxy on {node} reports healthy"],
-                                    hint=f"its rules for the ClusterIP on {node} (iptables-save -t nat | grep "
-                                         "KUBE-SVC; ipvsadm -Ln), or a CNI that replaces kube-proxy"))
-        else:
-            patterns.append(Pattern(UNKNOWN, summary, cells, hint=(
-                f"candidates: kube-proxy-not-forwarding; look at kube-proxy on {node} (its pod or service, its "
-                "log, curl 127.0.0.1:10256/healthz there)")))
-    return patterns
+        cause, because, hint = why_clusterip_fails_on(node, ev)
+        p = by_cause.setdefault((cause, hint), Pattern(cause, "", hint=hint))
+        p.cells |= failures[node]
+        nodes_of[cause, hint].append(node)
+        if because:
+            p.node_because[node] = because
+    for key, p in by_cause.items():
+        nodes = name_list(nodes_of[key])
+        p.hint = p.hint.replace(NODES, nodes)
+        p.summary = f"from {nodes} the kubernetes ClusterIP fails while every apiserver endpoint answers"
+    return list(by_cause.values())
+
+
+def why_clusterip_fails_on(node: str, ev: Evidence) -> tuple[str, list[str], str]:
+    """(cause, evidence, hint) for a node whose ClusterIP fails while its endpoints answer: kube-proxy when
+    its health or its pod says it is down; unknown, pointing at its rules, when it reports healthy; unknown
+    with it as the candidate when it could not be read."""
+    health, pod = ev.kube_proxy.get(node), ev.kube_proxy_pods.get(node)
+    if health or (health is None and pod):
+        return "kube-proxy-not-forwarding", ([f"kube-proxy /healthz on {node}: {health}"] if health else []) + \
+            kube_proxy_pod_lines(pod, node), ""
+    if health == "":
+        return UNKNOWN, [f"kube-proxy on {node} reports healthy"], (
+            f"its rules for the ClusterIP on {NODES} (iptables-save -t nat | grep KUBE-SVC; ipvsadm -Ln), or a "
+            "CNI that replaces kube-proxy")
+    return UNKNOWN, [], (f"candidates: kube-proxy-not-forwarding; look at kube-proxy on {NODES} (its pod or "
+                         "service, its log, curl 127.0.0.1:10256/healthz there)")
 
 
 # ---------------------------------------------------------------- cluster DNS
