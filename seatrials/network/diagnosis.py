@@ -394,7 +394,7 @@ def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         return []
     service = {c for c in bad if c[0] == "pod-to-service" and c[1] in failing_sources}
     ports = sorted({c[2].rsplit(":", 1)[1] for c in observed})
-    summary = (f"pods on workers ({', '.join(sorted(failing_sources))}) cannot reach the apiserver endpoints on "
+    summary = (f"pods on workers ({name_list(failing_sources)}) cannot reach the apiserver endpoints on "
                f"port {', '.join(ports)} while pods on masters can")
     return [security_group("sg-node-to-apiserver", summary, observed | service, ev,
                            "the masters' host firewall and the apiserver's --bind-address")]
