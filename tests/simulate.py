@@ -129,8 +129,8 @@ def kube_proxy_broken_on(node):
 
 
 # ---------------------------------------------------------------- the evidence such a cluster shows
-IPS = {"master-1": "10.240.0.11", "master-2": "10.240.0.12", "master-3": "10.240.0.13",
-       "worker-1": "10.240.0.21", "worker-2": "10.240.0.22"}
+IPS = {**{f"master-{i}": f"10.240.0.{10 + i}" for i in range(1, 4)},
+       **{f"worker-{i}": f"10.240.0.{20 + i}" for i in range(1, 10)}}
 
 
 def pod_cidr(node: str) -> str:

@@ -323,3 +323,13 @@ def test_an_external_ip_that_happened_to_get_through_does_not_overturn_the_patte
                       aws=sim.aws_facts(NODES, check_on=()))
     _, d = run(blocked, evidence=ev)
     assert causes_of(d) == {"pod-route-missing"}
+
+
+def test_whole_failing_rows_are_named_as_a_run_of_nodes():
+    """What no pattern explains points at the rows and columns that fail whole, naming the nodes as a person
+    reads them (at 500 nodes, a list of every one of them made the hint a page long)."""
+    workers = [f"worker-{i}" for i in range(1, 7)]
+    _, d = run(lambda kind, src, dst: kind == "pod-to-node" and src in workers[:4], workers=workers)
+    (p,) = d.patterns
+    assert p.cause == "unknown"
+    assert "pod-to-node: everything from worker-1 to worker-4 fails (look at that source's egress" in p.hint

@@ -507,10 +507,10 @@ def row_and_column_hint(by_cell, cells: set[Cell]) -> str:
             (Counter(c[1] for c in bad), Counter(c[2] for c in bad))
         rows, cols = (sorted(n for n, count in measured_in[i].items() if bad_in[i][n] == count) for i in (0, 1))
         if rows and len(rows) < len(measured_in[0]):
-            hints.append(f"{kind}: everything from {', '.join(rows)} fails (look at that source's egress: "
+            hints.append(f"{kind}: everything from {name_list(rows)} fails (look at that source's egress: "
                          "routes, host firewall, outbound rules)")
         if cols and len(cols) < len(measured_in[1]):
-            hints.append(f"{kind}: everything to {', '.join(cols)} fails (look at that destination's ingress: "
+            hints.append(f"{kind}: everything to {name_list(cols)} fails (look at that destination's ingress: "
                          "its security group, host firewall, the probe pod there)")
         pod_ip_bad = kind in POD_IP_KINDS
         host_ok = not any(c[0] == "host-to-host" for c in cells)
