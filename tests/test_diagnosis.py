@@ -132,6 +132,17 @@ def test_a_node_without_its_own_pod_routes_is_named_from_its_routes():
     assert "worker-2 has no route to 10.200.11.0/24, 10.200.21.0/24 (the other nodes' pods)" in "\n".join(f.evidence)
 
 
+def test_a_node_without_routes_to_many_names_the_first_few_and_counts_the_rest():
+    workers = [f"worker-{i}" for i in range(1, 8)]
+    nodes = [*sim.MASTERS, *workers]
+    ev = sim.evidence(workers=workers, routes_missing={"worker-2": [n for n in nodes if n != "worker-2"]},
+                      aws=sim.aws_facts(nodes))
+    _, d = run(sim.own_routes_gone("worker-2"), workers=workers, evidence=ev)
+    f = d.finding("host-to-pod", "worker-2", "worker-1")
+    assert ("worker-2 has no route to 10.200.11.0/24, 10.200.21.0/24, 10.200.23.0/24, 10.200.24.0/24 and 3 more (the "
+            "other nodes' pods)") in "\n".join(f.evidence)
+
+
 def test_a_node_reaching_no_pod_with_its_routes_sound_is_unknown_and_never_the_check():
     ev = sim.evidence(aws=sim.aws_facts(NODES, check_on=()))
     _, d = run(sim.own_routes_gone("worker-2"), evidence=ev)

@@ -104,6 +104,11 @@ def name_list(names, limit: int = NAMES_SHOWN) -> str:
     return ", ".join(text for text, _ in items[:limit]) + (f" and {rest} more" if rest else "")
 
 
+def first_of(items: list[str], shown: int) -> str:
+    """The first `shown` items, the rest counted."""
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
 def sort_key(name: str) -> tuple:
     """worker-2 before worker-10."""
     m = NUMBERED.match(name)

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from seatrials.causes import UNKNOWN, Finding
-from seatrials.network.cases import name_list
+from seatrials.network.cases import first_of, name_list
 from seatrials.network.evidence import Evidence, kube_proxy_pod_lines, route_to
 from seatrials.network.paths import POD_IP_KINDS, ProbeResult
 
@@ -172,8 +172,7 @@ def cross_subnet(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         return []
     cells = direct | {c for c in bad if c[0] == "external-ip" and predicted(c)}
     pairs = sorted({f"{s}->{d}" for s, d in blocked})
-    summary = (f"pod IPs fail between nodes of different subnets ({', '.join(pairs[:4])}"
-               f"{f' and {len(pairs) - 4} more' if len(pairs) > 4 else ''}) while node IPs answer")
+    summary = f"pod IPs fail between nodes of different subnets ({first_of(pairs, 4)}) while node IPs answer"
     because = [f"AWS: {f['detail']}" for f in ev.aws["findings"] if f["cause"] == "cross-subnet-native-routing"][:3]
     return [Pattern("cross-subnet-native-routing", summary, cells, because=because)]
 
@@ -274,7 +273,7 @@ def why_no_pod_routes_on(node: str, ev: Evidence) -> tuple[str, list[str], str, 
     lost = [cidr for other, cidrs in ev.pod_cidrs.items() if other != node for cidr in cidrs
             if routes and route_to(routes, cidr) is None]
     if lost and any(has_pod_routes(ev, other) for other in ev.routes if other != node):
-        return "pod-route-missing", [f"{node} has no route to {', '.join(lost)} (the other nodes' pods), while "
+        return "pod-route-missing", [f"{node} has no route to {first_of(lost, 4)} (the other nodes' pods), while "
                                      "the other nodes have theirs"], "", ""
     candidates = [c for c, known in (("pod-route-missing", not routes),
                                      ("cni-agent-down", ev.cni != "other" and not ev.cni_agents)) if known]
