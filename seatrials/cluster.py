@@ -24,6 +24,7 @@ import websocket
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from seatrials import kubeconfig
 from seatrials.kubeconfig import SetupError
@@ -151,11 +152,37 @@ class Cluster:
             )
             try:
                 resp.run_forever(timeout=timeout)
-                return ExecResult(resp.read_stdout(), resp.read_stderr(), resp.returncode)
+                return ExecResult(resp.read_stdout(), resp.read_stderr(), exit_status(resp))
             finally:
                 resp.close()
         finally:
             api.close()
+
+
+class ExecFailed(Exception):
+    """The exec itself failed (the apiserver could not reach the kubelet, the runtime refused it)."""
+
+
+def exit_status(resp) -> int | None:
+    """The command's exit code from the exec's status channel; None while it runs or when the channel said
+    nothing. kubernetes.stream takes the message of a failure without an exit code for one (int('error sending
+    request: ...') raised ValueError, the only words a report had): here it is ExecFailed with that message."""
+    if resp.is_open():
+        return None
+    text = resp.read_channel(ERROR_CHANNEL)
+    if not text:
+        return None
+    try:
+        status = json.loads(text)
+    except ValueError:
+        raise ExecFailed(one_line(text)) from None
+    if status.get("status") == "Success":
+        return 0
+    causes = (status.get("details") or {}).get("causes") or []
+    code = next((c.get("message") or "" for c in causes if c.get("reason") == "ExitCode"), "")
+    if code.isdigit():
+        return int(code)
+    raise ExecFailed(status.get("message") or one_line(text))
 
 
 _KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

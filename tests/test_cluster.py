@@ -1,8 +1,9 @@
 """Cluster access: a kubeconfig's bearer token is sent (whatever the kubernetes client's version), and
-API errors read as one line, an RBAC refusal naming the permission it lacks."""
+API errors read as one line, an RBAC refusal naming the permission it lacks; an exec that failed says why."""
 
 import json
 
+import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -49,3 +50,33 @@ def test_other_errors_keep_the_servers_words():
     assert cluster.api_error_line(error(403, "Forbidden", "Forbidden (user=kube-apiserver, verb=get)\n")) == \
         "403 Forbidden: Forbidden (user=kube-apiserver, verb=get)"
     assert cluster.api_error_line(error(500, "Internal Server Error", "")) == "500 Internal Server Error"
+
+
+class Channel:
+    """An exec stream that has ended, with this on its status channel (stands in for kubernetes.stream's WSClient)."""
+
+    def __init__(self, status: str):
+        self.status = status
+
+    def is_open(self):
+        return False
+
+    def read_channel(self, channel):
+        assert channel == 3  # the status channel
+        return self.status
+
+
+def test_an_exec_that_could_not_reach_the_kubelet_says_so_in_the_apiservers_words():
+    """kubernetes.stream read this status' message as an exit code: int('error sending request: ...')."""
+    failure = {"status": "Failure", "message": 'error sending request: Post "https://10.241.0.32:10247/exec/ns/pod": '
+               "dial tcp 10.241.0.32:10247: connect: connection refused"}
+    with pytest.raises(cluster.ExecFailed, match=r"^error sending request: Post .*connection refused$"):
+        cluster.exit_status(Channel(json.dumps(failure)))
+
+
+def test_an_exec_status_gives_the_commands_exit_code():
+    assert cluster.exit_status(Channel('{"status": "Success"}')) == 0
+    exited = {"status": "Failure", "message": "command terminated with non-zero exit code: exit status 2",
+              "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}}
+    assert cluster.exit_status(Channel(json.dumps(exited))) == 2
+    assert cluster.exit_status(Channel("")) is None
