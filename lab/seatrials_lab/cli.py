@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run-suite":
             return suite.run_suite(paths, _shape(args), args.keep, _pytest_args(args))
         elif args.command == "bench" and args.peer:
+            suite.seatrials_installed()
             print(peer.table(peer.bench(paths, _shape(args), peer.scenarios(args.scenarios))))
         elif args.command == "bench":
+            suite.seatrials_installed()
             print(suite.bench_table(suite.bench(paths, _shape(args), args.runs, args.fake_nodes)))
         elif args.command == "fake-nodes":
             lab = cluster.running(paths)

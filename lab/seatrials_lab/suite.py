@@ -8,6 +8,7 @@ leave the lab as they found it: a lab they brought up they take down again.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -262,6 +263,18 @@ def bench_reports(paths: Paths, label: str) -> Path:
 
 
 BENCH_RUN_LIMIT = 1800  # seconds a run of the suite may take in a bench (500 fake nodes: 344 s)
+
+
+def seatrials_installed() -> None:
+    """The bench runs `python -m seatrials.cli` with this Python: say so at once when seatrials is not installed
+    for it (from the checkout alone its suites, a package only once installed, are missing halfway through)."""
+    try:
+        found = importlib.util.find_spec("seatrials.cli") is not None
+    except ModuleNotFoundError:  # no seatrials package at all
+        found = False
+    if not found:
+        raise LabError(f"seatrials is not installed for {sys.executable}: run the bench with the venv's Python "
+                       "(.venv/bin/python lab/lab bench ...; make venv makes it)")
 
 
 def bench_runs(paths: Paths, label: str, runs: int, pytest_args: list[str] = (),

@@ -1,6 +1,8 @@
 """`lab/lab bench`'s table: medians and spreads per scenario, and each scenario's ratio to the healthy one."""
 
+import pytest
 from seatrials_lab import suite
+from seatrials_lab.shell import LabError
 
 
 def rows(label, walls, requests, verdict):
@@ -49,3 +51,13 @@ def test_each_scenario_says_where_its_requests_go():
     assert suite.bench_table(mine).splitlines()[-1] == (
         f"{suite.HEALTHY}: API requests by endpoint (run 1) GET /api/v1/namespaces/{{namespace}}/pods/{{name}}/exec 6, "
         "GET /api/v1/nodes/{name}/proxy/stats/summary 3")
+
+
+def test_a_python_without_seatrials_is_told_before_the_lab_comes_up(monkeypatch):
+    """From the checkout alone `python -m seatrials.cli` starts and then misses the suites, a package only once
+    installed: the bench names the Python to use before anything runs."""
+    def missing(name, package=None):
+        raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}")
+    monkeypatch.setattr(suite.importlib.util, "find_spec", missing)
+    with pytest.raises(LabError, match=r"^seatrials is not installed for .*: run the bench with the venv's Python"):
+        suite.seatrials_installed()
