@@ -45,6 +45,21 @@ FIRST_SCREEN = """(() => {
           fixes: at('#causes .fix'), not_verified: at('#not-verified li, #not-verified .none'),
           facts: at('.facts dt')};
 })()"""
+# An inline link after a line's last words ("2001 failed checks and 497 more nodes") starts where they end.
+OVERLAP = """(() => {
+  const bad = [];
+  for (const a of document.querySelectorAll('li > a')) {
+    let before = a.previousSibling;  // the words just before it, text or element
+    while (before && !before.textContent.trim()) before = before.previousSibling;
+    if (!before) continue;
+    const range = document.createRange();
+    range.selectNodeContents(before);
+    const mine = a.getClientRects()[0], theirs = [...range.getClientRects()].pop();
+    if (theirs && mine && mine.top < theirs.bottom - 1 && mine.left < theirs.right - 1)
+      bad.push(`${a.textContent} over ${before.textContent}`);
+  }
+  return bad;
+})()"""
 LINKS = "[[...document.querySelectorAll('a[href]')].map(a => a.href), [...document.querySelectorAll('[id]')]" \
         ".map(e => e.id)]"
 
@@ -109,6 +124,14 @@ def test_no_text_leaves_its_box(browser, reports, name, width):
     browser.load(reports[name])
     browser.eval(OPEN_ALL)
     assert browser.eval(OVERFLOW) == []
+
+
+@pytest.mark.parametrize("width", [SCREEN[0], NARROW])
+def test_a_link_at_a_lines_end_covers_none_of_its_words(browser, reports, width):
+    browser.resize(width, SCREEN[1])
+    browser.load(reports["500-nodes"])
+    assert browser.eval("document.querySelectorAll('#causes li > a.more').length")  # the page has such links
+    assert browser.eval(OVERLAP) == []
 
 
 @pytest.mark.parametrize("name", ["healthy", "broken", "500-nodes", "since"])
