@@ -93,7 +93,28 @@ class Diagnosis:
         if explained is None:
             return None
         p, result = explained
-        evidence = [result.evidence(), f"pattern: {p.summary}", *p.because]
+        return self.pattern_finding(p, source, target, [result.evidence()])
+
+    def row_findings(self, kind: str, source: str, targets: list[str]) -> list[Finding]:
+        """The findings of these failed targets of one source's row, without each cell's own line (the row says
+        it for all of them): targets whose findings read alike share one. A Finding a cell made 1.25 million
+        of them at 500 failing nodes, 14 s of the run's checks."""
+        row = self.by_source[kind, source]
+        exact = {f["subject"] for f in self.aws_findings.get(source, [])}
+        shared: dict[tuple, Finding] = {}
+        out = []
+        for target in targets:
+            p = row[target][0]
+            # what the finding says of the target itself: its node's lines, EC2's findings about this very path
+            key = (id(p), tuple(p.node_because.get(target, ())) if target != source else (),
+                   target if f"{source}->{target}" in exact else None)
+            if key not in shared:
+                shared[key] = self.pattern_finding(p, source, target, [])
+            out.append(shared[key])
+        return out
+
+    def pattern_finding(self, p: Pattern, source: str, target: str, first: list[str]) -> Finding:
+        evidence = [*first, f"pattern: {p.summary}", *p.because]
         evidence += [e for n in dict.fromkeys((source, target)) for e in p.node_because.get(n, [])]
         return Finding(p.cause, evidence, " ".join(h for h in (p.hint, p.doubt) if h),
                        self.corroboration(p, source, target))

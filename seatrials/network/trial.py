@@ -149,8 +149,8 @@ class Trial:
         if not failed:
             return Result.passed(notes=skipped)
         diagnosis = self.diagnosis(topology)
-        findings = [(r, diagnosis.finding(kind, source, r.target)) for r in failed]
-        return Result(FAILED, row_finding(kind, source, len(measured), findings, skipped))
+        findings = zip(failed, diagnosis.row_findings(kind, source, [r.target for r in failed]), strict=True)
+        return Result(FAILED, row_finding(kind, source, len(measured), list(findings), skipped))
 
     def probe_running(self, node: str) -> Result:
         """Both probes of the node run, or each that does not with its cause (found by probes.wait_ready)."""
@@ -236,8 +236,9 @@ ROW_LINES = 20  # lines of evidence (and of corroboration, of hints) per cause o
 
 def row_finding(kind: str, source: str, measured: int, findings: list[tuple[ProbeResult, Finding]],
                 skipped: list[str]) -> Finding:
-    """One finding for a source's failed targets: the cause of the most of them (the gravest on a tie) named,
-    the targets listed by cause and outcome, each cause's pattern and evidence once."""
+    """One finding for a source's failed targets (each with its finding beyond its own line: Diagnosis.row_findings):
+    the cause of the most of them (the gravest on a tie) named, the targets listed by cause and outcome, each
+    cause's pattern and evidence once."""
     by_cause: dict[str, list[tuple[ProbeResult, Finding]]] = defaultdict(list)
     for r, f in findings:
         by_cause[f.cause].append((r, f))
@@ -254,7 +255,7 @@ def row_finding(kind: str, source: str, measured: int, findings: list[tuple[Prob
             after = f" after {tries} tries" if tries > 1 else ""
             evidence.append(f"{named}{kind} {source} -> {cases.name_list(r.target for r in rs)}: {outcome}{after}"
                             f" ({len(rs)}; e.g. {rs[0].address}: {rs[0].detail[:120]})")
-        extra = list(dict.fromkeys(e for _, f in mine for e in f.evidence[1:]))
+        extra = list(dict.fromkeys(e for _, f in mine for e in f.evidence))
         evidence += extra[:ROW_LINES] + ([f"and {len(extra) - ROW_LINES} more lines of evidence about these "
                                           "targets (every cell is in signoff.json)"] if len(extra) > ROW_LINES else [])
         corroboration += list(dict.fromkeys(e for _, f in mine for e in f.corroboration))[:ROW_LINES]
