@@ -12,6 +12,7 @@ import html
 from collections import Counter, defaultdict
 from importlib import resources
 
+from seatrials.network.cases import first_of
 from seatrials.reporting import svg
 from seatrials.reporting.baseline import described, exit_words, listed
 from seatrials.reporting.pages import origin_text
@@ -222,15 +223,10 @@ def cluster_facts(s: dict) -> str:
             ("nodes", f"{len(nodes)}: " + ", ".join(f"{n} {plural(n, r)}" for r, n in sorted(roles.items())))]
     for key in ("masters", "workers"):
         if key in fp:
-            rows.append((key, few(fp[key])))
-    rows += [(k, few(v) if isinstance(v, list) else str(v)) for k, v in fp.items()
+            rows.append((key, first_of(fp[key], 3)))
+    rows += [(k, first_of(v, 3) if isinstance(v, list) else str(v)) for k, v in fp.items()
              if k not in ("version", "masters", "workers")]
     return "<h2>Cluster</h2>" + definitions(rows, code={"fingerprint"})
-
-
-def few(items: list[str], shown: int = 3) -> str:
-    head = ", ".join(items[:shown])
-    return head + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def definitions(rows: list[tuple[str, str]], code: set[str] = frozenset()) -> str:
@@ -331,7 +327,7 @@ def named_list(m: dict) -> str:
         for not_run, what in ((False, "failing"), (True, "not run")):
             chosen = [x.text for x in lines if x.not_run == not_run]
             if chosen:
-                items.append(f"<li><b>{e(what)}, {e(heading)}</b>: {e(few(chosen, 40))}</li>")
+                items.append(f"<li><b>{e(what)}, {e(heading)}</b>: {e(first_of(chosen, 40))}</li>")
     return f'<ul class="named">{"".join(items) or "<li>nothing failed</li>"}</ul>'
 
 
@@ -359,8 +355,7 @@ def checks(s: dict) -> str:
                     f'{listed}{f"<ul class=read>{read}</ul>" if read else ""}</details>')
     partly = "".join(f"<li><code>{e(p['check'])}</code>: {e('; '.join(p['notes']))}</li>"
                      for p in s.get("partly_checked", []))
-    skipped = "".join(f"<li><b>{e(area)}</b>: {e(r['reason'])}: " + e(", ".join(r["cases"][:12]))
-                      + (f" and {len(r['cases']) - 12} more" if len(r["cases"]) > 12 else "") + "</li>"
+    skipped = "".join(f"<li><b>{e(area)}</b>: {e(r['reason'])}: {e(first_of(r['cases'], 12))}</li>"
                       for area, reasons in s.get("not_verified_reasons", {}).items() for r in reasons)
     detail = ""
     if partly or skipped:

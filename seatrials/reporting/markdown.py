@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from seatrials.network.cases import first_of
 from seatrials.reporting import svg
 from seatrials.reporting.baseline import described, exit_words, listed
 from seatrials.reporting.html import (
@@ -11,7 +12,6 @@ from seatrials.reporting.html import (
     FAILURES_PER_NODE,
     OUTCOME_WORDS,
     case_name,
-    few,
     ordered,
     plural,
 )
@@ -98,8 +98,7 @@ def not_verified_section(s: dict) -> list[str]:
         required = " (required)" if area in s.get("required_areas", []) else ""
         for r in reasons:
             lines.append(f"- **{area}**{required}: {len(r['cases'])} not checked: {r['reason']}: "
-                         + ", ".join(f"`{c}`" for c in r["cases"][:12])
-                         + (f" and {len(r['cases']) - 12} more" if len(r["cases"]) > 12 else ""))
+                         + first_of([f"`{c}`" for c in r["cases"]], 12))
     lines += [f"- **{p['area'] or 'other'}**: `{p['check']}` passed with signals not read: {'; '.join(p['notes'])}"
               for p in partly]
     policy = ", ".join(s.get("required_areas", [])) or "none required (lenient)"
@@ -120,7 +119,7 @@ def facts_section(s: dict) -> list[str]:
     if not fp:
         return lines + ["Not reached."]
     lines += ["| | |", "|---|---|", f"| fingerprint | `{s.get('fingerprint_hash', '')}` |"]
-    lines += [f"| {k} | {cell(few(v) if isinstance(v, list) else v)} |" for k, v in fp.items()]
+    lines += [f"| {k} | {cell(first_of(v, 3) if isinstance(v, list) else v)} |" for k, v in fp.items()]
     return lines
 
 
