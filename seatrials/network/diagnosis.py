@@ -270,13 +270,19 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
             p.cells.add(c)
             nodes_of[key].add(node)
     for key, p in by_cause.items():
-        nodes = name_list(nodes_of[key])
-        p.hint, p.doubt = p.hint.replace(NODES, nodes), p.doubt.replace(NODES, nodes)
+        nodes = named(p, nodes_of[key])
         p.summary = (f"pod IPs on {nodes} are unreachable from other nodes (and their pods reach no other pod) "
                      "while the same nodes answer on their host IPs" if key[0] else
                      f"{nodes} reach no pod on another node (from the host or a pod), and their pods answer no "
                      "other node's pod, while other nodes' hosts reach their pods")
     return list(by_cause.values())
+
+
+def named(p: Pattern, nodes) -> str:
+    """The nodes a pattern grouped, as a person reads them, put in its hint and doubt where they say NODES."""
+    names = name_list(nodes)
+    p.hint, p.doubt = p.hint.replace(NODES, names), p.doubt.replace(NODES, names)
+    return names
 
 
 def agent_down(node: str, ev: Evidence) -> tuple[str, list[str], str, str] | None:
@@ -461,8 +467,7 @@ def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         if because:
             p.node_because[node] = because
     for key, p in by_cause.items():
-        nodes = name_list(nodes_of[key])
-        p.hint = p.hint.replace(NODES, nodes)
+        nodes = named(p, nodes_of[key])
         p.summary = f"from {nodes} the kubernetes ClusterIP fails while every apiserver endpoint answers"
     return list(by_cause.values())
 
