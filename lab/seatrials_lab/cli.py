@@ -121,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"still active (a heal leaves it, as the real fix does): {', '.join(left)}")
         elif args.command == "run-suite":
             return suite.run_suite(paths, _shape(args), args.keep, _pytest_args(args))
-        elif args.command == "bench" and args.peer:
-            suite.seatrials_installed()
-            print(peer.table(peer.bench(paths, _shape(args), peer.scenarios(args.scenarios))))
         elif args.command == "bench":
             suite.seatrials_installed()
-            print(suite.bench_table(suite.bench(paths, _shape(args), args.runs, args.fake_nodes)))
+            if args.peer:
+                print(peer.table(peer.bench(paths, _shape(args), peer.scenarios(args.scenarios))))
+            else:
+                print(suite.bench_table(suite.bench(paths, _shape(args), args.runs, args.fake_nodes)))
         elif args.command == "fake-nodes":
             lab = cluster.running(paths)
             fakes = kwok.start(lab, args.count)
