@@ -149,8 +149,8 @@ class Trial:
         if not failed:
             return Result.passed(notes=skipped)
         diagnosis = self.diagnosis(topology)
-        findings = zip(failed, diagnosis.row_findings(kind, source, [r.target for r in failed]), strict=True)
-        return Result(FAILED, row_finding(kind, source, len(measured), list(findings), skipped))
+        findings = list(zip(failed, diagnosis.row_findings(kind, source, [r.target for r in failed]), strict=True))
+        return Result(FAILED, row_finding(kind, source, len(measured), findings, skipped))
 
     def probe_running(self, node: str) -> Result:
         """Both probes of the node run, or each that does not with its cause (found by probes.wait_ready)."""
