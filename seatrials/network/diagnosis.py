@@ -131,7 +131,7 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     """Explain every failed probe: each pattern in turn takes the failed cells the ones before it left."""
     if not any(failed(r) for r in results):  # nothing to explain (and no index of every cell to build)
         return Diagnosis([], {}, {})
-    by_cell = {(r.kind, r.source, r.target): r for r in results}
+    by_cell = Matrix(results)
     unexplained = {c for c, r in by_cell.items() if failed(r)}
     patterns: list[Pattern] = []
     for find in (network_policy, cross_subnet, pod_ip_unreachable, master_inbound, apiserver_port, kube_proxy,
@@ -145,8 +145,8 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     by_source: dict[tuple[str, str], dict[str, tuple[Pattern, ProbeResult]]] = defaultdict(dict)
     for p in patterns:
         for cell in p.cells:
-            result = by_cell[cell]
-            by_source[result.kind, result.source][result.target] = (p, result)
+            kind, source, target = cell  # the results' own strings (the Matrix is keyed by them)
+            by_source[kind, source][target] = (p, by_cell[cell])
         p.cells = set()
     aws_findings = defaultdict(list)
     for f in ev.aws.get("findings", []):
@@ -154,18 +154,34 @@ def diagnose(results: list[ProbeResult], ev: Evidence) -> Diagnosis:
     return Diagnosis(patterns, dict(by_source), dict(aws_findings))
 
 
-def cross_cells(by_cell, kinds) -> Iterator[Cell]:
-    """The measured cells of these kinds between two nodes, one at a time: a set of them is a million tuples'
-    worth at 500 nodes, so the patterns make one only where they need it again."""
-    return (c for c in by_cell if c[0] in kinds and c[1] != c[2] and by_cell[c].outcome != "not-run")
+class Matrix(dict[Cell, ProbeResult]):
+    """Every cell's result, and the measured cells of each kind listed once: a pattern walks the kinds it weighs,
+    not the whole matrix (at 500 nodes 1.5 million cells, walked whole a dozen times, were most of a diagnosis)."""
+
+    def __init__(self, results: list[ProbeResult]):
+        super().__init__(((r.kind, r.source, r.target), r) for r in results)
+        self.of_kind: dict[str, list[Cell]] = defaultdict(list)
+        for c, r in self.items():
+            if r.outcome != "not-run":
+                self.of_kind[c[0]].append(c)
+
+    def measured(self, kinds) -> Iterator[Cell]:
+        return (c for kind in kinds for c in self.of_kind.get(kind, ()))
+
+    def cross(self, kinds) -> Iterator[Cell]:
+        """The measured cells of these kinds between two nodes, one at a time: a set of them is a million tuples'
+        worth at 500 nodes, so the patterns make one only where they need it again."""
+        return (c for c in self.measured(kinds) if c[1] != c[2])
 
 
 # ---------------------------------------------------------------- NetworkPolicies over the probes
 def network_policy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     """A NetworkPolicy that selects the pod-network probes decides what they may reach or be reached by:
     their failures say what the policy allows, not what the network carries."""
+    if not ev.policies:
+        return []
     cells = {c for c in bad if c[0] in POD_SIDE_KINDS or c[0] in POD_IP_KINDS}
-    if not ev.policies or not cells:
+    if not cells:
         return []
     return [Pattern("network-policy-blocks-probes", "NetworkPolicies select the probe pods",
                     cells, because=[f"{p} selects the pod-network probes" for p in ev.policies])]
@@ -186,10 +202,10 @@ def cross_subnet(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
         kind, src, dst = c
         return (src, dst) in blocked or (kind in BOTH_WAYS and (dst, src) in blocked)
 
-    direct = {c for c in cross_cells(by_cell, DIRECT_POD_IP) if predicted(c)}
+    direct = {c for c in by_cell.cross(DIRECT_POD_IP) if predicted(c)}
     if not direct or not direct <= bad:
         return []  # pod IPs get through where the tables say they cannot: not (only) the route tables
-    if any(c in bad for c in cross_cells(by_cell, ("host-to-host",)) if (c[1], c[2]) in blocked):
+    if any(c in bad for c in by_cell.cross(("host-to-host",)) if (c[1], c[2]) in blocked):
         return []
     cells = direct | {c for c in bad if c[0] == "external-ip" and predicted(c)}
     pairs = sorted({f"{s}->{d}" for s, d in blocked})
@@ -219,15 +235,14 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     end, but host -> pod into R works: the reply goes to a node IP, which R reaches without a pod route.
     """
     # the pod-IP cells are walked twice rather than kept (a million of them at 500 nodes); a failed cell is never
-    # not-run, so these are the failed ones of cross_cells
+    # not-run, so these are the failed ones of by_cell.cross
     observed = {c for c in bad if c[0] in POD_IP_KINDS and c[1] != c[2]}
     if not observed:
         return []
     into, out_of = defaultdict(list), defaultdict(list)
-    for cell in cross_cells(by_cell, POD_IP_KINDS):
-        if cell[0] == "host-to-pod":
-            into[cell[2]].append(cell in bad)
-            out_of[cell[1]].append(cell in bad)
+    for cell in by_cell.cross(("host-to-pod",)):
+        into[cell[2]].append(cell in bad)
+        out_of[cell[1]].append(cell in bad)
     unreachable = {n for n, cells in into.items() if cells and all(cells)}
     routeless = {n for n, cells in out_of.items() if cells and all(cells)} - unreachable
     if not unreachable | routeless:
@@ -248,11 +263,11 @@ def pod_ip_unreachable(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
     # The direct paths decide the shape; externalIPs are load-balanced, so one that happened to reach the
     # node's pods through another way does not overturn it (its failures follow the node, when they fail).
-    if not all(c in bad for c in cross_cells(by_cell, POD_IP_KINDS) if c[0] != "external-ip" and required(c)) or any(
+    if not all(c in bad for c in by_cell.cross(DIRECT_POD_IP) if required(c)) or any(
             not owner(c) for c in observed if c[0] != "external-ip"):
         return []
     affected = unreachable | routeless
-    if any(c in bad for c in cross_cells(by_cell, ("host-to-host",)) if c[1] in affected or c[2] in affected):
+    if any(c in bad for c in by_cell.cross(("host-to-host",)) if c[1] in affected or c[2] in affected):
         return []
     by_cause: dict[tuple, Pattern] = {}
     pattern_of, nodes_of = {}, defaultdict(set)  # node -> its pattern; pattern key -> the nodes with cells in it
@@ -390,7 +405,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 
     if not observed or not all(inbound(c) or outbound_pod_ip(c) for c in observed):
         return []
-    cells = set(cross_cells(by_cell, kinds))
+    cells = set(by_cell.cross(kinds))
     pod_ip_inbound = {c for c in cells if c[0] in POD_IP_KINDS and inbound(c)}
     if not pod_ip_inbound <= observed:
         return []  # some workers do reach pods on masters: not the group's rule
@@ -410,7 +425,7 @@ def master_inbound(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
 def apiserver_port(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     """Workers time out on the apiserver endpoints (and so on the ClusterIP); masters do not."""
     roles = ev.roles
-    endpoint_cells = {c for c in by_cell if c[0] == "pod-to-apiserver" and by_cell[c].outcome != "not-run"}
+    endpoint_cells = set(by_cell.measured(("pod-to-apiserver",)))
     observed = bad & endpoint_cells
     if not observed:
         return []
@@ -449,8 +464,8 @@ def kube_proxy(by_cell, bad, ev: Evidence, found) -> list[Pattern]:
     the node follow it. Nodes whose kube-proxy reads alike share one pattern."""
     sources = {c[1] for c in bad if c[0] == "pod-to-service"}
     endpoints, failures = defaultdict(list), defaultdict(set)  # by source: gathered once, not once a source
-    for c in by_cell:
-        if c[0] == "pod-to-apiserver" and c[1] in sources:
+    for c in by_cell.measured(("pod-to-apiserver",)):
+        if c[1] in sources:
             endpoints[c[1]].append(c)
     for c in bad:
         if c[0] in SERVICE_KINDS and c[1] in sources:
@@ -525,7 +540,7 @@ def row_and_column_hint(by_cell, cells: set[Cell]) -> str:
     """Whole rows failing point at the source's egress, whole columns at the destination's ingress."""
     hints = []
     for kind in sorted({c[0] for c in cells}):
-        measured = [c for c in by_cell if c[0] == kind and by_cell[c].outcome != "not-run"]
+        measured = by_cell.of_kind.get(kind, [])
         bad = [c for c in cells if c[0] == kind]  # failed, so measured: a row or column is all bad when it
         # counts as many bad cells as measured ones (counted once each, where a set per row cost N³ at scale)
         measured_in, bad_in = (Counter(c[1] for c in measured), Counter(c[2] for c in measured)), \
@@ -539,6 +554,6 @@ def row_and_column_hint(by_cell, cells: set[Cell]) -> str:
                          "its security group, host firewall, the probe pod there)")
         pod_ip_bad = kind in POD_IP_KINDS
         host_ok = not any(c[0] == "host-to-host" for c in cells)
-        if pod_ip_bad and host_ok and any(c[0] == "host-to-host" for c in by_cell):
+        if pod_ip_bad and host_ok and by_cell.of_kind.get("host-to-host"):
             hints.append(f"{kind}: pod IPs fail where node IPs work: check routing of pod CIDRs between nodes")
     return "; ".join(hints)
