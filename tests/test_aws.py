@@ -370,7 +370,7 @@ def test_only_describe_calls_in_a_fixed_number_of_batches(ec2):
         assert inv.calls and all(name.startswith("Describe") for name in inv.calls), inv.calls
         counts[workers] = inv.calls
     # the subnet has no route table of its own: its VPC's main table is asked for in a second call; the
-    # source/destination check comes with describe_instances (none of the 130 s a call a node cost at 500 nodes)
+    # source/destination check comes with describe_instances (no call a node)
     assert counts[2] == counts[6] == ["DescribeInstances", "DescribeSecurityGroups", "DescribeNetworkAcls",
                                       "DescribeRouteTables", "DescribeRouteTables"]
     policy = json.loads((Path(__file__).parents[1] / "docs" / "aws-iam-policy.json").read_text())

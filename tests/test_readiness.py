@@ -234,3 +234,64 @@ def test_a_stopped_mirror_lets_its_objects_go_though_its_watch_is_still_open():
     assert first() is None  # nothing holds the listed pods any more
     watcher.join(5)  # its MODIFIED event came after the stop
     assert not watcher.is_alive() and not mirror._objects
+
+
+# ---------------------------------------------------------------- no pod made at all
+def daemon_set(name, observed, made=0, wanted=0):
+    return client.V1DaemonSet(metadata=client.V1ObjectMeta(name=name, generation=1), status=client.V1DaemonSetStatus(
+        observed_generation=observed, current_number_scheduled=made, desired_number_scheduled=wanted,
+        number_misscheduled=0, number_ready=0))
+
+
+def controller(sets, lease=None):
+    """A cluster's DaemonSets and kube-controller-manager's Lease (None: there is none)."""
+    def read_lease(name, namespace):
+        assert (namespace, name) == readiness.CONTROLLER_MANAGER
+        if lease is None:
+            raise ApiException(status=404, reason="Not Found")
+        return lease
+
+    return SimpleNamespace(apps=SimpleNamespace(list_namespaced_daemon_set=lambda ns, label_selector: SimpleNamespace(
+        items=sets)), coordination=SimpleNamespace(read_namespaced_lease=read_lease))
+
+
+def lease(renewed_ago: float, duration=15):
+    renewed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=renewed_ago)
+    return client.V1Lease(spec=client.V1LeaseSpec(holder_identity="master-1_5c1f", renew_time=renewed,
+                                                  lease_duration_seconds=duration))
+
+
+def test_daemon_sets_never_acted_on_point_at_the_controller_manager_and_its_lease():
+    """No probe pod anywhere and the DaemonSets' status never written: no controller manager leads, and its
+    lease says since when (seen on the lab: one controller manager lost its lease on a loaded machine)."""
+    sets = [daemon_set("seatrials-probe-pod-r", None), daemon_set("seatrials-probe-host-r", None)]
+    reason, hint = readiness.unmade_reason(controller(sets, lease(95)), "ns", "sel")
+    assert "never acted on seatrials-probe-pod-r, seatrials-probe-host-r" in reason
+    assert "held by master-1_5c1f, was last renewed 95 s ago (expired: it lasts 15 s)" in reason
+    assert "kube-controller-manager" in hint
+    reason, _ = readiness.unmade_reason(controller(sets), "ns", "sel")
+    assert "kube-controller-manager does not exist" in reason
+
+
+def test_daemon_sets_acted_on_say_how_many_pods_they_made():
+    sets = [daemon_set("seatrials-probe-pod-r", 1, made=3, wanted=5)]
+    reason, hint = readiness.unmade_reason(controller(sets, lease(2)), "ns", "sel")
+    assert reason == "no probe pod was made for this node (seatrials-probe-pod-r made 3 of 5 pods)"
+    assert "describe daemonset -l sel" in hint
+
+
+class NoPods(Api):
+    def list_namespaced_pod(self, namespace, label_selector, **kwargs):
+        return self._answer("pods", [], kwargs)
+
+
+def test_a_wait_without_any_pod_says_why_at_its_end():
+    sets = [daemon_set("seatrials-probe-pod-r", None), daemon_set("seatrials-probe-host-r", None)]
+    cluster = controller(sets, lease(300))
+    cluster.core = NoPods()
+    found = wait_ready(cluster, "ns", "r", ["worker-1"], timeout=0.5)
+    for side in ("pod", "host"):
+        s = found[(side, "worker-1")]
+        assert s.reason.startswith("not ready after --ready-timeout 0.5 s: no probe pod was made: the DaemonSet "
+                                   "controller never acted on"), s.reason
+        assert "300 s ago (expired" in s.reason and "kube-controller-manager" in s.hint

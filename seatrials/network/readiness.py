@@ -20,6 +20,7 @@ says per node what is wrong and the fix, and the other nodes are judged fully.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
@@ -229,8 +230,58 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
     finally:
         for mirror in mirrors:
             mirror.stop()
+    unmade = unmade_reason(cluster, namespace, selector) if any(
+        not s.settled and not s.pod for s in status.values()) else None
     for s in status.values():
         if not s.settled:
+            if not s.pod and unmade:
+                s.reason, s.hint = unmade
             s.reason = f"not ready after --ready-timeout {timeout:g} s: {s.reason}"
             s.hint = s.hint or f"kubectl -n {namespace} describe pod {s.pod or '-l ' + selector}"
     return status
+
+
+# ---------------------------------------------------------------- no pod made
+CONTROLLER_MANAGER = ("kube-system", "kube-controller-manager")  # the Lease its leader renews
+
+
+def unmade_reason(cluster, namespace: str, selector: str) -> tuple[str, str] | None:
+    """Why a node has no probe pod after the whole wait, as the probe DaemonSets' status says: a DaemonSet
+    whose status the controller never wrote (observedGeneration behind its generation) was never acted on, so
+    no kube-controller-manager leads (its lease says since when); one it did act on made pods for other nodes
+    and not this one. None when the DaemonSets cannot be read (the pod's absence is all there is to say)."""
+    try:
+        sets = cluster.apps.list_namespaced_daemon_set(namespace, label_selector=selector).items
+    except ApiException:
+        return None
+    unobserved = [d.metadata.name for d in sets if (d.status and d.status.observed_generation or 0)
+                  < (d.metadata.generation or 1)]
+    if unobserved:
+        return (f"no probe pod was made: the DaemonSet controller never acted on {', '.join(unobserved)} (its "
+                f"status.observedGeneration is behind its generation); {controller_manager_lease(cluster)}",
+                "look at kube-controller-manager on the masters: is one running and leading? (kubectl -n "
+                "kube-system get lease kube-controller-manager; its log: journalctl -u kube-controller-manager, "
+                "or crictl logs on a kubeadm master)")
+    made = "; ".join(f"{d.metadata.name} made {d.status.current_number_scheduled or 0} of "
+                     f"{d.status.desired_number_scheduled or 0} pods" for d in sets if d.status)
+    return (f"no probe pod was made for this node ({made})",
+            f"kubectl -n {namespace} describe daemonset -l {selector} (its events), and kube-controller-manager's "
+            "log (a controller short of API quota makes pods slowly: --kube-api-qps)")
+
+
+def controller_manager_lease(cluster, now: dt.datetime | None = None) -> str:
+    """Who holds kube-controller-manager's leader lease and how long ago it was renewed, in one line."""
+    namespace, name = CONTROLLER_MANAGER
+    try:
+        lease = cluster.coordination.read_namespaced_lease(name, namespace)
+    except ApiException as exc:
+        return (f"its Lease {namespace}/{name} does not exist (no controller manager ever led, or it does not "
+                "elect a leader)" if exc.status == 404 else
+                f"its Lease {namespace}/{name} could not be read ({exc.status} {exc.reason})")
+    renewed = lease.spec.renew_time or lease.spec.acquire_time
+    if renewed is None:
+        return f"its Lease {namespace}/{name} was never renewed"
+    age = int(((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds())
+    duration = lease.spec.lease_duration_seconds or 0
+    return (f"its Lease {namespace}/{name}, held by {lease.spec.holder_identity or '(nobody)'}, was last renewed "
+            f"{age} s ago ({'expired' if age > duration else 'current'}: it lasts {duration} s)")
