@@ -68,6 +68,7 @@ class Run:
     judgement: verdict_mod.Judgement | None = None
     baseline: list[dict] | None = None  # --baseline: the earlier runs' sign-offs, oldest first
     since: dict | None = None  # what changed since them, and what --fail-on did (signoff.json's baseline)
+    sections_left_out: int = 0  # failures pytest's terminal gave no section of its own (FAILURE_SECTIONS_UP_TO)
 
 
 STATE = pytest.StashKey[Run]()
@@ -77,6 +78,12 @@ STATE = pytest.StashKey[Run]()
 # longer walk them; at exit the run's own objects are frozen too. Together a third of a second of every run.
 gc.freeze()
 atexit.register(gc.freeze)
+
+# pytest's terminal gives each failure a section of its own, looking for the failure's teardown among every report
+# of the run: quadratic, at 500 nodes whose pod IPs all fail (2500 failures, 18,000 reports) over a minute after the
+# reports were written, for 2500 sections no terminal shows. Above this many failures they are left out, and
+# seatrials' summary says so; every finding stays in the reports.
+FAILURE_SECTIONS_UP_TO = 100
 
 # What suites/conftest.py takes: the hooks and fixtures, nothing else.
 __all__ = ["pytest_configure", "pytest_unconfigure", "pytest_configure_node", "pytest_report_header",
@@ -512,6 +519,10 @@ class RunReporter:
         state.judgement = verdict_mod.judge(facts)
         state.since = since_baseline(state, facts)
         session.exitstatus = state.judgement.exit_code
+        failures = sum(r.outcome in ("failed", "error") for r in state.reports)
+        if failures > FAILURE_SECTIONS_UP_TO and self.config.option.tbstyle != "no":
+            self.config.option.tbstyle = "no"  # read by pytest's terminal summary, which follows this hook
+            state.sections_left_out = failures
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         reporting.terminal_summary(terminalreporter, self.state)

@@ -292,3 +292,31 @@ def test_each_selected_kubelet_is_read_once_for_the_run_whatever_the_xdist_worke
     asked = sorted((pytester.path / "asked.txt").read_text().splitlines())
     assert asked == sorted([f"{n} {path}" for n in ("worker-1", "worker-3", "worker-4")
                             for path in ("logs/", "stats/summary")] + ["worker-3 configz"])  # a fault: corroborated
+
+
+MANY = """
+import pytest
+from seatrials.causes import Result
+
+
+@pytest.mark.cause("unknown")
+@pytest.mark.parametrize("i", range({count}))
+def test_row(i):
+    return Result.failed("unknown", [f"row {{i}} failed"])
+"""
+
+
+@pytest.mark.parametrize("count", [3, 101])
+def test_past_a_hundred_failures_pytest_gives_no_section_to_each(pytester, count):
+    """pytest looks for each failure's teardown among every report (quadratic: over a minute at 2500 failures of
+    500 nodes): past FAILURE_SECTIONS_UP_TO failures its per-failure sections are left out, and said so."""
+    pytester.makeconftest(CONFTEST.replace("    config.stash[STATE] = Run(settings)\n", (
+        "    config.stash[STATE] = Run(settings)\n"
+        "    from seatrials.plugin import RunReporter\n"
+        "    config.pluginmanager.register(RunReporter(config), 'seatrials-run-reporter')\n")))
+    pytester.makepyfile(test_suite=MANY.format(count=count))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret != 0 and f"{count} failed" in out
+    left_out = f"pytest's section for each failure is left out ({count} failures)"
+    assert (left_out in out, "_ test_row[0] _" in out) == ((True, False) if count > 100 else (False, True)), out[-3000:]

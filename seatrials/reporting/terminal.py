@@ -49,6 +49,9 @@ def terminal_summary(tr, state) -> None:
             tr.write_line(f"{'not checked' if judged == 'skipped' else judged}: {len(cases)} cases")
             for reason, n in reasons.most_common(6):
                 tr.write_line(f"    {n} x {reason}")
+    if state.sections_left_out:
+        tr.write_line(f"pytest's section for each failure is left out ({state.sections_left_out} failures): every "
+                      f"finding is in {state.settings.reports_dir / 'signoff.md'} (and .html, .json)")
     since_last_run(tr, state.since)
     judgement = state.judgement
     if judgement is None:
