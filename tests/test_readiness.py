@@ -265,19 +265,21 @@ def test_daemon_sets_never_acted_on_point_at_the_controller_manager_and_its_leas
     """No probe pod anywhere and the DaemonSets' status never written: no controller manager leads, and its
     lease says since when (seen on the lab: one controller manager lost its lease on a loaded machine)."""
     sets = [daemon_set("seatrials-probe-pod-r", None), daemon_set("seatrials-probe-host-r", None)]
-    reason, hint = readiness.unmade_reason(controller(sets, lease(95)), "ns", "sel")
+    reason, hint, nobody_leads = readiness.unmade_reason(controller(sets, lease(95)), "ns", "sel")
     assert "never acted on seatrials-probe-pod-r, seatrials-probe-host-r" in reason
     assert "held by master-1_5c1f, was last renewed 95 s ago (expired: it lasts 15 s)" in reason
-    assert "kube-controller-manager" in hint
-    reason, _ = readiness.unmade_reason(controller(sets), "ns", "sel")
-    assert "kube-controller-manager does not exist" in reason
+    assert "kube-controller-manager" in hint and nobody_leads
+    reason, _, nobody_leads = readiness.unmade_reason(controller(sets), "ns", "sel")
+    assert "kube-controller-manager does not exist" in reason and nobody_leads
+    reason, _, nobody_leads = readiness.unmade_reason(controller(sets, lease(3)), "ns", "sel")
+    assert "(current: it lasts 15 s)" in reason and not nobody_leads  # one leads: it may yet act
 
 
 def test_daemon_sets_acted_on_say_how_many_pods_they_made():
     sets = [daemon_set("seatrials-probe-pod-r", 1, made=3, wanted=5)]
-    reason, hint = readiness.unmade_reason(controller(sets, lease(2)), "ns", "sel")
+    reason, hint, nobody_leads = readiness.unmade_reason(controller(sets, lease(2)), "ns", "sel")
     assert reason == "no probe pod was made for this node (seatrials-probe-pod-r made 3 of 5 pods)"
-    assert "describe daemonset -l sel" in hint
+    assert "describe daemonset -l sel" in hint and not nobody_leads
 
 
 class NoPods(Api):
@@ -295,3 +297,20 @@ def test_a_wait_without_any_pod_says_why_at_its_end():
         assert s.reason.startswith("not ready after --ready-timeout 0.5 s: no probe pod was made: the DaemonSet "
                                    "controller never acted on"), s.reason
         assert "300 s ago (expired" in s.reason and "kube-controller-manager" in s.hint
+
+
+def test_with_no_pod_and_no_controller_manager_leading_the_wait_ends_after_its_grace(monkeypatch):
+    """Nothing will make the probes' pods: said after UNMADE_GRACE, not at the end of --ready-timeout; while a
+    controller manager holds its lease the wait goes on (it may yet act)."""
+    monkeypatch.setattr(readiness, "UNMADE_GRACE", 0.2)
+    sets = [daemon_set("seatrials-probe-pod-r", None), daemon_set("seatrials-probe-host-r", None)]
+    for renewed_ago, timeout, ends_early in ((300, 180, True), (0, 1.5, False)):
+        cluster = controller(sets, lease(renewed_ago, duration=3600 if not ends_early else 15))
+        cluster.core = NoPods()
+        started = time.monotonic()
+        found = wait_ready(cluster, "ns", "r", ["worker-1"], timeout=timeout)
+        took = time.monotonic() - started
+        s = found[("pod", "worker-1")]
+        assert s.reason.startswith("no probe pod was made" if ends_early else "not ready after --ready-timeout 1.5 s")
+        assert (took < 5) if ends_early else (took >= 1.5), took
+        assert s.final == ends_early

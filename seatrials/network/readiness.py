@@ -12,7 +12,9 @@ the wait), and settles a probe as soon as the reason is final:
 - admission refuses the DaemonSet's pods (Pod Security, a policy engine): at once;
 - its container keeps exiting: after its second start;
 - its sandbox cannot be made (CNI) or the scheduler refuses it otherwise:
-  after a longer grace.
+  after a longer grace;
+- no probe pod was made at all, the DaemonSets never acted on and no
+  kube-controller-manager holding its lease: after 30 s.
 
 Each settled probe carries a catalog cause and its evidence, so the report
 says per node what is wrong and the fix, and the other nodes are judged fully.
@@ -198,6 +200,7 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
     status = {(side, n): ProbeStatus(n, side) for side in SIDES.values() for n in nodes}
     deadline = time.monotonic() + timeout
     slow_due = time.monotonic()
+    unmade_due = time.monotonic() + UNMADE_GRACE  # then once: no pod at all, is anything going to make them?
 
     def crash_log(pod) -> str:
         try:
@@ -223,6 +226,11 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
                 events = [e for e in event_mirror.items()
                           if e.involved_object.name in by_name or run_id in e.involved_object.name]
                 apply_events(status, events, by_name)
+                if not pods and time.monotonic() >= unmade_due:
+                    unmade_due = deadline
+                    if (unmade := unmade_reason(cluster, namespace, selector)) and unmade[2]:
+                        for s in status.values():  # nothing will make their pods: said now, not at the timeout
+                            s.fail(UNKNOWN, unmade[0], unmade[1])
             if all(s.settled for s in status.values()) or time.monotonic() >= deadline:
                 break
             time.sleep(QUICKEST)
@@ -235,7 +243,7 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
     for s in status.values():
         if not s.settled:
             if not s.pod and unmade:
-                s.reason, s.hint = unmade
+                s.reason, s.hint = unmade[:2]
             s.reason = f"not ready after --ready-timeout {timeout:g} s: {s.reason}"
             s.hint = s.hint or f"kubectl -n {namespace} describe pod {s.pod or '-l ' + selector}"
     return status
@@ -243,13 +251,17 @@ def wait_ready(cluster, namespace: str, run_id: str, nodes: list[str],
 
 # ---------------------------------------------------------------- no pod made
 CONTROLLER_MANAGER = ("kube-system", "kube-controller-manager")  # the Lease its leader renews
+# Seconds of the wait with no probe pod at all before asking why: a DaemonSet controller acts within a second or two,
+# and a controller manager failing over takes the lease within its duration and a retry (15 + 2 s by default).
+UNMADE_GRACE = 30.0
 
 
-def unmade_reason(cluster, namespace: str, selector: str) -> tuple[str, str] | None:
-    """Why a node has no probe pod after the whole wait, as the probe DaemonSets' status says: a DaemonSet
-    whose status the controller never wrote (observedGeneration behind its generation) was never acted on, so
-    no kube-controller-manager leads (its lease says since when); one it did act on made pods for other nodes
-    and not this one. None when the DaemonSets cannot be read (the pod's absence is all there is to say)."""
+def unmade_reason(cluster, namespace: str, selector: str) -> tuple[str, str, bool] | None:
+    """Why a node has no probe pod, as the probe DaemonSets' status says, and whether nothing will make one: a
+    DaemonSet whose status the controller never wrote (observedGeneration behind its generation) was never acted
+    on, and with kube-controller-manager's lease expired (or absent) no controller manager leads; one it did act
+    on made pods for other nodes and not this one. None when the DaemonSets cannot be read (the pod's absence is
+    all there is to say)."""
     try:
         sets = cluster.apps.list_namespaced_daemon_set(namespace, label_selector=selector).items
     except ApiException:
@@ -257,31 +269,34 @@ def unmade_reason(cluster, namespace: str, selector: str) -> tuple[str, str] | N
     unobserved = [d.metadata.name for d in sets if (d.status and d.status.observed_generation or 0)
                   < (d.metadata.generation or 1)]
     if unobserved:
+        lease, leads = controller_manager_lease(cluster)
         return (f"no probe pod was made: the DaemonSet controller never acted on {', '.join(unobserved)} (its "
-                f"status.observedGeneration is behind its generation); {controller_manager_lease(cluster)}",
+                f"status.observedGeneration is behind its generation); {lease}",
                 "look at kube-controller-manager on the masters: is one running and leading? (kubectl -n "
                 "kube-system get lease kube-controller-manager; its log: journalctl -u kube-controller-manager, "
-                "or crictl logs on a kubeadm master)")
+                "or crictl logs on a kubeadm master)", leads is False)
     made = "; ".join(f"{d.metadata.name} made {d.status.current_number_scheduled or 0} of "
                      f"{d.status.desired_number_scheduled or 0} pods" for d in sets if d.status)
     return (f"no probe pod was made for this node ({made})",
             f"kubectl -n {namespace} describe daemonset -l {selector} (its events), and kube-controller-manager's "
-            "log (a controller short of API quota makes pods slowly: --kube-api-qps)")
+            "log (a controller short of API quota makes pods slowly: --kube-api-qps)", False)
 
 
-def controller_manager_lease(cluster, now: dt.datetime | None = None) -> str:
-    """Who holds kube-controller-manager's leader lease and how long ago it was renewed, in one line."""
+def controller_manager_lease(cluster, now: dt.datetime | None = None) -> tuple[str, bool | None]:
+    """Who holds kube-controller-manager's leader lease and how long ago it was renewed, in one line, and whether
+    a controller manager leads by it (None: the lease could not be read)."""
     namespace, name = CONTROLLER_MANAGER
     try:
         lease = cluster.coordination.read_namespaced_lease(name, namespace)
     except ApiException as exc:
-        return (f"its Lease {namespace}/{name} does not exist (no controller manager ever led, or it does not "
-                "elect a leader)" if exc.status == 404 else
-                f"its Lease {namespace}/{name} could not be read ({exc.status} {exc.reason})")
+        if exc.status == 404:
+            return (f"its Lease {namespace}/{name} does not exist (no controller manager ever led, or it does not "
+                    "elect a leader)"), False
+        return f"its Lease {namespace}/{name} could not be read ({exc.status} {exc.reason})", None
     renewed = lease.spec.renew_time or lease.spec.acquire_time
     if renewed is None:
-        return f"its Lease {namespace}/{name} was never renewed"
+        return f"its Lease {namespace}/{name} was never renewed", False
     age = int(((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds())
     duration = lease.spec.lease_duration_seconds or 0
     return (f"its Lease {namespace}/{name}, held by {lease.spec.holder_identity or '(nobody)'}, was last renewed "
-            f"{age} s ago ({'expired' if age > duration else 'current'}: it lasts {duration} s)")
+            f"{age} s ago ({'expired' if age > duration else 'current'}: it lasts {duration} s)"), age <= duration
