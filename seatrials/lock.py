@@ -32,12 +32,15 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "seatrials"}
 RUN_LABEL = "seatrials.io/run-id"
 
 
-def lease_expired(lease, now: dt.datetime | None = None) -> bool:
+def lease_age(lease, now: dt.datetime | None = None) -> float | None:
+    """Seconds since the lease was last renewed (or taken); None when it never was."""
     renewed = lease.spec.renew_time or lease.spec.acquire_time
-    if renewed is None:
-        return True
-    age = ((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds()
-    return age > (lease.spec.lease_duration_seconds or LEASE_SECONDS)
+    return None if renewed is None else ((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds()
+
+
+def lease_expired(lease, now: dt.datetime | None = None) -> bool:
+    age = lease_age(lease, now)
+    return age is None or age > (lease.spec.lease_duration_seconds or LEASE_SECONDS)
 
 
 class ClusterLock:

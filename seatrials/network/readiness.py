@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 
 from seatrials.causes import UNKNOWN
 from seatrials.cluster import Mirror, SetupError
+from seatrials.lock import lease_age
 from seatrials.topology import node_not_ready
 
 NODE_NOT_READY = "node-not-ready"
@@ -293,10 +294,9 @@ def controller_manager_lease(cluster, now: dt.datetime | None = None) -> tuple[s
             return (f"its Lease {namespace}/{name} does not exist (no controller manager ever led, or it does not "
                     "elect a leader)"), False
         return f"its Lease {namespace}/{name} could not be read ({exc.status} {exc.reason})", None
-    renewed = lease.spec.renew_time or lease.spec.acquire_time
-    if renewed is None:
+    age = lease_age(lease, now)
+    if age is None:
         return f"its Lease {namespace}/{name} was never renewed", False
-    age = int(((now or dt.datetime.now(dt.UTC)) - renewed).total_seconds())
-    duration = lease.spec.lease_duration_seconds or 0
+    age, duration = int(age), lease.spec.lease_duration_seconds or 0
     return (f"its Lease {namespace}/{name}, held by {lease.spec.holder_identity or '(nobody)'}, was last renewed "
             f"{age} s ago ({'expired' if age > duration else 'current'}: it lasts {duration} s)"), age <= duration
