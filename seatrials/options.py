@@ -163,8 +163,9 @@ class Settings:
                           "then exit", False, action="store_true")
     probe_timeout: float = option("--probe-timeout", "connect timeout of one probe, seconds (default 2)", 2.0,
                                   parse=float, check=positive)
-    probe_retries: int = option("--probe-retries", "extra tries for a failed probe; only failures are retried "
-                                                   "(default 1)", 1, parse=int, check=not_negative)
+    probe_retries: int = option("--probe-retries", "extra tries for a failed probe; only failures are retried, "
+                                                   "after every first try (default 1)", 1, parse=int,
+                                check=not_negative)
     ready_timeout: float = option("--ready-timeout", "how long probe pods may take to start, seconds "
                                                      "(default 180)", 180.0, parse=float, check=positive)
     lock_wait: float = option("--lock-wait", "seconds to wait for another run's lock on the cluster before "

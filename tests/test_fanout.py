@@ -5,6 +5,7 @@ an unreachable network, all probed in parallel by one invocation."""
 import math
 import shutil
 import subprocess
+import sys
 import time
 from importlib import resources
 
@@ -29,14 +30,16 @@ ip route add 10.99.0.2/32 dev lo
 iptables -A INPUT -d 10.99.0.2 -j DROP
 mkdir -p {www} && echo "probe-pod-a worker-1" > {www}/id && echo ok > {www}/healthz
 {bb} httpd -f -p 10.99.0.1:9376 -h {www} &
-trap 'kill $!' EXIT  # the probe server goes with the namespace
+server=$!
+trap 'kill $server' EXIT  # the probe server goes with the namespace
 for i in $(seq 100); do echo | {bb} nc 10.99.0.1 9376 >/dev/null 2>&1 && break; sleep 0.05; done  # it listens
 """
 
 
-def fan_out(tmp_path, targets, timeout=1, retries=1, in_flight=paths.MIN_IN_FLIGHT):
+def fan_out(tmp_path, targets, timeout=1, retries=1, in_flight=paths.MIN_IN_FLIGHT, servers=""):
+    """stdout of one fan-out and its seconds; `servers`: more shell to run in the namespace before it."""
     www = tmp_path / "www"
-    script = SETUP.format(www=www, bb=BUSYBOX) + f'{BUSYBOX} sh -c "$0" "$@"'
+    script = SETUP.format(www=www, bb=BUSYBOX) + servers + f'{BUSYBOX} sh -c "$0" "$@"'
     args = ["unshare", "--net", "sh", "-c", script, SCRIPT, "fanout", str(timeout), str(retries),
             str(in_flight), *(t.arg() for t in targets)]
     env = {"PATH": f"{tmp_path}/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -78,6 +81,44 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
     assert results[("external-ip", "worker-9")].tries >= 2 * (math.log(2) + 11.5)
     # parallel: the black hole's two timed-out tries and the 3 s backends deadline overlap
     assert elapsed < 8
+
+
+HOLDING_PEER = """
+import socket, sys, time
+server = socket.create_server(("10.99.0.1", 9380))
+while True:
+    conn, _ = server.accept()
+    conn.recv(1024)
+    conn.sendall(b"HTTP/1.0 200 OK\\r\\n\\r\\nslow-peer worker-2\\n")
+    time.sleep(float(sys.argv[1]))  # answered, and the close comes late
+    conn.close()
+"""
+
+
+def test_a_peer_that_answered_and_was_slow_to_close_is_a_path_that_works(tmp_path):
+    """On a node short of CPU the answer can come back and the connection's end not within the try's time, so
+    nc is ended by `timeout` with the answer in hand (lab, 3 + 12 on 2 cores: "host-to-host worker-2 -> master-1:
+    timeout after 2 tries, HTTP/1.1 200 OK ..."): the answer proves the path both ways, and one try is enough."""
+    (tmp_path / "peer.py").write_text(HOLDING_PEER)
+    holding = f"{BUSYBOX} timeout 10 {sys.executable} {tmp_path / 'peer.py'} 5 >/dev/null 2>&1 & sleep 0.5\n"
+    targets = [Target("host-to-host", "worker-2", "tcp", "10.99.0.1", "9380")]
+    stdout, _ = fan_out(tmp_path, targets, servers=holding)
+    [result] = paths.parse("src", "host", targets, stdout, None)
+    assert (result.outcome, result.tries) == ("ok", 1), stdout
+    assert result.detail == "answered by slow-peer worker-2"
+
+
+def test_failures_are_retried_once_every_first_try_is_done(tmp_path):
+    """A probe refused in a busy moment (here: a server that starts a second late) is tried again after the first
+    pass, which a black hole holds open for its timeout, not at once within that moment."""
+    late = (f"{{ sleep 1; {BUSYBOX} timeout 8 {BUSYBOX} httpd -f -p 10.99.0.1:9381 -h {tmp_path / 'www'}; }} "
+            ">/dev/null 2>&1 &\n")
+    targets = [Target("pod-to-pod", "late", "tcp", "10.99.0.1", "9381"),
+               Target("pod-to-pod", "blackhole", "tcp", "10.99.0.2", "9376")]
+    stdout, _ = fan_out(tmp_path, targets, servers=late)
+    results = {r.target: r for r in paths.parse("src", "pod", targets, stdout, None)}
+    assert (results["late"].outcome, results["late"].tries) == ("ok", 2), stdout
+    assert (results["blackhole"].outcome, results["blackhole"].tries) == ("timeout", 2)
 
 
 def test_a_backend_is_not_given_up_on_after_one_round_with_a_request_lost(tmp_path):

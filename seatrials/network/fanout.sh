@@ -1,9 +1,9 @@
 # seatrials fan-out, run inside a probe pod with busybox sh by ONE exec per source:
 # targets are probed in parallel, at most IN_FLIGHT at a time (a sliding window:
-# a free slot starts the next one), and only failures are retried, so a source
-# costs one API call and about one timeout per IN_FLIGHT failing targets.
-# A retry waits half as long as the first try: the first connect timeout already
-# covered the kernel's own SYN retransmission.
+# a free slot starts the next one), and only failures are retried, once every
+# first try is done, so a source costs one API call and about one timeout per
+# IN_FLIGHT failing targets. A retry waits half as long as the first try: the
+# first connect timeout already covered the kernel's own SYN retransmission.
 #
 #   sh -c "$(cat fanout.sh)" fanout TIMEOUT RETRIES IN_FLIGHT TARGET...
 #   TARGET = id,tcp,ADDRESS,PORT | id,icmp,ADDRESS,- | id,dns,NAME,- |
@@ -35,17 +35,25 @@ routes() { ip -4 route 2>&1; }
 # LIMIT: how much of an output to keep (a routing table is kept whole)
 report() { printf 'ST|%s|%s|%s|%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\r\n|' '\t\t ' | cut -c1-"${LIMIT:-400}")"; }
 
+# One target's tries: on the first pass one, at the full wait; a failure is then left in $failed for the
+# retries, which run once the first pass is over (see the end).
 single() {
-  id=$1 mode=$2 addr=$3 port=$4 n=0 W=$T
+  id=$1 mode=$2 addr=$3 port=$4 pass=$5
+  if [ "$pass" = first ]; then n=1 W=$T last=1; else n=2 W=$RETRY_WAIT last=$((R + 1)); fi
   while :; do
-    n=$((n + 1))
     out=$($mode "$addr" "$port")
     rc=$?
-    # nc exits 0 when the peer closes, even with nothing said: only an answer counts
+    # nc exits 0 when the peer closes, even with nothing said: only an answer counts; and an answer counts
+    # however nc ended (a peer that answered and was slow to close, on a node short of CPU, is a path that works)
     [ "$mode" = tcp ] && [ $rc -eq 0 ] && [ -z "$out" ] && rc=1 && out="connected, no answer"
-    [ $rc -eq 0 ] || [ $n -gt "$R" ] && break
-    W=$RETRY_WAIT
+    case "$mode:$out" in tcp:HTTP/* | health:HTTP/*) rc=0 ;; esac
+    [ $rc -eq 0 ] || [ $n -ge $last ] && break
+    n=$((n + 1))
   done
+  if [ $rc -ne 0 ] && [ "$pass" = first ] && [ "$R" -gt 0 ]; then
+    echo "$id,$mode,$addr,$port" >> "$failed"  # one short line: appends from parallel probes stay whole
+    return
+  fi
   if [ "$mode" = routes ]; then LIMIT=16000 report "$id" "$rc" "$n" "$out"; else report "$id" "$rc" "$n" "$out"; fi
 }
 
@@ -110,16 +118,28 @@ exec 3<> "$slots"
 rm -f "$slots"
 i=0
 while [ $i -lt "$IN_FLIGHT" ]; do echo >&3; i=$((i + 1)); done
-for t in "$@"; do
-  IFS=,
-  # shellcheck disable=SC2086
-  set -- $t
-  unset IFS
-  read -r _ <&3
-  if [ "$2" = backends ]; then
-    (backends "$1" "$3" "$4" "$5" "$6"; echo >&3) &
-  else
-    (single "$1" "$2" "$3" "$4"; echo >&3) &
-  fi
-done
-wait
+# PASS TARGET...: each target in the window, then wait for the last
+window() {
+  pass=$1
+  shift
+  for t in "$@"; do
+    IFS=,
+    # shellcheck disable=SC2086
+    set -- $t
+    unset IFS
+    read -r _ <&3
+    if [ "$2" = backends ]; then
+      (backends "$1" "$3" "$4" "$5" "$6"; echo >&3) &
+    else
+      (single "$1" "$2" "$3" "$4" "$pass"; echo >&3) &
+    fi
+  done
+  wait
+}
+# Every first try, then the retries of what failed: a failure that only a busy moment made (a node short of CPU
+# while every probe of every source starts) is tried again once that moment has passed, not within it.
+failed=$(mktemp)
+window first "$@"
+# shellcheck disable=SC2046
+window retry $(cat "$failed")
+rm -f "$failed"
