@@ -86,6 +86,7 @@ def test_every_outcome_in_one_parallel_pass(tmp_path):
 HOLDING_PEER = """
 import socket, sys, time
 server = socket.create_server(("10.99.0.1", 9380))
+open(sys.argv[2], "w").close()  # listening
 while True:
     conn, _ = server.accept()
     conn.recv(1024)
@@ -100,7 +101,9 @@ def test_a_peer_that_answered_and_was_slow_to_close_is_a_path_that_works(tmp_pat
     nc is ended by `timeout` with the answer in hand (lab, 3 + 12 on 2 cores: "host-to-host worker-2 -> master-1:
     timeout after 2 tries, HTTP/1.1 200 OK ..."): the answer proves the path both ways, and one try is enough."""
     (tmp_path / "peer.py").write_text(HOLDING_PEER)
-    holding = f"{BUSYBOX} timeout 10 {sys.executable} {tmp_path / 'peer.py'} 5 >/dev/null 2>&1 & sleep 0.5\n"
+    ready = tmp_path / "listening"
+    holding = (f"{BUSYBOX} timeout 10 {sys.executable} {tmp_path / 'peer.py'} 5 {ready} >/dev/null 2>&1 &\n"
+               f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.05; done\n")
     targets = [Target("host-to-host", "worker-2", "tcp", "10.99.0.1", "9380")]
     stdout, _ = fan_out(tmp_path, targets, servers=holding)
     [result] = paths.parse("src", "host", targets, stdout, None)
@@ -110,12 +113,13 @@ def test_a_peer_that_answered_and_was_slow_to_close_is_a_path_that_works(tmp_pat
 
 def test_failures_are_retried_once_every_first_try_is_done(tmp_path):
     """A probe refused in a busy moment (here: a server that starts a second late) is tried again after the first
-    pass, which a black hole holds open for its timeout, not at once within that moment."""
+    pass, which a black hole holds open for its timeout (3 s: the wait and nc's own second), not at once within
+    that moment."""
     late = (f"{{ sleep 1; {BUSYBOX} timeout 8 {BUSYBOX} httpd -f -p 10.99.0.1:9381 -h {tmp_path / 'www'}; }} "
             ">/dev/null 2>&1 &\n")
     targets = [Target("pod-to-pod", "late", "tcp", "10.99.0.1", "9381"),
                Target("pod-to-pod", "blackhole", "tcp", "10.99.0.2", "9376")]
-    stdout, _ = fan_out(tmp_path, targets, servers=late)
+    stdout, _ = fan_out(tmp_path, targets, timeout=2, servers=late)
     results = {r.target: r for r in paths.parse("src", "pod", targets, stdout, None)}
     assert (results["late"].outcome, results["late"].tries) == ("ok", 2), stdout
     assert (results["blackhole"].outcome, results["blackhole"].tries) == ("timeout", 2)
